@@ -1,0 +1,117 @@
+//! Resource API v1 bodies.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use validator::{Validate, ValidationError};
+
+/// Longest accepted resource name, in Unicode characters after trimming.
+pub const NAME_MAX_CHARS: u64 = 255;
+
+/// Who owns a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Owner {
+    /// Owner id.
+    pub id: i64,
+    /// The OAuth client the owner last wrote through.
+    pub client_id: String,
+    /// Display name of the owner.
+    pub name: String,
+}
+
+/// A stored resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Resource {
+    /// Resource id: a positive integer.
+    pub id: i64,
+    /// The name, unique per owner.
+    pub name: String,
+    /// The owner, the only one who may change or delete it.
+    pub owner: Owner,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+    /// When it last changed (RFC 3339, UTC); never earlier than `created_at`.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `GET /api/resource/v1/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ResourceList {
+    /// One page of resources, ordered by id.
+    pub resources: Vec<Resource>,
+}
+
+/// Body of `POST` and `PUT /api/resource/v1/...`.
+///
+/// The name is trimmed while it is read, so validation and storage see the same string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceInput {
+    /// 1 to 255 characters after trimming; no NUL character.
+    #[serde(deserialize_with = "trimmed")]
+    #[validate(
+        length(min = 1, max = NAME_MAX_CHARS, message = "must be 1 to 255 characters after trimming"),
+        custom(function = "no_nul")
+    )]
+    #[schema(min_length = 1, max_length = 255, example = "my resource")]
+    pub name: String,
+}
+
+impl ResourceInput {
+    /// A body naming `name` (sent as given; the server trims it).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+}
+
+fn trimmed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let value = String::deserialize(deserializer)?;
+    Ok(value.trim().to_owned())
+}
+
+fn no_nul(name: &str) -> Result<(), ValidationError> {
+    if name.contains('\0') {
+        let mut error = ValidationError::new("nul");
+        error.message = Some("must not contain a NUL character".into());
+        return Err(error);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<ResourceInput, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn name_is_trimmed_when_read() {
+        assert_eq!(parse(r#"{"name":"  spaced \t"}"#).unwrap().name, "spaced");
+    }
+
+    #[test]
+    fn blank_name_fails_validation() {
+        assert!(parse(r#"{"name":"   "}"#).unwrap().validate().is_err());
+    }
+
+    #[test]
+    fn length_counts_characters_not_bytes() {
+        let name = "é".repeat(255);
+        assert!(ResourceInput::new(name).validate().is_ok());
+        assert!(ResourceInput::new("é".repeat(256)).validate().is_err());
+    }
+
+    #[test]
+    fn nul_character_fails_validation() {
+        let errors = ResourceInput::new("a\0b").validate().unwrap_err();
+        assert!(errors.field_errors().contains_key("name"));
+    }
+
+    #[test]
+    fn unknown_field_is_refused() {
+        let error = parse(r#"{"name":"x","colour":"red"}"#).unwrap_err();
+        assert!(error.to_string().contains("colour"));
+    }
+}

@@ -1,0 +1,86 @@
+//! Liveness and readiness.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use mrmat_api_types::health::{HealthStatus, Liveness, Readiness};
+
+use super::method_not_allowed;
+use crate::db;
+use crate::startup::AppState;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(liveness))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/healthz/ready")
+            .route(web::get().to(readiness))
+            .default_service(method_not_allowed("GET")),
+    );
+}
+
+/// The process is alive.
+#[utoipa::path(
+    get,
+    path = "/healthz/",
+    tag = "health",
+    responses((status = 200, description = "Alive", body = Liveness))
+)]
+pub(super) async fn liveness() -> web::Json<Liveness> {
+    web::Json(Liveness {
+        status: HealthStatus::Ok,
+    })
+}
+
+/// Whether the database and the identity provider answer.
+#[utoipa::path(
+    get,
+    path = "/healthz/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "Every dependency answers", body = Readiness),
+        (status = 503, description = "A dependency fails", body = Readiness)
+    )
+)]
+pub(super) async fn readiness(state: web::Data<AppState>) -> HttpResponse {
+    let mut checks = BTreeMap::new();
+    let mut healthy = true;
+
+    let database = match db::ping(&state.db).await {
+        Ok(()) => "OK",
+        Err(_) => {
+            healthy = false;
+            "UNREACHABLE"
+        }
+    };
+    checks.insert("database".to_owned(), database.to_owned());
+
+    let oidc = match &state.auth {
+        None => "NOT_CONFIGURED",
+        Some(auth) => {
+            let health = auth.check().await;
+            if health != crate::auth::ProviderHealth::Ok {
+                healthy = false;
+            }
+            health.as_str()
+        }
+    };
+    checks.insert("oidc".to_owned(), oidc.to_owned());
+
+    let body = Readiness {
+        status: if healthy {
+            HealthStatus::Ok
+        } else {
+            HealthStatus::Degraded
+        },
+        checks,
+    };
+    if healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

@@ -1,0 +1,3 @@
+//! The resource API.
+
+pub mod v1;

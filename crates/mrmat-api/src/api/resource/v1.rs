@@ -1,0 +1,217 @@
+//! Resource v1: CRUD on named resources. Anyone with the read scope reads everything;
+//! writers create resources for themselves and change or delete only their own.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use mrmat_api_types::Problem;
+use mrmat_api_types::resource::{Resource, ResourceInput, ResourceList};
+use utoipa::OpenApi;
+
+use crate::api::{Mount, method_not_allowed};
+use crate::auth::{Authorized, Principal, ResourceRead, ResourceWrite};
+use crate::db;
+use crate::db::resources::{self as store, OwnerIdentity};
+use crate::error::ApiError;
+use crate::extract::{JsonBody, Paging, parse_id};
+use crate::forwarded;
+use crate::startup::AppState;
+
+/// Mounted at `/api/resource/v1`.
+pub const MOUNT: Mount = Mount {
+    name: "resource",
+    version: "v1",
+    prefix: "/api/resource/v1",
+    configure,
+    openapi: Doc::openapi,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(list, get, create, update, delete),
+    components(schemas(Resource, ResourceList, ResourceInput))
+)]
+struct Doc;
+
+fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("")
+            .route(web::get().to(list))
+            .route(web::post().to(create))
+            .default_service(method_not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/{id}")
+            .route(web::get().to(get))
+            .route(web::put().to(update))
+            .route(web::delete().to(delete))
+            .default_service(method_not_allowed("GET, PUT, DELETE")),
+    );
+}
+
+fn owner(principal: &Principal) -> OwnerIdentity<'_> {
+    OwnerIdentity {
+        subject: &principal.subject,
+        client_id: &principal.client_id,
+        name: &principal.username,
+    }
+}
+
+/// Lists resources, ordered by id.
+#[utoipa::path(
+    get,
+    path = "/api/resource/v1/",
+    tag = "resource",
+    security(("bearer" = ["mrmat-api-resource-read"])),
+    params(
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 100)"),
+        ("offset" = Option<i64>, Query, description = "Resources to skip (default 0)")
+    ),
+    responses(
+        (status = 200, description = "One page of resources", body = ResourceList),
+        (status = 400, description = "Bad limit or offset", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn list(
+    _auth: Authorized<ResourceRead>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<web::Json<ResourceList>, ApiError> {
+    let paging = Paging::from_query(req.query_string())?;
+    let rows = db::run(&state.db, move |conn| {
+        Ok(store::list(conn, paging.limit, paging.offset)?)
+    })
+    .await?;
+    Ok(web::Json(ResourceList {
+        resources: rows.into_iter().map(store::to_wire).collect(),
+    }))
+}
+
+/// Reads one resource.
+#[utoipa::path(
+    get,
+    path = "/api/resource/v1/{id}",
+    tag = "resource",
+    security(("bearer" = ["mrmat-api-resource-read"])),
+    params(("id" = i64, Path, description = "Resource id")),
+    responses(
+        (status = 200, description = "The resource", body = Resource),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn get(
+    _auth: Authorized<ResourceRead>,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<Resource>, ApiError> {
+    let id = parse_id(&id)?;
+    let row = db::run(&state.db, move |conn| Ok(store::get(conn, id)?)).await?;
+    Ok(web::Json(store::to_wire(row)))
+}
+
+/// Creates a resource owned by the caller.
+#[utoipa::path(
+    post,
+    path = "/api/resource/v1/",
+    tag = "resource",
+    security(("bearer" = ["mrmat-api-resource-write"])),
+    request_body = ResourceInput,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = Resource),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller already has a resource of that name", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name or unknown field", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn create(
+    auth: Authorized<ResourceWrite>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let input: ResourceInput = body.parse().await?;
+    let principal = auth.principal;
+    let row = db::run(&state.db, move |conn| {
+        Ok(store::create(conn, &owner(&principal), &input.name)?)
+    })
+    .await?;
+    let resource = store::to_wire(row);
+    let path = format!("{}/{}", MOUNT.prefix, resource.id);
+    let location = match forwarded::base_url(&req, &state.trusted_proxies) {
+        Some(base) => format!("{base}{path}"),
+        None => path,
+    };
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(resource))
+}
+
+/// Renames a resource the caller owns.
+#[utoipa::path(
+    put,
+    path = "/api/resource/v1/{id}",
+    tag = "resource",
+    security(("bearer" = ["mrmat-api-resource-write"])),
+    params(("id" = i64, Path, description = "Resource id")),
+    request_body = ResourceInput,
+    responses(
+        (status = 200, description = "The changed resource", body = Resource),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the write scope, or the caller is not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The owner already has another resource of that name", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name or unknown field", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn update(
+    auth: Authorized<ResourceWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: JsonBody,
+) -> Result<web::Json<Resource>, ApiError> {
+    let id = parse_id(&id)?;
+    let input: ResourceInput = body.parse().await?;
+    let principal = auth.principal;
+    let row = db::run(&state.db, move |conn| {
+        Ok(store::update(conn, &owner(&principal), id, &input.name)?)
+    })
+    .await?;
+    Ok(web::Json(store::to_wire(row)))
+}
+
+/// Deletes a resource the caller owns.
+#[utoipa::path(
+    delete,
+    path = "/api/resource/v1/{id}",
+    tag = "resource",
+    security(("bearer" = ["mrmat-api-resource-write"])),
+    params(("id" = i64, Path, description = "Resource id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the write scope, or the caller is not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn delete(
+    auth: Authorized<ResourceWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let principal = auth.principal;
+    db::run(&state.db, move |conn| {
+        Ok(store::delete(conn, &owner(&principal), id)?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,114 @@
+//! The bearer token of a request (RFC 6750 section 2.1): only the `Authorization` header.
+//!
+//! Parsed here rather than with actix-web-httpauth's `Bearer`, whose scheme match is
+//! case-sensitive and whose errors are not problem+json; tokens in the query string or the
+//! body are ignored on purpose (they end up in logs and caches).
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+
+use crate::error::ApiError;
+
+/// Longest token passed on to the provider; anything longer is refused unseen.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The token, or why there is none: "no token" (missing header, other scheme, empty
+/// token) is 401 without an error code; a malformed one is `invalid_token`.
+pub(super) fn token(req: &HttpRequest) -> Result<String, ApiError> {
+    let missing = ApiError::Unauthenticated {
+        invalid_token: false,
+    };
+    let invalid = ApiError::Unauthenticated {
+        invalid_token: true,
+    };
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(missing);
+    };
+    let Ok(value) = value.to_str() else {
+        return Err(invalid);
+    };
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(missing);
+    }
+    let token = rest.trim();
+    if token.is_empty() {
+        return Err(missing);
+    }
+    if token.len() > MAX_TOKEN_LEN || !is_b64token(token) {
+        return Err(invalid);
+    }
+    Ok(token.to_owned())
+}
+
+/// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn parse(value: &str) -> Result<String, ApiError> {
+        token(
+            &TestRequest::default()
+                .insert_header((header::AUTHORIZATION, value))
+                .to_http_request(),
+        )
+    }
+
+    fn is_missing(result: Result<String, ApiError>) -> bool {
+        matches!(
+            result,
+            Err(ApiError::Unauthenticated {
+                invalid_token: false
+            })
+        )
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(parse("bearer abc.def").unwrap(), "abc.def");
+        assert_eq!(parse("BEARER abc").unwrap(), "abc");
+    }
+
+    #[test]
+    fn other_scheme_counts_as_no_token() {
+        assert!(is_missing(parse("Basic dXNlcjpwYXNz")));
+    }
+
+    #[test]
+    fn empty_bearer_counts_as_no_token() {
+        assert!(is_missing(parse("Bearer")));
+        assert!(is_missing(parse("Bearer    ")));
+    }
+
+    #[test]
+    fn missing_header_is_no_token() {
+        assert!(is_missing(token(&TestRequest::default().to_http_request())));
+    }
+
+    #[test]
+    fn token_with_spaces_is_invalid() {
+        assert!(matches!(
+            parse("Bearer abc def"),
+            Err(ApiError::Unauthenticated {
+                invalid_token: true
+            })
+        ));
+    }
+
+    #[test]
+    fn padding_is_allowed_only_at_the_end() {
+        assert!(parse("Bearer abc==").is_ok());
+        assert!(parse("Bearer a=bc").is_err());
+    }
+}

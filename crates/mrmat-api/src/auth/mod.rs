@@ -1,0 +1,145 @@
+//! Bearer-token authentication: who is calling and what they may do.
+//!
+//! [`Principal`] is the extractor for "any valid access token"; [`Authorized<S>`] also
+//! demands a scope, visible in the handler's signature. Both run before any body or path
+//! parsing, so an unauthenticated request is always answered 401 first.
+
+mod bearer;
+mod introspection;
+mod provider;
+
+use std::marker::PhantomData;
+use std::time::SystemTime;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+
+pub use introspection::{Authenticator, ProviderHealth};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// The scopes this API understands. A closed set: routes name one of these, never a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Read resources.
+    ResourceRead,
+    /// Create, change and delete one's own resources.
+    ResourceWrite,
+}
+
+impl Scope {
+    /// Every scope, for metadata documents.
+    pub const ALL: [Scope; 2] = [Scope::ResourceRead, Scope::ResourceWrite];
+
+    /// The scope's name in tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ResourceRead => "mrmat-api-resource-read",
+            Self::ResourceWrite => "mrmat-api-resource-write",
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The holder of a valid access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Stable identity: the token's `sub`, or its `client_id` for a token that has no
+    /// user (client credentials).
+    pub subject: String,
+    /// Display name: `preferred_username`, else `username`, else the subject.
+    pub username: String,
+    /// The client the token was issued to: `client_id`, else `azp`.
+    pub client_id: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// When the token expires, when the provider said.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl Principal {
+    /// Whether the token carries `scope`.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.iter().any(|s| s == scope.as_str())
+    }
+
+    fn is_expired(&self) -> bool {
+        self.expires_at.is_some_and(|at| at <= SystemTime::now())
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer::token(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
+            let auth = state.auth.as_ref().ok_or(ApiError::AuthNotConfigured)?;
+            let token = token?;
+            let principal = auth.authenticate(&token).await?;
+            if principal.is_expired() {
+                return Err(ApiError::Unauthenticated {
+                    invalid_token: true,
+                });
+            }
+            Ok(principal)
+        })
+    }
+}
+
+/// A scope a route requires, as a type: `Authorized<ResourceWrite>` in a signature.
+pub trait RequiredScope {
+    /// The scope.
+    const SCOPE: Scope;
+}
+
+/// Marker for [`Scope::ResourceRead`].
+#[derive(Debug)]
+pub struct ResourceRead;
+impl RequiredScope for ResourceRead {
+    const SCOPE: Scope = Scope::ResourceRead;
+}
+
+/// Marker for [`Scope::ResourceWrite`].
+#[derive(Debug)]
+pub struct ResourceWrite;
+impl RequiredScope for ResourceWrite {
+    const SCOPE: Scope = Scope::ResourceWrite;
+}
+
+/// A [`Principal`] whose token carries the scope `S`; 403 `insufficient_scope` otherwise.
+#[derive(Debug)]
+pub struct Authorized<S: RequiredScope> {
+    /// The caller.
+    pub principal: Principal,
+    scope: PhantomData<S>,
+}
+
+impl<S: RequiredScope + 'static> FromRequest for Authorized<S> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let principal = Principal::from_request(req, payload);
+        Box::pin(async move {
+            let principal = principal.await?;
+            if !principal.has_scope(S::SCOPE) {
+                return Err(ApiError::InsufficientScope(S::SCOPE));
+            }
+            Ok(Self {
+                principal,
+                scope: PhantomData,
+            })
+        })
+    }
+}

@@ -1,0 +1,126 @@
+//! The identity provider's introspection endpoint: from OIDC discovery, or straight from a
+//! client_secrets.json.
+//!
+//! The discovery document is fetched here and parsed with `openidconnect`'s typed metadata
+//! instead of `discover_async`, because that also downloads the JWKS (which introspection
+//! never needs) and insists the document's issuer equals the URL it was fetched from, which
+//! `--oidc-public-issuer` deployments break on purpose.
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{AdditionalProviderMetadata, ProviderMetadata};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::introspection::ProviderError;
+use crate::settings::OidcSettings;
+
+/// Discovery fields the core metadata lacks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct IntrospectionMetadata {
+    /// RFC 8414 name.
+    #[serde(default)]
+    introspection_endpoint: Option<String>,
+    /// The name older Keycloak releases used.
+    #[serde(default)]
+    token_introspection_endpoint: Option<String>,
+}
+
+impl AdditionalProviderMetadata for IntrospectionMetadata {}
+
+type Metadata = ProviderMetadata<
+    IntrospectionMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// Where discovery lives for `issuer` (OIDC Discovery 1.0 section 4).
+pub(super) fn discovery_url(issuer: &Url) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.as_str().trim_end_matches('/')
+    )
+}
+
+fn same_issuer(a: &str, b: &Url) -> bool {
+    a.trim_end_matches('/') == b.as_str().trim_end_matches('/')
+}
+
+/// The introspection endpoint, from the settings or from discovery.
+pub(super) async fn introspection_endpoint(
+    http: &reqwest::Client,
+    settings: &OidcSettings,
+) -> Result<Url, ProviderError> {
+    if let Some(url) = &settings.introspection_endpoint {
+        return Ok(url.clone());
+    }
+    let url = discovery_url(&settings.issuer);
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| ProviderError::Unreachable(format!("discovery at {url}: {e}")))?;
+    let status = response.status();
+    if !status.is_success() {
+        let reason = format!("discovery at {url} answered {status}");
+        return Err(if status.is_client_error() {
+            ProviderError::Misconfigured {
+                option: "--oidc-issuer",
+                reason,
+            }
+        } else {
+            ProviderError::Unreachable(reason)
+        });
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ProviderError::Unreachable(format!("discovery at {url}: {e}")))?;
+    let metadata: Metadata =
+        serde_json::from_slice(&body).map_err(|e| ProviderError::Misconfigured {
+            option: "--oidc-issuer",
+            reason: format!("{url} is not an OpenID Connect discovery document: {e}"),
+        })?;
+
+    let issuer = metadata.issuer().as_str();
+    let known = same_issuer(issuer, &settings.issuer)
+        || settings
+            .public_issuer
+            .as_ref()
+            .is_some_and(|public| same_issuer(issuer, public));
+    if !known {
+        return Err(ProviderError::Misconfigured {
+            option: "--oidc-public-issuer",
+            reason: format!(
+                "discovery names the issuer {issuer}, not {}; set --oidc-public-issuer when the provider's public URL differs",
+                settings.issuer
+            ),
+        });
+    }
+
+    let extra = metadata.additional_metadata();
+    let endpoint = extra
+        .introspection_endpoint
+        .as_deref()
+        .or(extra.token_introspection_endpoint.as_deref())
+        .ok_or_else(|| ProviderError::Misconfigured {
+            option: "--oidc-issuer",
+            reason: format!("{url} names no introspection_endpoint"),
+        })?;
+    Url::parse(endpoint).map_err(|e| ProviderError::Misconfigured {
+        option: "--oidc-issuer",
+        reason: format!("introspection_endpoint {endpoint:?} is not a URL: {e}"),
+    })
+}

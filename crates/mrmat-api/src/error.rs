@@ -1,0 +1,176 @@
+//! The one error type of the HTTP layer and its one mapping to RFC 9457 problem+json.
+//!
+//! Client errors say what was wrong with the request. Server errors carry a fixed detail:
+//! their cause goes to the log, never to the client.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use mrmat_api_types::Problem;
+use mrmat_api_types::problem::PROBLEM_JSON;
+
+use crate::auth::Scope;
+
+/// The realm every bearer challenge names.
+pub const REALM: &str = "mrmat-api";
+
+/// Seconds a client should wait before retrying when a dependency is down.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request: bad JSON syntax, bad query parameter.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A body of a type other than `application/json`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A body over the size limit.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Well-formed JSON that breaks the rules of the body; names the field.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// No such path or resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// A known path with a method it does not have.
+    #[error("this path does not support the {method} method")]
+    MethodNotAllowed {
+        /// The method that was used.
+        method: String,
+        /// The `Allow` header value.
+        allow: &'static str,
+    },
+    /// The request would break a uniqueness rule.
+    #[error("{0}")]
+    Conflict(String),
+    /// Authenticated, but not allowed to do this (e.g. not the owner).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No usable bearer token. `invalid_token` is false when none was sent at all.
+    #[error("{}", if *.invalid_token { "the bearer token is not valid" } else { "a bearer token is required" })]
+    Unauthenticated {
+        /// A token was sent but it is malformed, unknown, expired or revoked.
+        invalid_token: bool,
+    },
+    /// A valid token without the scope the route needs.
+    #[error("the token lacks the scope {0}")]
+    InsufficientScope(Scope),
+    /// The server runs without OIDC configuration, so it cannot serve protected data.
+    #[error("authentication is not configured on this server")]
+    AuthNotConfigured,
+    /// A dependency (identity provider, database) did not answer; worth retrying.
+    #[error("{what} is unavailable")]
+    Unavailable {
+        /// Which dependency, in words safe to show the client.
+        what: &'static str,
+        /// The cause, for the log only.
+        cause: String,
+    },
+    /// Anything unexpected. The cause is logged, the client gets a generic answer.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// An unexpected failure; `cause` is logged, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+
+    /// The problem detail shown to the client.
+    fn detail(&self) -> String {
+        match self {
+            Self::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
+            Self::Unavailable { what, .. } => {
+                format!("{what} is unavailable at the moment; retry later")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Forbidden(_) | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::AuthNotConfigured | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            Self::Internal(cause) => log::error!("internal error: {cause}"),
+            Self::Unavailable { what, cause } => log::warn!("{what} unavailable: {cause}"),
+            _ => {}
+        }
+        let problem = Problem::new(
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Error"),
+            self.detail(),
+        );
+        let mut response = HttpResponse::build(status);
+        response.content_type(PROBLEM_JSON);
+        match self {
+            Self::Unauthenticated { invalid_token } => {
+                let challenge = if *invalid_token {
+                    format!("Bearer realm=\"{REALM}\", error=\"invalid_token\"")
+                } else {
+                    format!("Bearer realm=\"{REALM}\"")
+                };
+                response.insert_header((header::WWW_AUTHENTICATE, challenge));
+            }
+            Self::InsufficientScope(scope) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!(
+                        "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{}\"",
+                        scope.as_str()
+                    ),
+                ));
+            }
+            Self::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            Self::Unavailable { .. } | Self::AuthNotConfigured => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        // Not `.json()`: that would reset the content type to application/json.
+        let body = serde_json::to_string(&problem).unwrap_or_default();
+        response.body(body)
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        Self::internal(format!("blocking task failed: {error}"))
+    }
+}
+
+impl From<crate::db::resources::StoreError> for ApiError {
+    fn from(error: crate::db::resources::StoreError) -> Self {
+        use crate::db::resources::StoreError;
+        match error {
+            StoreError::NotFound(_) => Self::NotFound(error.to_string()),
+            StoreError::NotOwner(_) => {
+                Self::Forbidden("only the owner may change or delete this resource".to_owned())
+            }
+            StoreError::Duplicate { .. } => Self::Conflict(error.to_string()),
+            StoreError::Database(e) => Self::internal(format!("database: {e}")),
+        }
+    }
+}

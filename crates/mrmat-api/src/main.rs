@@ -1,0 +1,93 @@
+//! The `mrmat-api` binary: parse the command line, start logging, load the settings, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mrmat_api::cli::{Cli, Command};
+use mrmat_api::startup::{Application, StartupError};
+use mrmat_api::{Settings, api, db};
+
+/// Exit code of every configuration problem.
+const CONFIG_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    // A .env file in the working directory supplies MRMAT_API_* variables.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    init_logging(cli.options.debug);
+
+    let command = cli.command.unwrap_or(Command::Serve);
+    if command == Command::Openapi {
+        return match serde_json::to_string_pretty(&api::openapi()) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&StartupError::Other(e.to_string())),
+        };
+    }
+
+    let settings = match Settings::load(cli.options) {
+        Ok(settings) => settings,
+        Err(e) => return fail(&e.into()),
+    };
+    match command {
+        Command::Migrate => migrate(&settings),
+        _ => serve(settings),
+    }
+}
+
+fn init_logging(debug: bool) {
+    // Debug logging is ours; the HTTP stack's debug output is noise.
+    let default = if debug {
+        "debug,actix_server=info,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info"
+    } else {
+        "info"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).init();
+}
+
+fn fail(error: &StartupError) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(CONFIG_ERROR)
+}
+
+fn migrate(settings: &Settings) -> ExitCode {
+    let result = db::connect(&settings.database, 1)
+        .map_err(StartupError::from)
+        .and_then(|pool| {
+            let mut conn = pool.get().map_err(|e| StartupError::Other(e.to_string()))?;
+            Ok(db::migrate::run_pending(&mut conn)?)
+        });
+    match result {
+        Ok(applied) if applied.is_empty() => {
+            println!("database is up to date");
+            ExitCode::SUCCESS
+        }
+        Ok(applied) => {
+            println!(
+                "applied {} migration(s): {}",
+                applied.len(),
+                applied.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings).await?;
+        for addr in app.addrs() {
+            log::info!("listening on http://{addr}");
+        }
+        app.run_until_stopped()
+            .await
+            .map_err(|e| StartupError::Other(e.to_string()))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}

@@ -1,0 +1,441 @@
+//! Resolved configuration: flag > environment > config file > default.
+//!
+//! Reads (through `cli`): `MRMAT_API_CONFIG`, `MRMAT_API_DEBUG`, `MRMAT_API_HOST`,
+//! `MRMAT_API_PORT` and `PORT`, `MRMAT_API_INSTANCE_PATH`, `MRMAT_API_DB`,
+//! `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`, `MRMAT_API_OIDC_CLIENT_ID`,
+//! `MRMAT_API_OIDC_CLIENT_SECRET`, `MRMAT_API_OIDC_PUBLIC_ISSUER`, `MRMAT_API_OIDC_CACHE_TTL`,
+//! `MRMAT_API_OIDC_TIMEOUT`, `MRMAT_API_WORKERS`, `MRMAT_API_NO_MIGRATE`,
+//! `MRMAT_API_TRUSTED_PROXIES`. Every value is checked here, so a bad one ends the
+//! process before anything starts, with one line naming the option.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oauth2::ClientSecret;
+use serde::Deserialize;
+use url::Url;
+
+use crate::cli::Options;
+
+/// Everything the server needs to start, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Debug logging.
+    pub debug: bool,
+    /// Interface to bind.
+    pub host: String,
+    /// Port to bind; 0 lets the OS pick.
+    pub port: u16,
+    /// Instance directory (default SQLite database lives here).
+    pub instance_path: PathBuf,
+    /// Where the data lives.
+    pub database: DatabaseUrl,
+    /// Token introspection set-up; `None` runs without authentication.
+    pub oidc: Option<OidcSettings>,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// Apply pending migrations when serving.
+    pub migrate: bool,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// A database the server can use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://PATH` (also `sqlite:PATH`) or `postgres://...` / `postgresql://...`.
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::invalid("--db", reason);
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Url::parse(url).map_err(|e| invalid(format!("not a valid PostgreSQL URL: {e}")))?;
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() || path.contains(":memory:") || path.starts_with("file:") {
+                return Err(invalid(
+                    "sqlite:// needs a file path (an in-memory database cannot be pooled)".into(),
+                ));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
+        Err(invalid(format!(
+            "unsupported database URL scheme {scheme:?}; use sqlite://PATH or postgres://USER@HOST/DB"
+        )))
+    }
+
+    /// Which backend, for messages.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// How the server reaches the identity provider.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    /// The issuer the server reaches (discovery base).
+    pub issuer: Url,
+    /// The issuer clients see, when it differs (reported in metadata, accepted as `iss`).
+    pub public_issuer: Option<Url>,
+    /// Client id the server introspects with.
+    pub client_id: String,
+    /// Its secret (redacted in `Debug`).
+    pub client_secret: ClientSecret,
+    /// Introspection endpoint given by a client_secrets.json; discovered when `None`.
+    pub introspection_endpoint: Option<Url>,
+    /// Ceiling on how long an introspection result is trusted.
+    pub cache_ttl: Duration,
+    /// Timeout of every call to the provider.
+    pub timeout: Duration,
+}
+
+impl OidcSettings {
+    /// The issuer to advertise to clients.
+    pub fn advertised_issuer(&self) -> &Url {
+        self.public_issuer.as_ref().unwrap_or(&self.issuer)
+    }
+}
+
+/// A configuration value that cannot be used. Its `Display` is the one line the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// An option has a bad value.
+    #[error("{option}: {reason}")]
+    Invalid {
+        /// The option as the user would type it.
+        option: &'static str,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// A bad value of `option`.
+    pub fn invalid(option: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            option,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The config file: the same options as the command line, snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    debug: Option<bool>,
+    host: Option<String>,
+    port: Option<u16>,
+    instance_path: Option<PathBuf>,
+    db: Option<String>,
+    oidc_secrets: Option<PathBuf>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_public_issuer: Option<String>,
+    oidc_cache_ttl: Option<u64>,
+    oidc_timeout: Option<u64>,
+    workers: Option<usize>,
+    no_migrate: Option<bool>,
+    trusted_proxies: Option<Vec<IpAddr>>,
+}
+
+impl FileConfig {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let fail = |reason: String| {
+            ConfigError::invalid("--config", format!("{}: {reason}", path.display()))
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let is_json = path
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
+        if is_json {
+            serde_json::from_str(&text).map_err(|e| fail(format!("invalid JSON: {e}")))
+        } else {
+            toml::from_str(&text).map_err(|e| fail(format!("invalid TOML: {}", e.message())))
+        }
+    }
+}
+
+/// The Flask-OIDC `client_secrets.json` shape: `{"web": {...}}`.
+#[derive(Debug, Deserialize)]
+struct ClientSecretsFile {
+    web: ClientSecretsWeb,
+}
+
+#[derive(Debug, Deserialize)]
+struct ClientSecretsWeb {
+    client_id: String,
+    client_secret: String,
+    issuer: Option<String>,
+    token_introspection_uri: Option<String>,
+    introspection_endpoint: Option<String>,
+}
+
+/// Default introspection-cache ceiling.
+pub const DEFAULT_OIDC_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Default timeout of calls to the identity provider.
+pub const DEFAULT_OIDC_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Settings {
+    /// Merges the command line (which clap already merged with the environment) with the
+    /// config file and the defaults, and checks every value.
+    pub fn load(options: Options) -> Result<Self, ConfigError> {
+        let file = match &options.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+
+        let port = match options.port {
+            Some(port) => Some(port),
+            None => port_from_env()?,
+        }
+        .or(file.port)
+        .unwrap_or(8080);
+
+        let instance_path = options
+            .instance_path
+            .or(file.instance_path)
+            .unwrap_or_else(|| PathBuf::from("var/instance"));
+        let database = match options.db.or(file.db) {
+            Some(url) => DatabaseUrl::parse(&url)?,
+            None => DatabaseUrl::Sqlite(instance_path.join("mrmat-api.sqlite")),
+        };
+
+        let workers = options
+            .workers
+            .or(file.workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        if workers == 0 {
+            return Err(ConfigError::invalid("--workers", "must be at least 1"));
+        }
+
+        let host = options
+            .host
+            .or(file.host)
+            .unwrap_or_else(|| "localhost".to_owned());
+        if host.trim().is_empty() {
+            return Err(ConfigError::invalid("--host", "must not be empty"));
+        }
+
+        let oidc = OidcInput {
+            secrets: options.oidc_secrets.or(file.oidc_secrets),
+            issuer: options.oidc_issuer.or(file.oidc_issuer),
+            client_id: options.oidc_client_id.or(file.oidc_client_id),
+            client_secret: options.oidc_client_secret.or(file.oidc_client_secret),
+            public_issuer: options.oidc_public_issuer.or(file.oidc_public_issuer),
+            cache_ttl: options.oidc_cache_ttl.or(file.oidc_cache_ttl),
+            timeout: options.oidc_timeout.or(file.oidc_timeout),
+        }
+        .resolve()?;
+
+        Ok(Self {
+            debug: options.debug || file.debug.unwrap_or(false),
+            host,
+            port,
+            instance_path,
+            database,
+            oidc,
+            workers,
+            migrate: !(options.no_migrate || file.no_migrate.unwrap_or(false)),
+            trusted_proxies: options
+                .trusted_proxies
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
+        })
+    }
+}
+
+fn port_from_env() -> Result<Option<u16>, ConfigError> {
+    match std::env::var("PORT") {
+        Ok(value) if !value.trim().is_empty() => value.trim().parse().map(Some).map_err(|_| {
+            ConfigError::invalid("PORT", format!("{value:?} is not a port (0-65535)"))
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// The OIDC options before they are checked against each other.
+struct OidcInput {
+    secrets: Option<PathBuf>,
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    public_issuer: Option<String>,
+    cache_ttl: Option<u64>,
+    timeout: Option<u64>,
+}
+
+impl OidcInput {
+    fn resolve(self) -> Result<Option<OidcSettings>, ConfigError> {
+        let from_file = self
+            .secrets
+            .as_deref()
+            .map(read_client_secrets)
+            .transpose()?;
+        let (file_issuer, file_id, file_secret, introspection) = match from_file {
+            Some(web) => {
+                let introspection = web
+                    .token_introspection_uri
+                    .or(web.introspection_endpoint)
+                    .map(|uri| parse_url("--oidc-secrets", "token_introspection_uri", &uri))
+                    .transpose()?;
+                (
+                    web.issuer,
+                    Some(web.client_id),
+                    Some(web.client_secret),
+                    introspection,
+                )
+            }
+            None => (None, None, None, None),
+        };
+        // Explicit options override the corresponding fields of the secrets file.
+        let issuer = self.issuer.or(file_issuer);
+        let client_id = self.client_id.or(file_id);
+        let client_secret = self.client_secret.or(file_secret);
+
+        if issuer.is_none() && client_id.is_none() && client_secret.is_none() {
+            return Ok(None);
+        }
+        let issuer = issuer.ok_or_else(|| {
+            ConfigError::invalid(
+                "--oidc-issuer",
+                "missing: give the issuer URL (or an \"issuer\" in --oidc-secrets)",
+            )
+        })?;
+        let issuer = parse_url("--oidc-issuer", "issuer", &issuer)?;
+        let client_id = client_id.filter(|id| !id.is_empty()).ok_or_else(|| {
+            ConfigError::invalid(
+                "--oidc-client-id",
+                "missing: the server needs its own client id to introspect tokens",
+            )
+        })?;
+        let client_secret = client_secret
+            .filter(|secret| !secret.is_empty())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "--oidc-client-secret",
+                    "missing: only confidential clients may introspect tokens",
+                )
+            })?;
+        let public_issuer = self
+            .public_issuer
+            .map(|url| parse_url("--oidc-public-issuer", "issuer", &url))
+            .transpose()?;
+        let cache_ttl = self
+            .cache_ttl
+            .map_or(DEFAULT_OIDC_CACHE_TTL, Duration::from_secs);
+        let timeout = match self.timeout {
+            Some(0) => {
+                return Err(ConfigError::invalid(
+                    "--oidc-timeout",
+                    "must be at least 1 second",
+                ));
+            }
+            Some(seconds) => Duration::from_secs(seconds),
+            None => DEFAULT_OIDC_TIMEOUT,
+        };
+        Ok(Some(OidcSettings {
+            issuer,
+            public_issuer,
+            client_id,
+            client_secret: ClientSecret::new(client_secret),
+            introspection_endpoint: introspection,
+            cache_ttl,
+            timeout,
+        }))
+    }
+}
+
+fn read_client_secrets(path: &Path) -> Result<ClientSecretsWeb, ConfigError> {
+    let fail = |reason: String| {
+        ConfigError::invalid("--oidc-secrets", format!("{}: {reason}", path.display()))
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let file: ClientSecretsFile = serde_json::from_str(&text).map_err(|e| {
+        fail(format!(
+            "not a client_secrets.json ({{\"web\": {{client_id, client_secret, issuer, ...}}}}): {e}"
+        ))
+    })?;
+    Ok(file.web)
+}
+
+fn parse_url(option: &'static str, what: &str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value)
+        .map_err(|e| ConfigError::invalid(option, format!("{what} {value:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(
+            option,
+            format!("{what} {value:?} must be an http:// or https:// URL"),
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_url_with_relative_path() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://var/x.sqlite").unwrap(),
+            DatabaseUrl::Sqlite(PathBuf::from("var/x.sqlite"))
+        );
+    }
+
+    #[test]
+    fn sqlite_url_with_absolute_path() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/x.sqlite").unwrap(),
+            DatabaseUrl::Sqlite(PathBuf::from("/tmp/x.sqlite"))
+        );
+    }
+
+    #[test]
+    fn in_memory_sqlite_is_refused() {
+        assert!(DatabaseUrl::parse("sqlite://:memory:").is_err());
+    }
+
+    #[test]
+    fn postgres_url_is_accepted() {
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+    }
+
+    #[test]
+    fn unknown_scheme_names_the_option_and_the_fix() {
+        let message = DatabaseUrl::parse("mysql://h/db").unwrap_err().to_string();
+        assert!(message.starts_with("--db: "), "{message}");
+        assert!(message.contains("\"mysql\""), "{message}");
+    }
+
+    #[test]
+    fn client_secret_is_not_in_debug_output() {
+        let input = OidcInput {
+            secrets: None,
+            issuer: Some("http://127.0.0.1:1".into()),
+            client_id: Some("id".into()),
+            client_secret: Some("hunter2".into()),
+            public_issuer: None,
+            cache_ttl: None,
+            timeout: None,
+        };
+        let oidc = input.resolve().unwrap().unwrap();
+        assert!(!format!("{oidc:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,639 @@
+// Test OpenID Connect provider for the mrmat-api test suite.
+//
+// `node server.mjs` starts the certified `oidc-provider` package on 127.0.0.1
+// (port IDP_PORT, default 0 = random), prints exactly one JSON line on stdout:
+//   {"issuer":"http://127.0.0.1:PORT","port":PORT}
+// and nothing else there. Everything else (library notices, logs) goes to stderr.
+// It exits when its stdin reaches end-of-file (the parent test died or closed the
+// pipe) and on SIGTERM/SIGINT. See README.md for clients, users and quirks.
+
+// --- 1. stdout belongs to the one JSON line: route console output to stderr
+// before the library is loaded (it prints notices through console.info/warn).
+import { format } from 'node:util';
+
+for (const level of ['log', 'info', 'warn', 'debug']) {
+  console[level] = (...args) => { process.stderr.write(`${format(...args)}\n`); };
+}
+
+const http = await import('node:http');
+const crypto = await import('node:crypto');
+const querystring = await import('node:querystring');
+const { default: Provider, errors } = await import('oidc-provider');
+
+// --- 2. settings from the environment ---------------------------------------
+function intFromEnv(name, fallback, { min = 0 } = {}) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) {
+    process.stderr.write(`idp: ${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}\n`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const PORT = intFromEnv('IDP_PORT', 0);
+const ACCESS_TOKEN_TTL = intFromEnv('IDP_ACCESS_TOKEN_TTL', 3600, { min: 1 });
+const SHORT_ACCESS_TOKEN_TTL = 2;
+const REFRESH_TOKEN_TTL = intFromEnv('IDP_REFRESH_TOKEN_TTL', 14 * 24 * 3600, { min: 1 });
+const DEVICE_CODE_TTL = intFromEnv('IDP_DEVICE_CODE_TTL', 600, { min: 1 });
+const DEVICE_INTERVAL = intFromEnv('IDP_DEVICE_INTERVAL', 1, { min: 0 });
+
+// --- 3. lifecycle: exit with the parent ---------------------------------------
+function shutdown() { process.exit(0); }
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+process.on('SIGHUP', shutdown);
+process.stdin.on('end', shutdown);
+process.stdin.on('close', shutdown);
+process.stdin.on('error', shutdown);
+process.stdin.resume();
+
+// --- 4. users, scopes and clients --------------------------------------------
+const USERS = new Map([
+  ['alice', { password: 'alice-password', name: 'Alice Example', email: 'alice@example.com' }],
+  ['bob', { password: 'bob-password', name: 'Bob Example', email: 'bob@example.com' }],
+]);
+
+const READ = 'mrmat-api-resource-read';
+const WRITE = 'mrmat-api-resource-write';
+const SCOPES = ['openid', 'offline_access', 'profile', 'email', READ, WRITE];
+const CLI_SCOPE = `openid profile email offline_access ${READ} ${WRITE}`;
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+function ccClient(clientId, scope) {
+  return {
+    client_id: clientId,
+    client_secret: `${clientId}-secret`,
+    client_name: clientId,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope,
+  };
+}
+
+function cliClient(clientId) {
+  return {
+    client_id: clientId,
+    client_name: clientId,
+    token_endpoint_auth_method: 'none',
+    grant_types: [DEVICE_GRANT, 'refresh_token'],
+    response_types: [],
+    redirect_uris: [],
+    scope: CLI_SCOPE,
+  };
+}
+
+// The scope a client-credentials token gets when the request names none
+// (like Keycloak's default client scopes). An explicit `scope` wins.
+const CC_DEFAULT_SCOPE = new Map([
+  ['mrmat-api-test-rw', `${READ} ${WRITE}`],
+  ['mrmat-api-test-rw2', `${READ} ${WRITE}`],
+  ['mrmat-api-test-ro', READ],
+]);
+
+const CLIENTS = [
+  // The resource server (the API) introspects and revokes with these.
+  { ...ccClient('mrmat-api', 'openid'), client_secret: 'mrmat-api-secret' },
+  cliClient('mrmat-api-cli'),
+  cliClient('mrmat-api-cli-short'),
+  ccClient('mrmat-api-test-rw', `${READ} ${WRITE}`),
+  ccClient('mrmat-api-test-rw2', `${READ} ${WRITE}`),
+  ccClient('mrmat-api-test-ro', READ),
+  // `openid` only: asking it for a resource scope is invalid_scope.
+  ccClient('mrmat-api-test-none', 'openid'),
+];
+const RESOURCE_SERVER_CLIENT = 'mrmat-api';
+
+// --- 5. storage: a plain Map with per-entry expiry ---------------------------
+// The library's own memory adapter is an LRU of ~1000 entries that forgets live
+// tokens under load. This one only forgets entries after they expire (plus a
+// grace period so the library can still tell "expired" from "unknown").
+const GRACE_MS = 60_000;
+const store = new Map(); // key -> { payload, expiresAt }
+const grantIndex = new Map(); // grantId -> Set(key)
+const userCodeIndex = new Map(); // userCode -> id (DeviceCode)
+const sessionUidIndex = new Map(); // uid -> id (Session)
+const GRANTABLE = new Set([
+  'AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode',
+  'BackchannelAuthenticationRequest', 'PreAuthorizedCode',
+]);
+
+function liveEntry(key) {
+  const entry = store.get(key);
+  if (!entry) return undefined;
+  if (entry.expiresAt <= Date.now()) {
+    removeEntry(key);
+    return undefined;
+  }
+  return entry;
+}
+
+function removeEntry(key) {
+  const entry = store.get(key);
+  if (!entry) return;
+  store.delete(key);
+  const { payload } = entry;
+  const id = key.slice(key.indexOf(':') + 1);
+  if (payload.grantId) {
+    const members = grantIndex.get(payload.grantId);
+    if (members) {
+      members.delete(key);
+      if (members.size === 0) grantIndex.delete(payload.grantId);
+    }
+  }
+  if (payload.userCode && userCodeIndex.get(payload.userCode) === id) userCodeIndex.delete(payload.userCode);
+  if (payload.uid && key.startsWith('Session:') && sessionUidIndex.get(payload.uid) === id) {
+    sessionUidIndex.delete(payload.uid);
+  }
+}
+
+setInterval(() => {
+  const now = Date.now();
+  for (const [key, entry] of store) {
+    if (entry.expiresAt <= now) removeEntry(key);
+  }
+}, 30_000).unref();
+
+class MapAdapter {
+  constructor(model) {
+    this.model = model;
+  }
+
+  key(id) { return `${this.model}:${id}`; }
+
+  async upsert(id, payload, expiresIn) {
+    const key = this.key(id);
+    removeEntry(key);
+    const expiresAt = typeof expiresIn === 'number' && Number.isFinite(expiresIn)
+      ? Date.now() + expiresIn * 1000 + GRACE_MS
+      : Infinity;
+    store.set(key, { payload, expiresAt });
+    if (GRANTABLE.has(this.model) && payload.grantId) {
+      if (!grantIndex.has(payload.grantId)) grantIndex.set(payload.grantId, new Set());
+      grantIndex.get(payload.grantId).add(key);
+    }
+    if (payload.userCode) userCodeIndex.set(payload.userCode, id);
+    if (this.model === 'Session' && payload.uid) sessionUidIndex.set(payload.uid, id);
+  }
+
+  async find(id) {
+    return liveEntry(this.key(id))?.payload;
+  }
+
+  async findByUserCode(userCode) {
+    const id = userCodeIndex.get(userCode);
+    return id === undefined ? undefined : this.find(id);
+  }
+
+  async findByUid(uid) {
+    const id = sessionUidIndex.get(uid);
+    return id === undefined ? undefined : this.find(id);
+  }
+
+  async consume(id) {
+    const entry = liveEntry(this.key(id));
+    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) {
+    removeEntry(this.key(id));
+  }
+
+  // Like the library's adapter: every artefact of the grant goes, whatever its model.
+  async revokeByGrantId(grantId) {
+    const members = grantIndex.get(grantId);
+    if (!members) return;
+    for (const key of [...members]) removeEntry(key);
+    grantIndex.delete(grantId);
+  }
+}
+
+// --- 6. small HTML helpers ------------------------------------------------------
+function esc(value) {
+  return String(value ?? '')
+    .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+
+function page(title, body, { pageName = '', status = '' } = {}) {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>${esc(title)}</title>
+<style>body{font-family:sans-serif;max-width:28em;margin:2em auto}p.error{color:#b00}</style></head>
+<body data-page="${esc(pageName)}" data-status="${esc(status)}">
+<h1>${esc(title)}</h1>
+${body}
+</body>
+</html>`;
+}
+
+// --- 7. provider configuration ------------------------------------------------
+const COOKIE_KEY = crypto.randomBytes(32).toString('base64url');
+const FORM_KEY = crypto.randomBytes(32);
+const formToken = (uid) => crypto.createHmac('sha256', FORM_KEY).update(uid).digest('base64url');
+
+const signingKey = {
+  ...crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }),
+  kid: 'idp-test-rs256',
+  alg: 'RS256',
+  use: 'sig',
+};
+
+function tokenTtl(client) {
+  return client?.clientId === 'mrmat-api-cli-short' ? SHORT_ACCESS_TOKEN_TTL : ACCESS_TOKEN_TTL;
+}
+
+const configuration = {
+  adapter: MapAdapter,
+  clients: CLIENTS,
+  jwks: { keys: [signingKey] },
+  cookies: { keys: [COOKIE_KEY] },
+  scopes: SCOPES,
+  responseTypes: ['code'],
+  claims: {
+    openid: ['sub'],
+    profile: ['preferred_username', 'name'],
+    email: ['email'],
+  },
+  async findAccount(ctx, sub) {
+    const user = USERS.get(sub);
+    if (!user) return undefined;
+    return {
+      accountId: sub,
+      async claims() {
+        return { sub, preferred_username: sub, name: user.name, email: user.email };
+      },
+    };
+  },
+  // Like Keycloak: user access tokens carry the user name; client-credentials
+  // tokens (no sub) carry nothing extra. Introspection spreads these in.
+  async extraTokenClaims(ctx, token) {
+    if (token.kind === 'AccessToken' && token.accountId) {
+      return { preferred_username: token.accountId, username: token.accountId };
+    }
+    return undefined;
+  },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    introspection: {
+      enabled: true,
+      // Confidential clients may introspect any token; public ones their own.
+      async allowedPolicy(ctx, client, token) {
+        return client.clientAuthMethod !== 'none' || token.clientId === client.clientId;
+      },
+    },
+    revocation: {
+      enabled: true,
+      // The resource server may revoke any token; others only their own.
+      async allowedPolicy(ctx, client, token) {
+        if (token.clientId === client.clientId || client.clientId === RESOURCE_SERVER_CLIENT) return true;
+        if (client.clientAuthMethod === 'none') return false;
+        throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+      },
+    },
+    // Opaque tokens only, never `aud`/JWT access tokens.
+    resourceIndicators: { enabled: false },
+    deviceFlow: {
+      enabled: true,
+      async userCodeInputSource(ctx, form, out, err) {
+        let status = 'input';
+        let message = 'Enter the code displayed on your device.';
+        if (err?.name === 'AbortedError') {
+          status = 'aborted';
+          message = 'The sign-in request was denied.';
+        } else if (err?.name === 'NotFoundError') {
+          status = 'not-found';
+          message = 'The code you entered is unknown. Try again.';
+        } else if (err?.name === 'ExpiredError') {
+          status = 'expired';
+          message = 'The code you entered has expired.';
+        } else if (err?.name === 'AlreadyUsedError') {
+          status = 'already-used';
+          message = 'The code you entered has already been used.';
+        } else if (err?.name === 'NoCodeError') {
+          status = 'no-code';
+          message = 'Enter a code.';
+        } else if (err) {
+          status = 'error';
+          message = `There was an error processing your request: ${out?.error ?? err.message}`;
+        }
+        ctx.type = 'html';
+        ctx.body = page('Device sign-in', `<p id="message" class="${err ? 'error' : ''}">${esc(message)}</p>
+${form}
+<button type="submit" form="op.deviceInputForm">Continue</button>`, { pageName: 'device-input', status });
+      },
+      async userCodeConfirmSource(ctx, form, client, deviceInfo, userCode) {
+        ctx.type = 'html';
+        ctx.body = page('Confirm device', `<p>Client <strong>${esc(client.clientName || client.clientId)}</strong> asks to sign in.
+Check that your device shows the code <code id="user-code">${esc(userCode)}</code>.</p>
+${form}
+<button type="submit" form="op.deviceConfirmForm">Continue</button>
+<button type="submit" form="op.deviceConfirmForm" name="abort" value="yes">Abort</button>`, { pageName: 'device-confirm' });
+      },
+      async successSource(ctx) {
+        ctx.type = 'html';
+        ctx.body = page('Sign-in complete', `<p id="message">Your device is signed in${ctx.oidc.client ? ` to ${esc(ctx.oidc.client.clientName || ctx.oidc.client.clientId)}` : ''}. You can close this page.</p>`, { pageName: 'device-success', status: 'success' });
+      },
+    },
+    rpInitiatedLogout: {
+      enabled: true,
+      async logoutSource(ctx, form) {
+        ctx.type = 'html';
+        ctx.body = page('Sign out', `${form}
+<button type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>
+<button type="submit" form="op.logoutForm">Stay signed in</button>`, { pageName: 'logout' });
+      },
+      async postLogoutSuccessSource(ctx) {
+        ctx.type = 'html';
+        ctx.body = page('Signed out', '<p>You are signed out.</p>', { pageName: 'logout-success', status: 'success' });
+      },
+    },
+  },
+  async renderError(ctx, out) {
+    ctx.type = 'html';
+    ctx.body = page('Error', Object.entries(out)
+      .map(([key, value]) => `<p class="error"><strong>${esc(key)}</strong>: <span id="${esc(key)}">${esc(value)}</span></p>`)
+      .join('\n'), { pageName: 'error', status: 'error' });
+  },
+  // Revoking any token of a login (by anyone allowed to) ends the whole login:
+  // the grant goes, so every token of it introspects inactive.
+  revokeGrantPolicy() { return true; },
+  ttl: {
+    AccessToken(ctx, token, client) { return tokenTtl(client); },
+    ClientCredentials() { return ACCESS_TOKEN_TTL; },
+    RefreshToken() { return REFRESH_TOKEN_TTL; },
+    DeviceCode() { return DEVICE_CODE_TTL; },
+    IdToken() { return 3600; },
+    Interaction() { return 3600; },
+    Session() { return 24 * 3600; },
+    Grant() { return REFRESH_TOKEN_TTL; },
+  },
+};
+
+// --- 8. stats -------------------------------------------------------------------
+const stats = { introspections: 0, revocations: 0, device_authorizations: 0, token_requests: [] };
+function resetStats() {
+  stats.introspections = 0;
+  stats.revocations = 0;
+  stats.device_authorizations = 0;
+  stats.token_requests = [];
+}
+
+function basicClientId(ctx) {
+  const header = ctx.get('authorization');
+  const match = /^basic\s+(\S+)$/i.exec(header || '');
+  if (!match) return null;
+  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 1) return null;
+  try {
+    return decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, '%20'));
+  } catch {
+    return decoded.slice(0, colon);
+  }
+}
+
+async function readForm(ctx) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += chunk.length;
+    if (size > 64 * 1024) ctx.throw(413);
+    chunks.push(chunk);
+  }
+  return querystring.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+// --- 9. start: listen first (the issuer needs the port), then build the provider
+let handler = (req, res) => { res.statusCode = 503; res.end('starting'); };
+const server = http.createServer((req, res) => handler(req, res));
+server.keepAliveTimeout = 65_000;
+server.headersTimeout = 66_000;
+server.on('error', (err) => {
+  process.stderr.write(`idp: server error: ${err.message}\n`);
+  process.exit(1);
+});
+
+await new Promise((resolve) => server.listen(PORT, '127.0.0.1', resolve));
+const { port } = server.address();
+const issuer = `http://127.0.0.1:${port}`;
+
+const provider = new Provider(issuer, configuration);
+provider.proxy = false;
+
+provider.on('server_error', (ctx, err) => {
+  process.stderr.write(`idp: server_error on ${ctx.method} ${ctx.path}: ${err?.stack ?? err}\n`);
+});
+
+// Client-credentials requests without `scope` get the client's default scope.
+{
+  const { ClientCredentials } = provider;
+  const save = ClientCredentials.prototype.save;
+  ClientCredentials.prototype.save = async function saveWithDefaultScope(...args) {
+    if (!this.scope && !this.jti && Provider.ctx?.oidc?.params?.scope === undefined) {
+      const scope = CC_DEFAULT_SCOPE.get(this.clientId);
+      if (scope) this.scope = scope;
+    }
+    return save.apply(this, args);
+  };
+}
+
+const routes = {
+  token: provider.pathFor('token'),
+  introspection: provider.pathFor('introspection'),
+  revocation: provider.pathFor('revocation'),
+  deviceAuthorization: provider.pathFor('device_authorization'),
+};
+
+// Stats: test-only routes under /__stats (no provider route starts with "__").
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/__stats' || ctx.path === '/__stats/') {
+    if (ctx.method !== 'GET') { ctx.status = 405; ctx.set('Allow', 'GET'); return; }
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = stats;
+    return;
+  }
+  if (ctx.path === '/__stats/reset') {
+    if (ctx.method !== 'POST') { ctx.status = 405; ctx.set('Allow', 'POST'); return; }
+    resetStats();
+    ctx.body = stats;
+    return;
+  }
+
+  if (ctx.method !== 'POST') { await next(); return; }
+
+  switch (ctx.path) {
+    case routes.introspection: stats.introspections += 1; break;
+    case routes.revocation: stats.revocations += 1; break;
+    case routes.deviceAuthorization: stats.device_authorizations += 1; break;
+    case routes.token: {
+      const at = Date.now();
+      try {
+        await next();
+      } finally {
+        let grantType = null;
+        let clientId = null;
+        try {
+          grantType = ctx.oidc?.params?.grant_type ?? null;
+          clientId = ctx.oidc?.client?.clientId ?? ctx.oidc?.params?.client_id ?? null;
+        } catch { /* request rejected before its parameters were read */ }
+        stats.token_requests.push({
+          at_ms: at,
+          grant_type: grantType,
+          client_id: clientId ?? basicClientId(ctx),
+          status: ctx.status,
+        });
+      }
+      return;
+    }
+    default: break;
+  }
+  await next();
+});
+
+// The device authorization response gets an `interval` (the library sends none).
+provider.use(async (ctx, next) => {
+  await next();
+  if (
+    ctx.method === 'POST' && ctx.path === routes.deviceAuthorization && ctx.status === 200
+    && ctx.body && typeof ctx.body === 'object' && 'device_code' in ctx.body
+  ) {
+    ctx.body = { ...ctx.body, interval: DEVICE_INTERVAL };
+  }
+});
+
+// GET /device/<anything> (the device-flow resume route, which also catches a
+// mistaken GET /device/auth) answers 500 in the library when the browser has no
+// resume cookie. Answer 400 with the error page instead.
+provider.use(async (ctx, next) => {
+  if (
+    ctx.method === 'GET' && ctx.path.startsWith(`${provider.pathFor('code_verification')}/`)
+    && !/(?:^|;\s*)_interaction_resume=/.test(ctx.get('cookie'))
+  ) {
+    ctx.status = 400;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.type = 'html';
+    ctx.body = page('Error', '<p class="error" id="message">No device sign-in is in progress in this browser.</p>', { pageName: 'error', status: 'session-not-found' });
+    return;
+  }
+  await next();
+});
+
+// Login and consent pages (devInteractions is off).
+provider.use(async (ctx, next) => {
+  const match = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|confirm|abort))?\/?$/.exec(ctx.path);
+  if (!match) { await next(); return; }
+  const [, uid, action] = match;
+  ctx.set('Cache-Control', 'no-store');
+  ctx.type = 'html';
+
+  let interaction;
+  try {
+    interaction = await provider.interactionDetails(ctx.req, ctx.res);
+    if (interaction.uid !== uid) throw new Error('interaction does not match the cookie');
+  } catch (err) {
+    ctx.status = 400;
+    ctx.body = page('Error', `<p class="error" id="message">The sign-in session was not found or has expired (${esc(err.message)}).</p>`, { pageName: 'error', status: 'session-not-found' });
+    return;
+  }
+
+  const { prompt, params } = interaction;
+  const client = await provider.Client.find(params.client_id);
+  const clientName = client?.clientName || params.client_id;
+
+  const loginPage = (error) => page('Sign in', `${error ? `<p class="error" id="message">${esc(error)}</p>` : ''}
+<p>Sign in to continue to <strong>${esc(clientName)}</strong>.</p>
+<form id="login-form" method="post" action="/interaction/${esc(uid)}/login">
+<input type="hidden" name="csrf" value="${esc(formToken(uid))}">
+<p><label>Username <input type="text" name="username" autocomplete="username" autofocus></label></p>
+<p><label>Password <input type="password" name="password" autocomplete="current-password"></label></p>
+<p><button type="submit">Sign in</button></p>
+</form>`, { pageName: 'login', status: error ? 'login-failed' : '' });
+
+  const consentPage = () => {
+    const scopes = [
+      ...(prompt.details.missingOIDCScope || []),
+      ...Object.values(prompt.details.missingResourceScopes || {}).flat(),
+    ];
+    return page('Authorize access', `<p><strong>${esc(clientName)}</strong> asks for access to your account (${esc(interaction.session?.accountId ?? '')}).</p>
+<ul id="scopes">${scopes.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>
+<form id="consent-form" method="post" action="/interaction/${esc(uid)}/confirm">
+<input type="hidden" name="csrf" value="${esc(formToken(uid))}">
+<button type="submit" name="decision" value="approve">Approve</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>`, { pageName: 'consent' });
+  };
+
+  const finish = async (result) => {
+    const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    ctx.redirect(returnTo);
+    ctx.status = 303;
+    ctx.body = '';
+  };
+
+  if (!action) {
+    if (ctx.method !== 'GET') { ctx.status = 405; ctx.set('Allow', 'GET'); ctx.body = ''; return; }
+    ctx.body = prompt.name === 'login' ? loginPage() : consentPage();
+    return;
+  }
+
+  if (ctx.method !== 'POST') { ctx.status = 405; ctx.set('Allow', 'POST'); ctx.body = ''; return; }
+  const form = await readForm(ctx);
+  if (form.csrf !== formToken(uid)) {
+    ctx.status = 400;
+    ctx.body = page('Error', '<p class="error" id="message">The form was not valid; start again.</p>', { pageName: 'error', status: 'bad-form' });
+    return;
+  }
+
+  if (action === 'abort' || (action === 'confirm' && form.decision === 'deny')) {
+    await finish({ error: 'access_denied', error_description: 'End-User denied the request' });
+    return;
+  }
+
+  if (action === 'login') {
+    if (prompt.name !== 'login') { ctx.status = 400; ctx.body = consentPage(); return; }
+    const username = String(form.username ?? '');
+    const user = USERS.get(username);
+    const password = Buffer.from(String(form.password ?? ''));
+    const expected = Buffer.from(user?.password ?? '');
+    if (!user || password.length !== expected.length || !crypto.timingSafeEqual(password, expected)) {
+      // The library marks a device code "in flight" once confirmed, so entering
+      // it again (a fresh approve.mjs run after a wrong password) would say
+      // "already used". Release it: the person may start over with the code.
+      if (interaction.deviceCode) {
+        const code = await provider.DeviceCode.find(interaction.deviceCode, { ignoreExpiration: true });
+        if (code?.inFlight && !code.accountId && !code.error) {
+          code.inFlight = undefined;
+          await code.save();
+        }
+      }
+      ctx.status = 401;
+      ctx.body = loginPage('Invalid username or password');
+      return;
+    }
+    await finish({ login: { accountId: username } });
+    return;
+  }
+
+  // action === 'confirm', decision approve: grant everything that was asked.
+  if (prompt.name !== 'consent') { ctx.status = 400; ctx.body = loginPage(); return; }
+  const { details } = prompt;
+  const grant = interaction.grantId
+    ? await provider.Grant.find(interaction.grantId)
+    : new provider.Grant({ accountId: interaction.session.accountId, clientId: params.client_id });
+  if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
+  if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(details.missingResourceScopes || {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  const grantId = await grant.save();
+  await finish({ consent: interaction.grantId ? {} : { grantId } });
+});
+
+handler = provider.callback();
+
+process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
