@@ -1,1 +1,50 @@
-//! Testkit.
+//! Test harness shared by the workspace's tests: the real test identity provider
+//! (`tests/idp/`), a fresh database per test on SQLite and PostgreSQL, and the real
+//! application spawned on a random port.
+//!
+//! Set `MRMAT_TEST_POSTGRES_URL` to run every database test on PostgreSQL too, and
+//! `MRMAT_TEST_OIDC_CONFIG` to run the authentication tests against a real Keycloak.
+
+// Test support: a panic with a message is how a test reports a broken set-up.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod app;
+pub mod db;
+pub mod idp;
+pub mod oidc;
+
+pub use app::TestApp;
+pub use db::{Backend, TestDb};
+pub use idp::Idp;
+pub use oidc::{Oidc, TestClient};
+
+/// Runs a test body once per database backend: `backend_tests! { fn name(backend) { .. } }`
+/// makes `name::sqlite` and `name::postgres`. The PostgreSQL variant passes (and says so)
+/// when `MRMAT_TEST_POSTGRES_URL` is not set.
+#[macro_export]
+macro_rules! backend_tests {
+    ($(async fn $name:ident($backend:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn run($backend: $crate::Backend) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    run($crate::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if !$crate::Backend::Postgres.available() {
+                        eprintln!("skipped: MRMAT_TEST_POSTGRES_URL is not set");
+                        return;
+                    }
+                    run($crate::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,218 @@
+//! Configuration: every bad value exits 2 with one line naming the option; precedence is
+//! flag > environment > file > default.
+
+use std::path::Path;
+
+use crate::process::{Server, free_port, run};
+
+/// Runs with `args` and asserts exit code 2 and one `error:` line naming `option`.
+fn assert_bad_config(dir: &Path, args: &[&str], env: &[(&str, &str)], option: &str) {
+    let output = run(dir, args, env);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "{args:?}: one error line expected in {stderr}"
+    );
+    assert!(
+        errors[0].contains(option),
+        "{args:?}: expected {option} in {:?}",
+        errors[0]
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_database_scheme_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_bad_config(dir.path(), &["--db", "mysql://localhost/db"], &[], "--db");
+}
+
+#[test]
+fn in_memory_sqlite_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_bad_config(dir.path(), &["--db", "sqlite://:memory:"], &[], "--db");
+}
+
+#[test]
+fn unreachable_database_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("postgres://postgres@127.0.0.1:{}/nothing", free_port());
+    assert_bad_config(dir.path(), &["--db", &url], &[], "--db");
+}
+
+#[test]
+fn unwritable_sqlite_location_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    assert_bad_config(
+        dir.path(),
+        &["--db", "sqlite://file/sub/x.sqlite"],
+        &[],
+        "--db",
+    );
+}
+
+#[test]
+fn unreadable_config_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_bad_config(dir.path(), &["--config", "missing.toml"], &[], "--config");
+}
+
+#[test]
+fn invalid_config_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "port = \"many\"\n").unwrap();
+    assert_bad_config(dir.path(), &["--config", "bad.toml"], &[], "--config");
+    std::fs::write(dir.path().join("unknown.json"), r#"{"colour": "red"}"#).unwrap();
+    assert_bad_config(dir.path(), &["--config", "unknown.json"], &[], "--config");
+}
+
+#[test]
+fn unreadable_oidc_secrets_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_bad_config(
+        dir.path(),
+        &["--oidc-secrets", "nope.json"],
+        &[],
+        "--oidc-secrets",
+    );
+    std::fs::write(dir.path().join("secrets.json"), r#"{"installed": {}}"#).unwrap();
+    assert_bad_config(
+        dir.path(),
+        &["--oidc-secrets", "secrets.json"],
+        &[],
+        "--oidc-secrets",
+    );
+}
+
+#[test]
+fn port_out_of_range_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_bad_config(dir.path(), &["--port", "70000"], &[], "--port");
+    assert_bad_config(dir.path(), &[], &[("MRMAT_API_PORT", "-1")], "--port");
+    assert_bad_config(dir.path(), &[], &[("PORT", "http")], "PORT");
+}
+
+#[test]
+fn oidc_issuer_that_is_not_a_url_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--oidc-issuer",
+        "not a url",
+        "--oidc-client-id",
+        "a",
+        "--oidc-client-secret",
+        "b",
+    ];
+    assert_bad_config(dir.path(), &args, &[], "--oidc-issuer");
+}
+
+#[test]
+fn oidc_without_client_credentials_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_bad_config(
+        dir.path(),
+        &["--oidc-issuer", "http://127.0.0.1:1"],
+        &[],
+        "--oidc-client-id",
+    );
+}
+
+#[test]
+fn zero_workers_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_bad_config(dir.path(), &["--workers", "0"], &[], "--workers");
+}
+
+#[test]
+fn port_in_use_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    assert_bad_config(
+        dir.path(),
+        &["--host", "127.0.0.1", "--port", &port],
+        &[],
+        "--port",
+    );
+}
+
+#[test]
+fn flag_beats_env_beats_file_beats_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!("host = \"127.0.0.1\"\nport = {file_port}\n"),
+    )
+    .unwrap();
+    let env_value = env_port.to_string();
+    let env = [("MRMAT_API_PORT", env_value.as_str())];
+    let flag_value = flag_port.to_string();
+
+    let server = Server::start(
+        dir.path(),
+        &["--config", "config.toml", "--port", &flag_value],
+        &env,
+    );
+    assert_eq!(server.port, flag_port);
+    drop(server);
+    let server = Server::start(dir.path(), &["--config", "config.toml"], &env);
+    assert_eq!(server.port, env_port);
+    drop(server);
+    let server = Server::start(dir.path(), &["--config", "config.toml"], &[]);
+    assert_eq!(server.port, file_port);
+    drop(server);
+
+    // Default: no port anywhere; the instance path default shows through instead.
+    let output = run(dir.path(), &["migrate"], &[]);
+    assert!(output.status.success());
+    assert!(dir.path().join("var/instance/mrmat-api.sqlite").exists());
+}
+
+#[test]
+fn json_config_files_work_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(r#"{{"host": "127.0.0.1", "port": {port}}}"#),
+    )
+    .unwrap();
+    let server = Server::start(dir.path(), &["--config", "config.json"], &[]);
+    assert_eq!(server.port, port);
+}
+
+#[test]
+fn dot_env_in_the_working_directory_is_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("MRMAT_API_HOST=127.0.0.1\nMRMAT_API_PORT={port}\n"),
+    )
+    .unwrap();
+    let server = Server::start(dir.path(), &[], &[]);
+    assert_eq!(server.port, port);
+}
+
+#[test]
+fn container_port_variable_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let server = Server::start(
+        dir.path(),
+        &["--host", "127.0.0.1"],
+        &[("PORT", port.as_str())],
+    );
+    assert_eq!(server.port.to_string(), port);
+}

@@ -1,0 +1,8 @@
+//! The `mrmat-api` binary as a process: start, signals, exit codes, configuration
+//! precedence, migrations, and what it logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod config;
+mod lifecycle;
+mod logs;
+mod process;

@@ -1,0 +1,88 @@
+//! A fresh database per test: an SQLite file in a temporary directory, or a new
+//! PostgreSQL database on the server `MRMAT_TEST_POSTGRES_URL` names, dropped afterwards.
+
+use diesel::{Connection, RunQueryDsl, pg::PgConnection};
+use mrmat_api::settings::DatabaseUrl;
+use tempfile::TempDir;
+use url::Url;
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, always available.
+    Sqlite,
+    /// PostgreSQL, when `MRMAT_TEST_POSTGRES_URL` is set.
+    Postgres,
+}
+
+/// The PostgreSQL server for tests.
+pub const POSTGRES_ENV: &str = "MRMAT_TEST_POSTGRES_URL";
+
+impl Backend {
+    /// Whether tests can run on this backend here.
+    pub fn available(self) -> bool {
+        match self {
+            Self::Sqlite => true,
+            Self::Postgres => std::env::var(POSTGRES_ENV).is_ok_and(|v| !v.is_empty()),
+        }
+    }
+}
+
+/// A database that exists for one test.
+#[derive(Debug)]
+pub struct TestDb {
+    /// Its URL.
+    pub url: DatabaseUrl,
+    /// The directory of the SQLite file, or a scratch instance directory.
+    pub dir: TempDir,
+    /// For PostgreSQL: the admin URL and the database name, to drop it.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A new, empty database on `backend`.
+    pub fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => Self {
+                url: DatabaseUrl::Sqlite(dir.path().join("test.sqlite")),
+                dir,
+                postgres: None,
+            },
+            Backend::Postgres => {
+                let admin = std::env::var(POSTGRES_ENV).expect("MRMAT_TEST_POSTGRES_URL");
+                let name = format!("mrmat_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin).expect("connect to PostgreSQL");
+                diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                let mut url = Url::parse(&admin).expect("MRMAT_TEST_POSTGRES_URL is a URL");
+                url.set_path(&name);
+                Self {
+                    url: DatabaseUrl::Postgres(url.to_string()),
+                    dir,
+                    postgres: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    /// The URL as given on the command line.
+    pub fn url_string(&self) -> String {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => url.clone(),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.postgres
+            && let Ok(mut conn) = PgConnection::establish(admin)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&mut conn);
+        }
+    }
+}
