@@ -1,0 +1,177 @@
+//! Client configuration: a file in the Python original's JSON shape
+//! (`{"client_id", "client_secret", "discovery_url"}`), overridden by flags and
+//! `MRMAT_API_CLIENT_*` variables.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::ClientError;
+
+/// The client id used when none is configured: the CLI client of `var/keycloak/`.
+pub const DEFAULT_CLIENT_ID: &str = "mrmat-api-cli";
+/// The server used when none is configured.
+pub const DEFAULT_SERVER: &str = "http://localhost:8080";
+
+/// The config file.
+#[derive(Debug, Default, Deserialize)]
+struct ConfigFile {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    discovery_url: Option<String>,
+    server: Option<String>,
+}
+
+/// Values given on the command line or in the environment; they beat the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// OAuth client id.
+    pub client_id: Option<String>,
+    /// OAuth client secret, for confidential CLI clients.
+    pub client_secret: Option<String>,
+    /// The provider's discovery document URL.
+    pub discovery_url: Option<String>,
+    /// The API server.
+    pub server: Option<String>,
+}
+
+/// Resolved client settings.
+#[derive(Clone)]
+pub struct ClientSettings {
+    /// The API server.
+    pub server: Url,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret, if the client is confidential.
+    pub client_secret: Option<String>,
+    /// Where the provider's discovery document is; found from the server when `None`.
+    pub discovery_url: Option<Url>,
+}
+
+impl std::fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("server", &self.server.as_str())
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "discovery_url",
+                &self.discovery_url.as_ref().map(Url::as_str),
+            )
+            .finish()
+    }
+}
+
+/// The default config file: `<platform config dir>/mrmat-api-client/config.json`.
+pub fn default_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "mrmat-api-client")
+        .map(|dirs| dirs.config_dir().join("config.json"))
+}
+
+impl ClientSettings {
+    /// Reads `explicit` (which must exist) or the default file (which may not), then applies
+    /// `overrides`.
+    pub fn load(explicit: Option<&Path>, overrides: Overrides) -> Result<Self, ClientError> {
+        let file = match explicit {
+            Some(path) => read(path)?,
+            None => match default_config_path() {
+                Some(path) if path.exists() => read(&path)?,
+                _ => ConfigFile::default(),
+            },
+        };
+        let server = overrides
+            .server
+            .or(file.server)
+            .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        let server = parse_url("--server", &server)?;
+        let discovery_url = overrides
+            .discovery_url
+            .or(file.discovery_url)
+            .filter(|u| !u.is_empty())
+            .map(|u| parse_url("--discovery-url", &u))
+            .transpose()?;
+        Ok(Self {
+            server,
+            client_id: overrides
+                .client_id
+                .or(file.client_id)
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| DEFAULT_CLIENT_ID.to_owned()),
+            client_secret: overrides
+                .client_secret
+                .or(file.client_secret)
+                .filter(|s| !s.is_empty()),
+            discovery_url,
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<ConfigFile, ClientError> {
+    let fail =
+        |reason: String| ClientError::Config(format!("--config {}: {reason}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| {
+        fail(format!(
+            "not a client config ({{\"client_id\", \"client_secret\", \"discovery_url\"}}): {e}"
+        ))
+    })
+}
+
+fn parse_url(option: &str, value: &str) -> Result<Url, ClientError> {
+    let url = Url::parse(value)
+        .map_err(|e| ClientError::Config(format!("{option}: {value:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ClientError::Config(format!(
+            "{option}: {value:?} must be an http:// or https:// URL"
+        )));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_in_the_original_shape_is_read_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"client_id": "file-id", "client_secret": "s", "discovery_url": "http://idp/.well-known/openid-configuration"}"#).unwrap();
+        let settings = ClientSettings::load(
+            Some(&path),
+            Overrides {
+                client_id: Some("flag-id".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(settings.client_id, "flag-id");
+        assert_eq!(settings.client_secret.as_deref(), Some("s"));
+        assert!(settings.discovery_url.is_some());
+        assert!(!format!("{settings:?}").contains("\"s\""));
+    }
+
+    #[test]
+    fn missing_explicit_file_is_a_config_error() {
+        let error =
+            ClientSettings::load(Some(Path::new("/nonexistent/c.json")), Overrides::default())
+                .unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn bad_server_url_is_a_config_error() {
+        let overrides = Overrides {
+            server: Some("ftp://x".into()),
+            ..Overrides::default()
+        };
+        assert!(matches!(
+            ClientSettings::load(None, overrides),
+            Err(ClientError::Config(_))
+        ));
+    }
+}

@@ -1,0 +1,135 @@
+//! The identity provider's endpoints, from its OIDC discovery document, or found from the
+//! API server's RFC 9728 metadata when only the server is known.
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{AdditionalProviderMetadata, ProviderMetadata};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::api::ApiClient;
+use crate::error::ClientError;
+
+/// Discovery fields the core metadata type lacks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct DeviceFlowMetadata {
+    #[serde(default)]
+    device_authorization_endpoint: Option<String>,
+    #[serde(default)]
+    revocation_endpoint: Option<String>,
+}
+
+impl AdditionalProviderMetadata for DeviceFlowMetadata {}
+
+type Metadata = ProviderMetadata<
+    DeviceFlowMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// What the client needs of a provider.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// Its issuer.
+    pub issuer: String,
+    /// Token endpoint.
+    pub token_endpoint: Url,
+    /// Device authorization endpoint (RFC 8628), if it has one.
+    pub device_authorization_endpoint: Option<Url>,
+    /// Revocation endpoint (RFC 7009), if it has one.
+    pub revocation_endpoint: Option<Url>,
+    /// Userinfo endpoint, for the user's name.
+    pub userinfo_endpoint: Option<Url>,
+    /// Scopes it says it supports.
+    pub scopes_supported: Vec<String>,
+}
+
+/// The discovery document URL of `issuer`.
+pub fn discovery_url_of(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// Reads the discovery document at `url`.
+pub async fn discover(http: &reqwest::Client, url: &Url) -> Result<Provider, ClientError> {
+    let what = "the identity provider";
+    let response = http
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| ClientError::unreachable(what, url.as_str(), &e))?;
+    if !response.status().is_success() {
+        return Err(ClientError::Protocol {
+            what,
+            reason: format!("discovery at {url} answered {}", response.status()),
+        });
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ClientError::unreachable(what, url.as_str(), &e))?;
+    let metadata: Metadata = serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
+        what,
+        reason: format!("{url} is not an OpenID Connect discovery document: {e}"),
+    })?;
+    let endpoint = |value: Option<&str>, name: &str| -> Result<Option<Url>, ClientError> {
+        value
+            .map(|v| {
+                Url::parse(v).map_err(|e| ClientError::Protocol {
+                    what,
+                    reason: format!("{name} {v:?} is not a URL: {e}"),
+                })
+            })
+            .transpose()
+    };
+    let extra = metadata.additional_metadata();
+    let token_endpoint = metadata
+        .token_endpoint()
+        .map(|t| t.url().clone())
+        .ok_or_else(|| ClientError::Protocol {
+            what,
+            reason: "discovery names no token_endpoint".into(),
+        })?;
+    Ok(Provider {
+        issuer: metadata.issuer().as_str().to_owned(),
+        token_endpoint,
+        device_authorization_endpoint: endpoint(
+            extra.device_authorization_endpoint.as_deref(),
+            "device_authorization_endpoint",
+        )?,
+        revocation_endpoint: endpoint(extra.revocation_endpoint.as_deref(), "revocation_endpoint")?,
+        userinfo_endpoint: metadata.userinfo_endpoint().map(|u| u.url().clone()),
+        scopes_supported: metadata
+            .scopes_supported()
+            .map(|scopes| scopes.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default(),
+    })
+}
+
+/// What the API server says about its provider: the discovery URL and the API's scopes.
+pub async fn from_server(api: &ApiClient) -> Result<(Url, Vec<String>), ClientError> {
+    let metadata = api.protected_resource_metadata().await?;
+    let issuer = metadata.authorization_servers.first().ok_or_else(|| ClientError::Config(format!(
+        "the server at {} names no identity provider (is OIDC configured there?); give --discovery-url",
+        api.base()
+    )))?;
+    let url = Url::parse(&discovery_url_of(issuer)).map_err(|e| ClientError::Protocol {
+        what: "the server",
+        reason: format!("authorization server {issuer:?} is not a URL: {e}"),
+    })?;
+    Ok((url, metadata.scopes_supported))
+}

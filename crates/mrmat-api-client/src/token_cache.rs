@@ -1,0 +1,260 @@
+//! The per-user token cache: one JSON file per server/provider and client, mode 0600 in a
+//! 0700 directory, written atomically (temporary file, then rename) so it is never
+//! readable by others, not even for a moment, and never half-written. A lock file keeps
+//! two processes from refreshing at once.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ClientError;
+
+/// The format version this build writes and reads.
+pub const CACHE_VERSION: u32 = 1;
+
+/// A logged-in session as stored.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CachedSession {
+    /// Format version.
+    pub version: u32,
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The OAuth client.
+    pub client_id: String,
+    /// Where to refresh.
+    pub token_endpoint: String,
+    /// Where to revoke, if the provider can.
+    pub revocation_endpoint: Option<String>,
+    /// The access token: the bearer.
+    pub access_token: String,
+    /// The refresh token, with `offline_access`.
+    pub refresh_token: Option<String>,
+    /// When the access token expires (Unix seconds), when known.
+    pub expires_at: Option<i64>,
+    /// The access token's full lifetime in seconds, to refresh in good time.
+    pub lifetime: Option<u64>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// The user's subject, from the ID token.
+    pub subject: Option<String>,
+    /// The user's name, from the ID token.
+    pub name: Option<String>,
+}
+
+impl std::fmt::Debug for CachedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedSession")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("expires_at", &self.expires_at)
+            .field("scopes", &self.scopes)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What reading the cache found.
+#[derive(Debug)]
+pub enum Loaded {
+    /// No cache file.
+    Missing,
+    /// A usable session.
+    Found(Box<CachedSession>),
+    /// A file that cannot be used (corrupt, another version); it will be replaced.
+    Unusable(String),
+}
+
+/// One cache file.
+#[derive(Debug, Clone)]
+pub struct TokenCache {
+    path: PathBuf,
+}
+
+/// The default cache directory: `<platform cache dir>/mrmat-api-client/tokens`.
+pub fn default_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "mrmat-api-client")
+        .map(|dirs| dirs.cache_dir().join("tokens"))
+}
+
+impl TokenCache {
+    /// The cache file in `dir` for `key` (e.g. provider + client): the file name is a hash,
+    /// so nothing about the provider shows in a directory listing.
+    pub fn new(dir: &Path, key: &str) -> Self {
+        let digest = Sha256::digest(key.as_bytes());
+        let name: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        Self {
+            path: dir.join(format!("{name}.json")),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, reason: impl std::fmt::Display) -> ClientError {
+        ClientError::Cache {
+            path: self.path.display().to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn dir(&self) -> Result<&Path, ClientError> {
+        self.path
+            .parent()
+            .ok_or_else(|| self.error("has no directory"))
+    }
+
+    fn ensure_dir(&self) -> Result<(), ClientError> {
+        let dir = self.dir()?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| self.error(format!("cannot create its directory: {e}")))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| self.error(format!("cannot restrict its directory: {e}")))
+    }
+
+    /// Reads the session.
+    pub fn load(&self) -> Result<Loaded, ClientError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+            Err(e) => return Err(self.error(format!("cannot read: {e}"))),
+        };
+        let value: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(value) => value,
+            Err(e) => return Ok(Loaded::Unusable(format!("not valid JSON ({e})"))),
+        };
+        match value.get("version").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(CACHE_VERSION) => {}
+            Some(v) => {
+                return Ok(Loaded::Unusable(format!(
+                    "written by another version (format {v})"
+                )));
+            }
+            None => return Ok(Loaded::Unusable("not a token cache".into())),
+        }
+        match serde_json::from_value(value) {
+            Ok(session) => Ok(Loaded::Found(Box::new(session))),
+            Err(e) => Ok(Loaded::Unusable(format!("incomplete ({e})"))),
+        }
+    }
+
+    /// Writes the session: 0600 from creation, replaced atomically.
+    pub fn store(&self, session: &CachedSession) -> Result<(), ClientError> {
+        self.ensure_dir()?;
+        let json = serde_json::to_vec_pretty(session).map_err(|e| self.error(e))?;
+        let tmp = self
+            .path
+            .with_extension(format!("json.tmp{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(&json)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &self.path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            self.error(format!("cannot write: {e}"))
+        })
+    }
+
+    /// Deletes the file; a missing file is fine.
+    pub fn remove(&self) -> Result<(), ClientError> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.error(format!("cannot delete: {e}"))),
+        }
+    }
+
+    /// An exclusive lock on this cache, held until the returned file is dropped.
+    pub fn lock(&self) -> Result<File, ClientError> {
+        self.ensure_dir()?;
+        let lock_path = self.path.with_extension("lock");
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| self.error(format!("cannot open its lock: {e}")))?;
+        file.lock()
+            .map_err(|e| self.error(format!("cannot lock: {e}")))?;
+        Ok(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> CachedSession {
+        CachedSession {
+            version: CACHE_VERSION,
+            issuer: "http://idp".into(),
+            client_id: "cli".into(),
+            token_endpoint: "http://idp/token".into(),
+            revocation_endpoint: None,
+            access_token: "secret-access".into(),
+            refresh_token: Some("secret-refresh".into()),
+            expires_at: Some(1),
+            lifetime: Some(3600),
+            scopes: vec!["openid".into()],
+            subject: Some("alice".into()),
+            name: None,
+        }
+    }
+
+    #[test]
+    fn stored_session_reads_back_and_is_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(&dir.path().join("tokens"), "key");
+        cache.store(&session()).unwrap();
+        assert!(matches!(cache.load().unwrap(), Loaded::Found(s) if *s == session()));
+        let mode = fs::metadata(cache.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir_mode = fs::metadata(dir.path().join("tokens"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dir_mode, 0o700);
+    }
+
+    #[test]
+    fn corrupt_and_foreign_files_are_unusable_not_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "key");
+        fs::write(cache.path(), "{not json").unwrap();
+        assert!(matches!(cache.load().unwrap(), Loaded::Unusable(_)));
+        fs::write(cache.path(), r#"{"version": 99}"#).unwrap();
+        assert!(matches!(cache.load().unwrap(), Loaded::Unusable(r) if r.contains("99")));
+        cache.store(&session()).unwrap();
+        assert!(matches!(cache.load().unwrap(), Loaded::Found(_)));
+    }
+
+    #[test]
+    fn debug_output_has_no_tokens() {
+        let text = format!("{:?}", session());
+        assert!(!text.contains("secret-access") && !text.contains("secret-refresh"));
+    }
+
+    #[test]
+    fn missing_file_is_missing_and_removing_it_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "key");
+        assert!(matches!(cache.load().unwrap(), Loaded::Missing));
+        cache.remove().unwrap();
+    }
+}
