@@ -100,7 +100,8 @@ pub struct Options {
     )]
     pub oidc_public_issuer: Option<String>,
 
-    /// Longest time an introspection result is trusted, in seconds [default: 300].
+    /// Longest time an introspection result is trusted, in seconds; also how long a revoked
+    /// token may still be accepted [default: 30].
     #[arg(
         long,
         global = true,

@@ -26,6 +26,9 @@ pub enum ApiError {
     /// A body of a type other than `application/json`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// A body over the size limit.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -98,6 +101,7 @@ impl ResponseError for ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -169,7 +173,9 @@ impl From<crate::db::resources::StoreError> for ApiError {
             StoreError::NotOwner(_) => {
                 Self::Forbidden("only the owner may change or delete this resource".to_owned())
             }
-            StoreError::Duplicate { .. } => Self::Conflict(error.to_string()),
+            StoreError::Duplicate { .. } | StoreError::Contended => {
+                Self::Conflict(error.to_string())
+            }
             StoreError::Database(e) => Self::internal(format!("database: {e}")),
         }
     }

@@ -14,6 +14,9 @@ use crate::error::ApiError;
 /// Largest accepted request body. Bodies here are a name or two; anything bigger is abuse.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Longest wait for the rest of a body once its headers arrived.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A request body not yet read. Extracting it never fails and reads nothing; call
 /// [`JsonBody::parse`] once the caller is authorised.
 pub struct JsonBody {
@@ -55,13 +58,21 @@ impl JsonBody {
             return Err(ApiError::PayloadTooLarge(BODY_LIMIT));
         }
         let mut body = Vec::with_capacity(declared.unwrap_or(256).min(BODY_LIMIT));
-        while let Some(chunk) = self.payload.next().await {
-            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
-            if body.len() + chunk.len() > BODY_LIMIT {
-                return Err(ApiError::PayloadTooLarge(BODY_LIMIT));
+        let read = async {
+            while let Some(chunk) = self.payload.next().await {
+                let chunk =
+                    chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+                if body.len() + chunk.len() > BODY_LIMIT {
+                    return Err(ApiError::PayloadTooLarge(BODY_LIMIT));
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
-        }
+            Ok(())
+        };
+        // A client that stops sending mid-body would otherwise hold the request forever.
+        tokio::time::timeout(BODY_TIMEOUT, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout)??;
         parse_json(&body)
     }
 }
@@ -80,10 +91,19 @@ fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
 
 /// Parses and validates a JSON body.
 pub fn parse_json<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Err(ApiError::BadRequest(
             "the body is empty; send a JSON object".into(),
         ));
+    };
+    if *first != b'{' {
+        // serde reads a struct from an array too; the contract wants an object.
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => ApiError::Unprocessable("body: must be a JSON object".into()),
+                Err(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
+            },
+        );
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value: T = match serde_path_to_error::deserialize(&mut deserializer) {
@@ -137,11 +157,12 @@ fn validation_detail(errors: ValidationErrors) -> ApiError {
     ApiError::Unprocessable(details.join("; "))
 }
 
-/// A resource id from the path: a positive decimal integer that fits the column. Anything
-/// else is a resource that does not exist.
+/// A resource id from the path: a positive decimal integer that fits the column, written
+/// without leading zeros. Anything else is a resource that does not exist.
 pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
     let not_found = || ApiError::NotFound(format!("no resource with id {}", shorten(raw)));
-    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+    // Canonical form only (no sign, no leading zero), so a resource has exactly one URL.
+    if raw.is_empty() || raw.starts_with('0') || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(not_found());
     }
     match raw.parse::<i64>() {
@@ -284,6 +305,14 @@ mod tests {
         assert!(matches!(
             parse_json::<ResourceInput>(b"[]"),
             Err(ApiError::Unprocessable(_))
+        ));
+        assert!(matches!(
+            parse_json::<ResourceInput>(br#"["name"]"#),
+            Err(ApiError::Unprocessable(_))
+        ));
+        assert!(matches!(
+            parse_json::<ResourceInput>(b"[1,"),
+            Err(ApiError::BadRequest(_))
         ));
     }
 

@@ -184,8 +184,8 @@ struct ClientSecretsWeb {
     introspection_endpoint: Option<String>,
 }
 
-/// Default introspection-cache ceiling.
-pub const DEFAULT_OIDC_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Default introspection-cache ceiling: how long a revoked token may still be accepted.
+pub const DEFAULT_OIDC_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Default timeout of calls to the identity provider.
 pub const DEFAULT_OIDC_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -6,7 +6,7 @@ use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi as _};
 
-use super::{healthz, index, method_not_allowed, well_known};
+use super::{get, healthz, index, method_not_allowed, well_known};
 
 /// The name of the bearer security scheme in the document.
 pub const BEARER: &str = "bearer";
@@ -14,8 +14,8 @@ pub const BEARER: &str = "bearer";
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/openapi.json")
-            .route(web::get().to(openapi_json))
-            .default_service(method_not_allowed("GET")),
+            .route(get().to(openapi_json))
+            .default_service(method_not_allowed("GET, HEAD")),
     );
 }
 

@@ -5,20 +5,20 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, web};
 use mrmat_api_types::health::{HealthStatus, Liveness, Readiness};
 
-use super::method_not_allowed;
+use super::{get, method_not_allowed};
 use crate::db;
 use crate::startup::AppState;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/healthz")
-            .route(web::get().to(liveness))
-            .default_service(method_not_allowed("GET")),
+            .route(get().to(liveness))
+            .default_service(method_not_allowed("GET, HEAD")),
     )
     .service(
         web::resource("/healthz/ready")
-            .route(web::get().to(readiness))
-            .default_service(method_not_allowed("GET")),
+            .route(get().to(readiness))
+            .default_service(method_not_allowed("GET, HEAD")),
     );
 }
 

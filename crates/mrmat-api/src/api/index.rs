@@ -3,13 +3,13 @@
 use actix_web::web;
 use mrmat_api_types::index::{ApiIndex, MountedApi};
 
-use super::{APIS, method_not_allowed};
+use super::{APIS, get, method_not_allowed};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api")
-            .route(web::get().to(list))
-            .default_service(method_not_allowed("GET")),
+            .route(get().to(list))
+            .default_service(method_not_allowed("GET, HEAD")),
     );
 }
 

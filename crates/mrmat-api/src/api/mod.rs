@@ -10,7 +10,7 @@ pub mod index;
 pub mod resource;
 pub mod well_known;
 
-use actix_web::{HttpRequest, HttpResponse, Route, web};
+use actix_web::{HttpRequest, HttpResponse, Route, guard, web};
 use utoipa::openapi::OpenApi;
 
 use crate::error::ApiError;
@@ -56,6 +56,11 @@ pub fn openapi() -> OpenApi {
         doc.merge((api.openapi)());
     }
     doc
+}
+
+/// A GET route that answers HEAD too, as HTTP requires (actix sends no body for HEAD).
+pub fn get() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// The answer of a known path to a method it does not have: 405 with `Allow`.

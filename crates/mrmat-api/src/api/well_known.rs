@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, web};
 use mrmat_api_types::metadata::ProtectedResourceMetadata;
 
-use super::method_not_allowed;
+use super::{get, method_not_allowed};
 use crate::auth::Scope;
 use crate::forwarded;
 use crate::startup::AppState;
@@ -12,8 +12,8 @@ use crate::startup::AppState;
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/.well-known/oauth-protected-resource")
-            .route(web::get().to(protected_resource))
-            .default_service(method_not_allowed("GET")),
+            .route(get().to(protected_resource))
+            .default_service(method_not_allowed("GET, HEAD")),
     );
 }
 

@@ -24,15 +24,18 @@ pub(super) fn token(req: &HttpRequest) -> Result<String, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(missing);
     };
-    let Ok(value) = value.to_str() else {
-        return Err(invalid);
-    };
-    let value = value.trim();
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    // The scheme is judged on the raw bytes: a non-ASCII credential of another scheme is
+    // still "another scheme", not a bad bearer token.
+    let value = value.as_bytes().trim_ascii();
+    let split = value.iter().position(|b| *b == b' ').unwrap_or(value.len());
+    let (scheme, rest) = value.split_at(split);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(missing);
     }
-    let token = rest.trim();
+    let Ok(token) = std::str::from_utf8(rest) else {
+        return Err(invalid);
+    };
+    let token = token.trim();
     if token.is_empty() {
         return Err(missing);
     }
@@ -94,6 +97,17 @@ mod tests {
     #[test]
     fn missing_header_is_no_token() {
         assert!(is_missing(token(&TestRequest::default().to_http_request())));
+    }
+
+    #[test]
+    fn non_ascii_credentials_of_another_scheme_count_as_no_token() {
+        let req = TestRequest::default()
+            .insert_header((
+                header::AUTHORIZATION,
+                header::HeaderValue::from_bytes("Basic é".as_bytes()).unwrap(),
+            ))
+            .to_http_request();
+        assert!(is_missing(token(&req)));
     }
 
     #[test]

@@ -128,6 +128,14 @@ impl Verdict {
             ttl: INVALID_TTL,
         }
     }
+
+    /// No verdict outlives the configured ceiling (0 turns caching off).
+    fn capped(self, ceiling: Duration) -> Self {
+        Self {
+            ttl: self.ttl.min(ceiling),
+            ..self
+        }
+    }
 }
 
 /// Each entry lives as long as its verdict says.
@@ -244,7 +252,10 @@ impl Authenticator {
     }
 
     async fn introspect(&self, token: &str) -> Result<Verdict, ProviderError> {
-        let result = self.call_provider(token).await;
+        let result = self
+            .call_provider(token)
+            .await
+            .map(|verdict| verdict.capped(self.settings.cache_ttl));
         self.record(match &result {
             Ok(_) => ProviderHealth::Ok,
             Err(ProviderError::Unreachable(_)) => ProviderHealth::Unreachable,
@@ -358,10 +369,12 @@ fn judge(response: &IntrospectionResponse, ceiling: Duration) -> Verdict {
         .clone()
         .or_else(|| response.username().map(str::to_owned))
         .unwrap_or_else(|| subject.clone());
+    // PostgreSQL text cannot hold NUL; a claim carrying one must not become a 500.
+    let clean = |s: String| s.replace('\0', "");
     let principal = Principal {
-        client_id: client_id.unwrap_or_else(|| subject.clone()),
-        username,
-        subject,
+        client_id: clean(client_id.unwrap_or_else(|| subject.clone())),
+        username: clean(username),
+        subject: clean(subject),
         scopes: response
             .scopes()
             .map(|scopes| scopes.iter().map(|s| s.to_string()).collect())

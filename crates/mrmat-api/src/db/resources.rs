@@ -2,7 +2,8 @@
 //!
 //! No multi-statement transactions: every write is one statement, so SQLite's busy
 //! timeout covers contention and the unique index, not a read-then-write check, decides
-//! which of two racing creates wins.
+//! which of two racing creates wins. A conflict is looked up afterwards to name the
+//! existing id; when that row vanished in between, the write is tried again.
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
@@ -70,6 +71,9 @@ pub enum StoreError {
         /// The resource that has the name.
         existing_id: i64,
     },
+    /// The name kept conflicting with rows that vanished before they could be named.
+    #[error("the name is being changed concurrently; retry")]
+    Contended,
     /// The database failed.
     #[error(transparent)]
     Database(#[from] DieselError),
@@ -184,13 +188,21 @@ pub fn ensure_owner(
     }
 }
 
-fn id_of_name(conn: &mut DbConnection, owner_id: i64, name: &str) -> Result<i64, StoreError> {
+fn id_of_name(
+    conn: &mut DbConnection,
+    owner_id: i64,
+    name: &str,
+) -> Result<Option<i64>, StoreError> {
     Ok(resources::table
         .filter(resources::owner_id.eq(owner_id))
         .filter(resources::name.eq(name))
         .select(resources::id)
-        .first(conn)?)
+        .first(conn)
+        .optional()?)
 }
+
+/// Attempts at a write whose conflicting row keeps vanishing before it can be named.
+const WRITE_ATTEMPTS: usize = 3;
 
 /// Creates a resource named `name` for `who`.
 pub fn create(
@@ -200,33 +212,36 @@ pub fn create(
 ) -> Result<ResourceWithOwner, StoreError> {
     let owner = ensure_owner(conn, who)?;
     let at = now();
-    let inserted = diesel::insert_into(resources::table)
-        .values((
-            resources::owner_id.eq(owner.id),
-            resources::name.eq(name),
-            resources::created_at.eq(at),
-            resources::updated_at.eq(at),
-        ))
-        .execute(conn);
-    match inserted {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
-            let existing_id = id_of_name(conn, owner.id, name)?;
-            return Err(StoreError::Duplicate { existing_id });
+    for _ in 0..WRITE_ATTEMPTS {
+        let inserted = diesel::insert_into(resources::table)
+            .values((
+                resources::owner_id.eq(owner.id),
+                resources::name.eq(name),
+                resources::created_at.eq(at),
+                resources::updated_at.eq(at),
+            ))
+            .returning(resources::id)
+            .get_result::<i64>(conn);
+        match inserted {
+            Ok(id) => {
+                let resource = ResourceRow {
+                    id,
+                    owner_id: owner.id,
+                    name: name.to_owned(),
+                    created_at: at,
+                    updated_at: at,
+                };
+                return Ok((resource, owner));
+            }
+            Err(e) if is_unique_violation(&e) => {
+                if let Some(existing_id) = id_of_name(conn, owner.id, name)? {
+                    return Err(StoreError::Duplicate { existing_id });
+                }
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     }
-    let id = id_of_name(conn, owner.id, name)?;
-    Ok((
-        ResourceRow {
-            id,
-            owner_id: owner.id,
-            name: name.to_owned(),
-            created_at: at,
-            updated_at: at,
-        },
-        owner,
-    ))
+    Err(StoreError::Contended)
 }
 
 /// Renames the resource `id`, which `who` must own.
@@ -242,26 +257,29 @@ pub fn update(
     }
     // `updated_at` never goes back, even if the clock does.
     let at = now().max(current.updated_at);
-    let updated = diesel::update(resources::table.find(id))
-        .set((resources::name.eq(name), resources::updated_at.eq(at)))
-        .execute(conn);
-    match updated {
-        Ok(0) => return Err(StoreError::NotFound(id)),
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
-            let existing_id = id_of_name(conn, owner.id, name)?;
-            return Err(StoreError::Duplicate { existing_id });
+    for _ in 0..WRITE_ATTEMPTS {
+        let updated = diesel::update(resources::table.find(id))
+            .set((resources::name.eq(name), resources::updated_at.eq(at)))
+            .execute(conn);
+        match updated {
+            Ok(0) => return Err(StoreError::NotFound(id)),
+            Ok(_) => {
+                let resource = ResourceRow {
+                    name: name.to_owned(),
+                    updated_at: at,
+                    ..current
+                };
+                return Ok((resource, owner));
+            }
+            Err(e) if is_unique_violation(&e) => {
+                if let Some(existing_id) = id_of_name(conn, owner.id, name)? {
+                    return Err(StoreError::Duplicate { existing_id });
+                }
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     }
-    Ok((
-        ResourceRow {
-            name: name.to_owned(),
-            updated_at: at,
-            ..current
-        },
-        owner,
-    ))
+    Err(StoreError::Contended)
 }
 
 /// Deletes the resource `id`, which `who` must own.

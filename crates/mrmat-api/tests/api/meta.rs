@@ -102,15 +102,30 @@ async fn known_path_with_another_method_is_405_with_allow() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["allow"], "GET");
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
     assert_problem(response, 405).await;
     let response = app
         .request(Method::PATCH, "/api/resource/v1/1", None)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["allow"], "GET, PUT, DELETE");
+    assert_eq!(response.headers()["allow"], "GET, HEAD, PUT, DELETE");
     assert_problem(response, 405).await;
+}
+
+#[tokio::test]
+async fn head_is_answered_wherever_get_is() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for path in [
+        "/healthz/",
+        "/api/",
+        "/api/greeting/v1/",
+        "/api/openapi.json",
+    ] {
+        let response = app.request(Method::HEAD, path, None).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(response.bytes().await.unwrap().is_empty(), "{path}");
+    }
 }
 
 #[tokio::test]

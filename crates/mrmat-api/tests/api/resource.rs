@@ -87,7 +87,7 @@ backend_tests! {
     async fn ids_that_are_not_positive_integers_are_404(backend) {
         let (app, token) = setup(backend).await;
         app.create_resource(&token, "one").await;
-        for id in ["0", "-1", "1.5", "1e3", "0x10", "123456789012345678901234567890", "abc", "9223372036854775808"] {
+        for id in ["0", "01", "-1", "1.5", "1e3", "0x10", "123456789012345678901234567890", "abc", "9223372036854775808"] {
             assert_problem(app.get(&format!("{BASE}{id}"), Some(&token)).await, 404).await;
             assert_problem(app.put_json(&format!("{BASE}{id}"), Some(&token), &json!({"name": "x"})).await, 404).await;
             assert_problem(app.delete(&format!("{BASE}{id}"), Some(&token)).await, 404).await;
@@ -141,7 +141,9 @@ backend_tests! {
 
     async fn json_that_is_not_an_object_is_400_or_422(backend) {
         let (app, token) = setup(backend).await;
-        for body in ["[]", "\"x\"", "42", "null"] {
+        let created = raw_post(&app, &token, Some("application/json"), br#"["x"]"#.to_vec()).send().await.unwrap();
+        assert_eq!(created.status(), 422, "an array is not an object, even when serde could read it");
+        for body in ["[]", "[\"x\"]", "\"x\"", "42", "null"] {
             let status = raw_post(&app, &token, Some("application/json"), body.into()).send().await.unwrap().status();
             assert!(status == 400 || status == 422, "{body}: {status}");
         }

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, web};
 use mrmat_api_types::greeting::Greeting;
 use utoipa::OpenApi;
 
-use crate::api::{Mount, method_not_allowed};
+use crate::api::{Mount, get, method_not_allowed};
 
 /// Mounted at `/api/greeting/v2`.
 pub const MOUNT: Mount = Mount {
@@ -22,8 +22,8 @@ struct Doc;
 fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("")
-            .route(web::get().to(greet))
-            .default_service(method_not_allowed("GET")),
+            .route(get().to(greet))
+            .default_service(method_not_allowed("GET, HEAD")),
     );
 }
 

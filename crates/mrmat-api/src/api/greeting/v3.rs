@@ -5,7 +5,7 @@ use mrmat_api_types::Problem;
 use mrmat_api_types::greeting::Greeting;
 use utoipa::OpenApi;
 
-use crate::api::{Mount, method_not_allowed};
+use crate::api::{Mount, get, method_not_allowed};
 use crate::auth::Principal;
 
 /// Mounted at `/api/greeting/v3`.
@@ -24,8 +24,8 @@ struct Doc;
 fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("")
-            .route(web::get().to(greet))
-            .default_service(method_not_allowed("GET")),
+            .route(get().to(greet))
+            .default_service(method_not_allowed("GET, HEAD")),
     );
 }
 

@@ -7,7 +7,7 @@ use mrmat_api_types::Problem;
 use mrmat_api_types::resource::{Resource, ResourceInput, ResourceList};
 use utoipa::OpenApi;
 
-use crate::api::{Mount, method_not_allowed};
+use crate::api::{self, Mount, method_not_allowed};
 use crate::auth::{Authorized, Principal, ResourceRead, ResourceWrite};
 use crate::db;
 use crate::db::resources::{self as store, OwnerIdentity};
@@ -35,16 +35,16 @@ struct Doc;
 fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("")
-            .route(web::get().to(list))
+            .route(api::get().to(list))
             .route(web::post().to(create))
-            .default_service(method_not_allowed("GET, POST")),
+            .default_service(method_not_allowed("GET, HEAD, POST")),
     )
     .service(
         web::resource("/{id}")
-            .route(web::get().to(get))
+            .route(api::get().to(get))
             .route(web::put().to(update))
             .route(web::delete().to(delete))
-            .default_service(method_not_allowed("GET, PUT, DELETE")),
+            .default_service(method_not_allowed("GET, HEAD, PUT, DELETE")),
     );
 }
 
