@@ -154,11 +154,11 @@ if ! command -v wrk >/dev/null; then
         SUDO=(sudo)
     fi
     export DEBIAN_FRONTEND=noninteractive
-    apt_install() { "${SUDO[@]}" apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=120 wrk; }
+    apt_install() { "${SUDO[@]}" apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=120 wrk >&2; }
     log "installing wrk with apt-get"
     if ! apt_install; then
         log "apt-get install failed: apt-get update, then again"
-        "${SUDO[@]}" apt-get update -q -o DPkg::Lock::Timeout=120
+        "${SUDO[@]}" apt-get update -q -o DPkg::Lock::Timeout=120 >&2
         apt_install
     fi
 fi
@@ -174,6 +174,7 @@ cp "$BIN_SRC" "$BIN"
 BIN_BYTES=$(stat -c %s "$BIN")
 log "binary: $BIN_SRC ($(mib $((BIN_BYTES / 1024))) MiB)"
 cd "$TMP" # no .env in the working directory of the servers
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg) # other work on the machine skews every figure
 
 # --- 2. cold start, idle RSS ------------------------------------------------------------
 
@@ -241,7 +242,7 @@ log "warm-up v3: ${WARM% 200}"
 run_wrk() {
     local name=$1 path=$2 pid rss max=0 limit
     shift 2
-    log "wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${WRK_DURATION}s --latency $* $path"
+    log "wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${WRK_DURATION}s --latency ${*//Bearer */Bearer <token>} $path"
     spawn "$TMP/wrk-$name.txt" wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${WRK_DURATION}s" \
         --latency --timeout 2s -s "$BENCH_DIR/report.lua" "$@" "$BASE$path"
     pid=$SPAWNED
@@ -307,7 +308,7 @@ wrk_line() {
 
 SUMMARY=$(
     echo "== mrmat-api benchmark =="
-    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty'), $(nproc) CPUs, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${WRK_DURATION}s, server --workers $SERVER_WORKERS, RUST_LOG=${SERVER_RUST_LOG:-default}"
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- crates/mrmat-api crates/mrmat-api-types Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty'), $(nproc) CPUs, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${WRK_DURATION}s, server --workers $SERVER_WORKERS, RUST_LOG=${SERVER_RUST_LOG:-default}, load avg before: $LOADAVG"
     echo "binary size: $(mib $((BIN_BYTES / 1024))) MiB ($BIN_BYTES bytes)"
     echo "cold start to first /healthz/ 200: min $COLD_MIN ms, median $COLD_MED ms ($COLD_RUNS runs)"
     echo "idle RSS: $(mib "$RSS_START") MiB after start, $(mib "$RSS_IDLE") MiB after ${IDLE_SECONDS} s idle ($THREADS_IDLE threads)"
