@@ -111,6 +111,10 @@ json_field() {
 proc_field() { awk -v f="$2:" '$1==f{print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
 
+# CPU accounting, in clock ticks: all CPUs busy (/proc/stat), and one process (utime+stime).
+cpu_busy_ticks() { awk '$1=="cpu"{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
+proc_ticks() { awk '{sub(/.*\) /, ""); print $12+$13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 # wait_healthy PORT PID TIMEOUT_S: polls /healthz/ in a tight loop (no sleeps) until a 200.
 wait_healthy() {
     local url="http://127.0.0.1:$1/healthz/" pid=$2 limit=$((SECONDS + $3)) code
@@ -174,6 +178,7 @@ cp "$BIN_SRC" "$BIN"
 BIN_BYTES=$(stat -c %s "$BIN")
 log "binary: $BIN_SRC ($(mib $((BIN_BYTES / 1024))) MiB)"
 cd "$TMP" # no .env in the working directory of the servers
+CLK_TCK=$(getconf CLK_TCK)
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg) # other work on the machine skews every figure
 
 # --- 2. cold start, idle RSS ------------------------------------------------------------
@@ -246,15 +251,20 @@ run_wrk() {
     spawn "$TMP/wrk-$name.txt" wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${WRK_DURATION}s" \
         --latency --timeout 2s -s "$BENCH_DIR/report.lua" "$@" "$BASE$path"
     pid=$SPAWNED
+    local busy0 srv0 wrk_ticks=0 t
+    busy0=$(cpu_busy_ticks)
+    srv0=$(proc_ticks "$LOAD_PID")
     limit=$((SECONDS + WRK_DURATION + 30))
     while kill -0 "$pid" 2>/dev/null; do
         rss=$(proc_field "$LOAD_PID" VmRSS 2>/dev/null || echo 0)
         ((rss > max)) && max=$rss
+        t=$(proc_ticks "$pid") # the last reading is at most one poll before wrk ends
+        ((t > wrk_ticks)) && wrk_ticks=$t
         if ((SECONDS >= limit)); then
             stop_pid "$pid" 2
             die "wrk did not finish in time"
         fi
-        sleep 0.25
+        sleep 0.1
     done
     wait "$pid" || die "wrk failed: $(cat "$TMP/wrk-$name.txt")"
     forget_pid "$pid"
@@ -266,6 +276,11 @@ run_wrk() {
     for kv in ${line#BENCH_RESULT }; do out[${kv%%=*}]=${kv#*=}; done
     out[rps]=$(awk -v n="${out[requests]}" -v d="${out[duration_us]}" 'BEGIN{printf "%.0f", n/(d/1e6)}')
     out[errors]=$((out[connect] + out[read] + out[write] + out[timeout]))
+    # CPU shares over the run, in % of one CPU: the server, wrk, and everything else.
+    local busy=$(($(cpu_busy_ticks) - busy0)) srv=$(($(proc_ticks "$LOAD_PID") - srv0))
+    read -r out[cpu_server] out[cpu_wrk] out[cpu_other] < <(awk -v b="$busy" -v s="$srv" -v w="$wrk_ticks" \
+        -v d="${out[duration_us]}" -v hz="$CLK_TCK" 'BEGIN{f=100/(hz*d/1e6); o=b-s-w; if(o<0)o=0; printf "%.0f %.0f %.0f\n", s*f, w*f, o*f}')
+    log "  CPU during the run (% of one CPU): server ${out[cpu_server]}, wrk ${out[cpu_wrk]}, other processes ${out[cpu_other]}"
     printf -v "RSS_MAX_$name" '%s' "$max"
 }
 
@@ -302,8 +317,9 @@ done
 
 wrk_line() {
     local -n r="R_$1"
-    printf 'p50 %s ms, p99 %s ms, non-2xx %s, socket errors %s' \
-        "$(ms "${r[p50_us]}")" "$(ms "${r[p99_us]}")" "${r[non2xx]}" "${r[errors]}"
+    printf 'p50 %s ms, p99 %s ms, non-2xx %s, socket errors %s, CPU%% server %s / wrk %s / other %s' \
+        "$(ms "${r[p50_us]}")" "$(ms "${r[p99_us]}")" "${r[non2xx]}" "${r[errors]}" \
+        "${r[cpu_server]}" "${r[cpu_wrk]}" "${r[cpu_other]}"
 }
 
 SUMMARY=$(

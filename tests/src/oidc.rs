@@ -36,6 +36,9 @@ pub enum TestClient {
 }
 
 impl TestClient {
+    /// Every test client.
+    pub const ALL: [TestClient; 4] = [Self::Rw, Self::Rw2, Self::Ro, Self::NoScope];
+
     fn key(self) -> &'static str {
         match self {
             Self::Rw => "rw",
@@ -97,24 +100,19 @@ impl Oidc {
 
     /// The local provider `idp` with its fixed test clients.
     pub fn local(idp: Idp) -> Self {
-        let clients = [
-            TestClient::Rw,
-            TestClient::Rw2,
-            TestClient::Ro,
-            TestClient::NoScope,
-        ]
-        .into_iter()
-        .map(|c| {
-            let id = c.local_id();
-            (
-                c.key(),
-                Credentials {
-                    client_id: id.to_owned(),
-                    client_secret: format!("{id}-secret"),
-                },
-            )
-        })
-        .collect();
+        let clients = TestClient::ALL
+            .into_iter()
+            .map(|c| {
+                let id = c.local_id();
+                (
+                    c.key(),
+                    Credentials {
+                        client_id: id.to_owned(),
+                        client_secret: format!("{id}-secret"),
+                    },
+                )
+            })
+            .collect();
         Self {
             issuer: idp.issuer.clone(),
             server: Credentials {
@@ -130,21 +128,16 @@ impl Oidc {
         let text = std::fs::read_to_string(path).expect("read MRMAT_TEST_OIDC_CONFIG");
         let config: ExternalConfig =
             serde_json::from_str(&text).expect("parse MRMAT_TEST_OIDC_CONFIG");
-        let clients = [
-            TestClient::Rw,
-            TestClient::Rw2,
-            TestClient::Ro,
-            TestClient::NoScope,
-        ]
-        .into_iter()
-        .filter_map(|c| {
-            config
-                .clients
-                .get(c.key())
-                .cloned()
-                .map(|cred| (c.key(), cred))
-        })
-        .collect();
+        let clients = TestClient::ALL
+            .into_iter()
+            .filter_map(|c| {
+                config
+                    .clients
+                    .get(c.key())
+                    .cloned()
+                    .map(|cred| (c.key(), cred))
+            })
+            .collect();
         Self {
             issuer: config.issuer,
             server: config.server,

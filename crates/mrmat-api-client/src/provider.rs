@@ -1,43 +1,21 @@
 //! The identity provider's endpoints, from its OIDC discovery document, or found from the
 //! API server's RFC 9728 metadata when only the server is known.
 
-use openidconnect::core::{
-    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
-    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
-    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
-};
-use openidconnect::{AdditionalProviderMetadata, ProviderMetadata};
-use serde::{Deserialize, Serialize};
+use openidconnect::core::CoreProviderMetadata;
+use serde::Deserialize;
 use url::Url;
 
 use crate::api::ApiClient;
 use crate::error::ClientError;
 
-/// Discovery fields the core metadata type lacks.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Discovery fields the core metadata type lacks, read from the same document.
+#[derive(Debug, Clone, Default, Deserialize)]
 struct DeviceFlowMetadata {
     #[serde(default)]
     device_authorization_endpoint: Option<String>,
     #[serde(default)]
     revocation_endpoint: Option<String>,
 }
-
-impl AdditionalProviderMetadata for DeviceFlowMetadata {}
-
-type Metadata = ProviderMetadata<
-    DeviceFlowMetadata,
-    CoreAuthDisplay,
-    CoreClientAuthMethod,
-    CoreClaimName,
-    CoreClaimType,
-    CoreGrantType,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm,
-    CoreJsonWebKey,
-    CoreResponseMode,
-    CoreResponseType,
-    CoreSubjectIdentifierType,
->;
 
 /// What the client needs of a provider.
 #[derive(Debug, Clone)]
@@ -82,10 +60,12 @@ pub async fn discover(http: &reqwest::Client, url: &Url) -> Result<Provider, Cli
         .bytes()
         .await
         .map_err(|e| ClientError::unreachable(what, url.as_str(), &e))?;
-    let metadata: Metadata = serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
+    let not_discovery = |e: serde_json::Error| ClientError::Protocol {
         what,
         reason: format!("{url} is not an OpenID Connect discovery document: {e}"),
-    })?;
+    };
+    let metadata: CoreProviderMetadata = serde_json::from_slice(&body).map_err(not_discovery)?;
+    let extra: DeviceFlowMetadata = serde_json::from_slice(&body).map_err(not_discovery)?;
     let endpoint = |value: Option<&str>, name: &str| -> Result<Option<Url>, ClientError> {
         value
             .map(|v| {
@@ -96,7 +76,6 @@ pub async fn discover(http: &reqwest::Client, url: &Url) -> Result<Provider, Cli
             })
             .transpose()
     };
-    let extra = metadata.additional_metadata();
     let token_endpoint = metadata
         .token_endpoint()
         .map(|t| t.url().clone())

@@ -6,20 +6,15 @@
 //! never needs) and insists the document's issuer equals the URL it was fetched from, which
 //! `--oidc-public-issuer` deployments break on purpose.
 
-use openidconnect::core::{
-    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
-    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
-    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
-};
-use openidconnect::{AdditionalProviderMetadata, ProviderMetadata};
-use serde::{Deserialize, Serialize};
+use openidconnect::core::CoreProviderMetadata;
+use serde::Deserialize;
 use url::Url;
 
 use super::introspection::ProviderError;
 use crate::settings::OidcSettings;
 
-/// Discovery fields the core metadata lacks.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Discovery fields the core metadata lacks, read from the same document.
+#[derive(Debug, Clone, Default, Deserialize)]
 struct IntrospectionMetadata {
     /// RFC 8414 name.
     #[serde(default)]
@@ -28,23 +23,6 @@ struct IntrospectionMetadata {
     #[serde(default)]
     token_introspection_endpoint: Option<String>,
 }
-
-impl AdditionalProviderMetadata for IntrospectionMetadata {}
-
-type Metadata = ProviderMetadata<
-    IntrospectionMetadata,
-    CoreAuthDisplay,
-    CoreClientAuthMethod,
-    CoreClaimName,
-    CoreClaimType,
-    CoreGrantType,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm,
-    CoreJsonWebKey,
-    CoreResponseMode,
-    CoreResponseType,
-    CoreSubjectIdentifierType,
->;
 
 /// Where discovery lives for `issuer` (OIDC Discovery 1.0 section 4).
 pub(super) fn discovery_url(issuer: &Url) -> String {
@@ -88,11 +66,12 @@ pub(super) async fn introspection_endpoint(
         .bytes()
         .await
         .map_err(|e| ProviderError::Unreachable(format!("discovery at {url}: {e}")))?;
-    let metadata: Metadata =
-        serde_json::from_slice(&body).map_err(|e| ProviderError::Misconfigured {
-            option: "--oidc-issuer",
-            reason: format!("{url} is not an OpenID Connect discovery document: {e}"),
-        })?;
+    let not_discovery = |e: serde_json::Error| ProviderError::Misconfigured {
+        option: "--oidc-issuer",
+        reason: format!("{url} is not an OpenID Connect discovery document: {e}"),
+    };
+    let metadata: CoreProviderMetadata = serde_json::from_slice(&body).map_err(not_discovery)?;
+    let extra: IntrospectionMetadata = serde_json::from_slice(&body).map_err(not_discovery)?;
 
     let issuer = metadata.issuer().as_str();
     let known = same_issuer(issuer, &settings.issuer)
@@ -110,7 +89,6 @@ pub(super) async fn introspection_endpoint(
         });
     }
 
-    let extra = metadata.additional_metadata();
     let endpoint = extra
         .introspection_endpoint
         .as_deref()

@@ -201,6 +201,16 @@ fn id_of_name(
         .optional()?)
 }
 
+/// After a unique violation on `name`: the duplicate, or `None` when the row holding the
+/// name vanished in between and the write should be tried again.
+fn duplicate_of(
+    conn: &mut DbConnection,
+    owner_id: i64,
+    name: &str,
+) -> Result<Option<StoreError>, StoreError> {
+    Ok(id_of_name(conn, owner_id, name)?.map(|existing_id| StoreError::Duplicate { existing_id }))
+}
+
 /// Attempts at a write whose conflicting row keeps vanishing before it can be named.
 const WRITE_ATTEMPTS: usize = 3;
 
@@ -234,8 +244,8 @@ pub fn create(
                 return Ok((resource, owner));
             }
             Err(e) if is_unique_violation(&e) => {
-                if let Some(existing_id) = id_of_name(conn, owner.id, name)? {
-                    return Err(StoreError::Duplicate { existing_id });
+                if let Some(duplicate) = duplicate_of(conn, owner.id, name)? {
+                    return Err(duplicate);
                 }
             }
             Err(e) => return Err(e.into()),
@@ -272,8 +282,8 @@ pub fn update(
                 return Ok((resource, owner));
             }
             Err(e) if is_unique_violation(&e) => {
-                if let Some(existing_id) = id_of_name(conn, owner.id, name)? {
-                    return Err(StoreError::Duplicate { existing_id });
+                if let Some(duplicate) = duplicate_of(conn, owner.id, name)? {
+                    return Err(duplicate);
                 }
             }
             Err(e) => return Err(e.into()),
