@@ -39,6 +39,8 @@ done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mrmat-bench.XXXXXX")
 PIDS=()   # every background process we started and have not stopped yet
 IDP_FD=   # write end of the identity provider's stdin (it exits when this closes)
+mkfifo "$TMP/nap"
+exec {NAP_FD}<>"$TMP/nap" # for nap(): nobody ever writes to it
 
 forget_pid() {
     local p keep=()
@@ -52,7 +54,7 @@ stop_pid() {
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < grace * 20; i++)); do
         kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
+        nap 0.05
     done
     if kill -0 "$pid" 2>/dev/null; then
         log "process $pid ignored SIGTERM for ${grace}s: SIGKILL"
@@ -89,6 +91,7 @@ spawn() {
     shift
     (
         if [[ -n $IDP_FD ]]; then exec {IDP_FD}>&-; fi
+        exec {NAP_FD}>&-
         exec "$@"
     ) >"$out" 2>&1 </dev/null &
     SPAWNED=$!
@@ -107,13 +110,38 @@ json_field() {
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{let v;try{v=JSON.parse(s)[process.argv[1]]}catch(e){process.exit(1)}if(v===undefined||v===null)process.exit(1);process.stdout.write(String(v))})' "$1"
 }
 
-# rss_kib PID FIELD: VmRSS / VmHWM / Threads from /proc/PID/status.
-proc_field() { awk -v f="$2:" '$1==f{print $2}' "/proc/$1/status"; }
+# The sampling below uses builtins only (no forks), so that it hardly shows in the CPU figures.
+# proc_field PID FIELD: VmRSS / VmHWM (KiB) / Threads from /proc/PID/status.
+proc_field() {
+    local k v _
+    while read -r k v _; do
+        if [[ $k == "$2:" ]]; then
+            echo "$v"
+            return 0
+        fi
+    done <"/proc/$1/status"
+    return 1
+}
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
 
 # CPU accounting, in clock ticks: all CPUs busy (/proc/stat), and one process (utime+stime).
-cpu_busy_ticks() { awk '$1=="cpu"{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-proc_ticks() { awk '{sub(/.*\) /, ""); print $12+$13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_busy_ticks() {
+    local cpu user nice system idle iowait irq softirq steal _
+    read -r cpu user nice system idle iowait irq softirq steal _ </proc/stat
+    echo $((user + nice + system + irq + softirq + steal))
+}
+# proc_ticks PID: utime+stime (fields 14, 15 of /proc/PID/stat), 0 once it is gone.
+proc_ticks() {
+    local line f
+    { read -r line <"/proc/$1/stat"; } 2>/dev/null || {
+        echo 0
+        return
+    }
+    read -ra f <<<"${line##*) }"
+    echo $((f[11] + f[12]))
+}
+# nap SECONDS: sleep without a fork (a read that times out on a pipe nobody writes to).
+nap() { read -r -t "$1" -u "$NAP_FD" _ || true; }
 
 # wait_healthy PORT PID TIMEOUT_S: polls /healthz/ in a tight loop (no sleeps) until a 200.
 wait_healthy() {
@@ -198,7 +226,7 @@ log "idle RSS: start, then ${IDLE_SECONDS}s idle"
 start_server idle "$(free_port)"
 RSS_START=$(proc_field "$SERVER_PID" VmRSS)
 THREADS_IDLE=$(proc_field "$SERVER_PID" Threads)
-sleep "$IDLE_SECONDS"
+nap "$IDLE_SECONDS"
 RSS_IDLE=$(proc_field "$SERVER_PID" VmRSS)
 stop_pid "$SERVER_PID"
 
@@ -213,7 +241,7 @@ fi
 
 log "starting the test identity provider"
 mkfifo "$TMP/idp.stdin"
-(cd "$IDP_DIR" && IDP_PORT=0 exec node server.mjs) <"$TMP/idp.stdin" >"$TMP/idp.out" 2>"$TMP/idp.err" &
+(exec {NAP_FD}>&- && cd "$IDP_DIR" && IDP_PORT=0 exec node server.mjs) <"$TMP/idp.stdin" >"$TMP/idp.out" 2>"$TMP/idp.err" &
 IDP_PID=$!
 PIDS+=("$IDP_PID")
 exec {IDP_FD}<>"$TMP/idp.stdin" # read-write: never blocks; only we hold the write end
@@ -221,7 +249,7 @@ limit=$((SECONDS + 30))
 until [[ -s $TMP/idp.out ]] && grep -q '"issuer"' "$TMP/idp.out"; do
     kill -0 "$IDP_PID" 2>/dev/null || { cat "$TMP/idp.err" >&2; die "the identity provider exited"; }
     ((SECONDS < limit)) || die "the identity provider did not start within 30s"
-    sleep 0.05
+    nap 0.05
 done
 ISSUER=$(head -n1 "$TMP/idp.out" | json_field issuer)
 log "identity provider: $ISSUER"
@@ -242,29 +270,47 @@ WARM=$(curl -sS --max-time 10 -w ' %{http_code}' -H "Authorization: Bearer $TOKE
 [[ $WARM == *' 200' ]] || die "warm-up v3 request failed: $WARM"
 log "warm-up v3: ${WARM% 200}"
 
+# read_rss_ticks WRK_PID: sets RSS_NOW (server VmRSS, KiB) and TICKS_NOW (wrk CPU ticks)
+# without forking.
+read_rss_ticks() {
+    local k v _ line f
+    RSS_NOW=0
+    TICKS_NOW=0
+    while read -r k v _; do
+        if [[ $k == VmRSS: ]]; then
+            RSS_NOW=$v
+            break
+        fi
+    done <"/proc/$LOAD_PID/status"
+    if { read -r line <"/proc/$1/stat"; } 2>/dev/null; then
+        read -ra f <<<"${line##*) }"
+        TICKS_NOW=$((f[11] + f[12]))
+    fi
+}
+
 # run_wrk NAME PATH [WRK ARGS...]: wrk against the server, sampling its RSS meanwhile.
 # Leaves the parsed result in R_NAME (associative array) and RSS_MAX_NAME (KiB).
 run_wrk() {
-    local name=$1 path=$2 pid rss max=0 limit
+    local name=$1 path=$2 pid max=0 limit
     shift 2
     log "wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${WRK_DURATION}s --latency ${*//Bearer */Bearer <token>} $path"
     spawn "$TMP/wrk-$name.txt" wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${WRK_DURATION}s" \
         --latency --timeout 2s -s "$BENCH_DIR/report.lua" "$@" "$BASE$path"
     pid=$SPAWNED
-    local busy0 srv0 wrk_ticks=0 t
+    local busy0 srv0 wrk_ticks=0
     busy0=$(cpu_busy_ticks)
     srv0=$(proc_ticks "$LOAD_PID")
     limit=$((SECONDS + WRK_DURATION + 30))
     while kill -0 "$pid" 2>/dev/null; do
-        rss=$(proc_field "$LOAD_PID" VmRSS 2>/dev/null || echo 0)
-        ((rss > max)) && max=$rss
-        t=$(proc_ticks "$pid") # the last reading is at most one poll before wrk ends
-        ((t > wrk_ticks)) && wrk_ticks=$t
+        # Command substitutions of functions fork; plain variables and builtins do not.
+        read_rss_ticks "$pid"
+        ((RSS_NOW > max)) && max=$RSS_NOW
+        ((TICKS_NOW > wrk_ticks)) && wrk_ticks=$TICKS_NOW # the last is at most one nap before wrk ends
         if ((SECONDS >= limit)); then
             stop_pid "$pid" 2
             die "wrk did not finish in time"
         fi
-        sleep 0.1
+        nap 0.1
     done
     wait "$pid" || die "wrk failed: $(cat "$TMP/wrk-$name.txt")"
     forget_pid "$pid"
