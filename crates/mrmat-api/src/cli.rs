@@ -79,7 +79,12 @@ pub struct Options {
     pub oidc_issuer: Option<String>,
 
     /// Client id the server introspects tokens with.
-    #[arg(long, global = true, env = "MRMAT_API_OIDC_CLIENT_ID")]
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_OIDC_CLIENT_ID",
+        value_name = "ID"
+    )]
     pub oidc_client_id: Option<String>,
 
     /// Client secret the server introspects tokens with.
@@ -87,7 +92,8 @@ pub struct Options {
         long,
         global = true,
         env = "MRMAT_API_OIDC_CLIENT_SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        value_name = "SECRET"
     )]
     pub oidc_client_secret: Option<String>,
 
@@ -120,7 +126,7 @@ pub struct Options {
     pub oidc_timeout: Option<u64>,
 
     /// HTTP worker threads [default: CPU count].
-    #[arg(long, global = true, env = "MRMAT_API_WORKERS")]
+    #[arg(long, global = true, env = "MRMAT_API_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
 
     /// Serve without applying migrations; fails fast when the schema is behind.

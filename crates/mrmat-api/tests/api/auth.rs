@@ -288,3 +288,16 @@ async fn unreachable_provider_at_start_does_not_stop_the_server() {
     assert_eq!(app.get("/api/greeting/v1/", None).await.status(), 200);
     assert_problem(app.get("/api/greeting/v3/", Some("token")).await, 503).await;
 }
+
+#[tokio::test]
+async fn provider_that_never_answers_is_503_after_the_timeout() {
+    // Accepts connections (the kernel's backlog) but never reads or answers them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut settings = Oidc::shared().settings();
+    settings.issuer = url::Url::parse(&format!("http://{}", silent.local_addr().unwrap())).unwrap();
+    settings.timeout = Duration::from_secs(1);
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, settings).await;
+    let response = app.get("/api/greeting/v3/", Some("token")).await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_problem(response, 503).await;
+}
