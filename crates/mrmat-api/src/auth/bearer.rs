@@ -1,8 +1,9 @@
 //! The bearer token of a request (RFC 6750 section 2.1): only the `Authorization` header.
 //!
-//! Parsed here rather than with actix-web-httpauth's `Bearer`, whose scheme match is
-//! case-sensitive and whose errors are not problem+json; tokens in the query string or the
-//! body are ignored on purpose (they end up in logs and caches).
+//! Parsed here rather than with actix-web-httpauth's `Bearer` (so that crate is not a
+//! dependency): its scheme match is case-sensitive, against RFC 9110, and its errors are
+//! not problem+json. Tokens in the query string or the body are ignored on purpose (they
+//! end up in logs and caches).
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
