@@ -11,7 +11,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::error::ClientError;
+use crate::error::{ClientError, display_url, printable};
 
 /// The greeting API versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,11 +36,20 @@ impl GreetingVersion {
 }
 
 /// A client of one mrmat-api server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiClient {
     base: Url,
     http: reqwest::Client,
     token: Option<String>,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Builds the HTTP client every part of this crate uses: bounded in time, no redirects
@@ -58,11 +67,16 @@ pub fn http_client() -> Result<reqwest::Client, ClientError> {
 impl ApiClient {
     /// A client of the server at `base` (e.g. `http://localhost:8080`).
     pub fn new(base: Url) -> Result<Self, ClientError> {
-        Ok(Self {
+        Ok(Self::with_http(base, http_client()?))
+    }
+
+    /// A client of `base` sharing an existing HTTP client (and its connection pool).
+    pub fn with_http(base: Url, http: reqwest::Client) -> Self {
+        Self {
             base,
-            http: http_client()?,
+            http,
             token: None,
-        })
+        }
     }
 
     /// The same client sending `token` as its bearer token.
@@ -196,6 +210,18 @@ async fn problem(response: Response) -> ClientError {
             .get("www-authenticate")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("invalid_token"));
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(|| "elsewhere".to_owned(), display_url);
+        return ClientError::Api {
+            status: status.as_u16(),
+            detail: format!("the server redirects to {location}; check --server (http or https?)"),
+            invalid_token,
+        };
+    }
     let body = response.bytes().await.unwrap_or_default();
     let detail = match serde_json::from_slice::<Problem>(&body) {
         Ok(problem) => problem.detail.unwrap_or(problem.title),
@@ -206,7 +232,7 @@ async fn problem(response: Response) -> ClientError {
     };
     ClientError::Api {
         status: status.as_u16(),
-        detail,
+        detail: printable(&detail),
         invalid_token,
     }
 }

@@ -17,7 +17,7 @@ pub struct Cli {
 }
 
 /// Options of every command.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct Global {
     /// Print only results and errors.
     #[arg(short, long, global = true)]
@@ -71,6 +71,22 @@ pub struct Global {
     /// Output format [default: table on a terminal, json otherwise].
     #[arg(long, global = true, env = "MRMAT_API_CLIENT_OUTPUT", value_enum)]
     pub output: Option<OutputFormat>,
+}
+
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("config", &self.config)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("discovery_url", &self.discovery_url)
+            .field("server", &self.server)
+            .field("output", &self.output)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How results are printed.

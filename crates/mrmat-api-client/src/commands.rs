@@ -1,29 +1,23 @@
-//! The commands: a thin layer over the library's [`ApiClient`] and [`Session`].
+//! The commands: a thin layer over the library's [`AuthorizedApi`] and [`Session`].
 
-use std::future::Future;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use mrmat_api_client::api::{GreetingVersion, http_client};
+use mrmat_api_client::authorized::TOKEN_ENV;
 use mrmat_api_client::config::{ClientSettings, Overrides};
 use mrmat_api_client::provider::{self, Provider};
 use mrmat_api_client::session::{DevicePrompt, Logout, Session};
 use mrmat_api_client::token_cache::{self, CachedSession, TokenCache};
-use mrmat_api_client::{ApiClient, ClientError};
+use mrmat_api_client::{ApiClient, AuthorizedApi, ClientError, TokenSource};
 use mrmat_api_types::resource::{Resource, ResourceList};
 use serde::Serialize;
 
 use crate::cli::{ApiVersion, Cli, Command, Global, OutputFormat, ResourceCommand};
 use crate::output::{self, Table};
-
-/// A token given by the environment, for CI: used instead of the cache.
-const TOKEN_ENV: &str = "MRMAT_API_TOKEN";
-
-/// The scopes of the API when the server does not say.
-const API_SCOPES: [&str; 2] = ["mrmat-api-resource-read", "mrmat-api-resource-write"];
 
 struct Context {
     settings: ClientSettings,
@@ -42,8 +36,8 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Logout => context.logout().await,
         Command::Whoami => context.whoami(),
         Command::Token => {
-            println!("{}", context.token(None).await?);
-            Ok(())
+            let token = context.tokens().token(None).await?;
+            output::write(&format!("{token}\n"))
         }
         Command::Greeting { api, name } => context.greeting(api, name).await,
         Command::Resource(command) => context.resource(command).await,
@@ -110,51 +104,50 @@ impl Context {
         )
     }
 
-    fn api(&self) -> Result<ApiClient, ClientError> {
-        ApiClient::new(self.settings.server.clone())
+    fn tokens(&self) -> TokenSource {
+        let tokens = TokenSource::from_env_or(self.session());
+        if matches!(tokens, TokenSource::Fixed(_)) {
+            self.trace(format!("using the token in {TOKEN_ENV}"));
+        }
+        tokens
+    }
+
+    fn api(&self) -> ApiClient {
+        ApiClient::with_http(self.settings.server.clone(), self.http.clone())
+    }
+
+    fn authorized(&self) -> AuthorizedApi {
+        AuthorizedApi::new(self.api(), self.tokens())
     }
 
     /// The provider, and the scopes to ask for.
     async fn provider(&self) -> Result<(Provider, Vec<String>), ClientError> {
-        let (discovery_url, api_scopes) = match &self.settings.discovery_url {
-            Some(url) => (url.clone(), Vec::new()),
+        let (provider, api_scopes) = match &self.settings.discovery_url {
+            Some(url) => {
+                self.trace(format!("discovery at {url}"));
+                (provider::discover(&self.http, url).await?, Vec::new())
+            }
             None => {
                 self.trace(format!(
                     "finding the identity provider through {}",
                     self.settings.server
                 ));
-                provider::from_server(&self.api()?).await?
+                provider::discover_via_server(&self.http, &self.api()).await?
             }
         };
-        self.trace(format!("discovery at {discovery_url}"));
-        let provider = provider::discover(&self.http, &discovery_url).await?;
-        let supported = |scope: &str| {
-            provider.scopes_supported.is_empty()
-                || provider.scopes_supported.iter().any(|s| s == scope)
-        };
-        let mut scopes: Vec<String> = vec!["openid".into(), "profile".into()];
-        // offline_access brings the refresh token, where the provider offers it.
-        if supported("offline_access") {
-            scopes.push("offline_access".into());
-        }
-        if api_scopes.is_empty() {
-            scopes.extend(API_SCOPES.iter().map(|s| (*s).to_owned()));
-        } else {
-            scopes.extend(api_scopes);
-        }
+        let scopes = provider::login_scopes(&provider, &api_scopes);
         Ok((provider, scopes))
     }
 
     async fn login(&self) -> Result<(), ClientError> {
         let (provider, scopes) = self.provider().await?;
-        let session = self.session();
+        self.trace(format!("asking for the scopes {}", scopes.join(" ")));
         let spinner = ProgressBar::new_spinner();
-        let started = std::cell::Cell::new(None::<Instant>);
         let quiet = self.quiet;
-        let stored = session
+        let stored = self
+            .session()
             .login(&provider, &scopes, |prompt: &DevicePrompt| {
                 show_prompt(prompt);
-                started.set(Some(Instant::now()));
                 if !quiet {
                     spinner.set_style(
                         ProgressStyle::with_template("{spinner} {msg}")
@@ -179,12 +172,6 @@ impl Context {
         if stored.refresh_token.is_none() {
             self.note("The provider issued no refresh token: log in again when the token expires.");
         }
-        if let Some(at) = started.get() {
-            self.trace(format!(
-                "login completed {:.1}s after the code was shown",
-                at.elapsed().as_secs_f64()
-            ));
-        }
         Ok(())
     }
 
@@ -193,15 +180,18 @@ impl Context {
             Logout::Revoked => self.note("Logged out; the tokens are revoked."),
             Logout::CacheOnly => self
                 .note("Logged out; the provider cannot revoke tokens, they expire on their own."),
+            Logout::Unreadable => self.note(
+                "Logged out; the cache was unreadable and is deleted, nothing could be revoked.",
+            ),
             Logout::NotLoggedIn => self.note("Not logged in."),
         }
         Ok(())
     }
 
     fn whoami(&self) -> Result<(), ClientError> {
-        if std::env::var_os(TOKEN_ENV).is_some() {
+        if matches!(self.tokens(), TokenSource::Fixed(_)) {
             self.note(format!(
-                "Using the token in {TOKEN_ENV}; the cache is not consulted."
+                "Note: {TOKEN_ENV} is set; API commands send it instead of the login below."
             ));
         }
         let session = self.session().current()?.ok_or(ClientError::NotLoggedIn)?;
@@ -215,97 +205,66 @@ impl Context {
                 ("scopes", i.scopes.join(" ")),
                 ("expires", expiry_text(&session)),
             ])
-        });
-        Ok(())
-    }
-
-    /// The bearer token: `MRMAT_API_TOKEN`, or the cached one (refreshed when needed).
-    async fn token(&self, rejected: Option<&str>) -> Result<String, ClientError> {
-        if let Ok(token) = std::env::var(TOKEN_ENV)
-            && !token.is_empty()
-        {
-            return Ok(token);
-        }
-        self.session().valid_token(rejected).await
-    }
-
-    /// Calls the API with a token; an `invalid_token` answer to a cached token gets one
-    /// refresh and one retry.
-    async fn authorized<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
-    where
-        F: Fn(ApiClient) -> Fut,
-        Fut: Future<Output = Result<T, ClientError>>,
-    {
-        let token = self.token(None).await?;
-        match call(self.api()?.with_token(token.clone())).await {
-            Err(ClientError::Api {
-                invalid_token: true,
-                ..
-            }) if std::env::var_os(TOKEN_ENV).is_none() => {
-                self.trace("the server refused the token; refreshing once");
-                let token = self.token(Some(&token)).await?;
-                call(self.api()?.with_token(token)).await
-            }
-            other => other,
-        }
+        })
     }
 
     async fn greeting(&self, api: ApiVersion, name: Option<String>) -> Result<(), ClientError> {
         let greeting = match api {
-            ApiVersion::V1 => self.api()?.greeting(GreetingVersion::V1, None).await?,
+            ApiVersion::V1 => self.api().greeting(GreetingVersion::V1, None).await?,
             ApiVersion::V2 => {
-                self.api()?
+                self.api()
                     .greeting(GreetingVersion::V2, name.as_deref())
                     .await?
             }
             ApiVersion::V3 => {
-                self.authorized(|api| async move { api.greeting(GreetingVersion::V3, None).await })
+                self.authorized()
+                    .call(|api| async move { api.greeting(GreetingVersion::V3, None).await })
                     .await?
             }
         };
-        output::print(self.output, &greeting, |g| Table::line(g.message.clone()));
-        Ok(())
+        output::print(self.output, &greeting, |g| Table::line(&g.message))
     }
 
     async fn resource(&self, command: ResourceCommand) -> Result<(), ClientError> {
+        let api = self.authorized();
         match command {
             ResourceCommand::List { limit, offset } => {
-                let list = self
-                    .authorized(|api| async move { api.list_resources(limit, offset).await })
+                let list = api
+                    .call(|api| async move { api.list_resources(limit, offset).await })
                     .await?;
-                output::print(self.output, &list, resource_table);
+                output::print(self.output, &list, resource_table)
             }
             ResourceCommand::Get { id } => {
-                let resource = self
-                    .authorized(|api| async move { api.get_resource(id).await })
+                let resource = api
+                    .call(|api| async move { api.get_resource(id).await })
                     .await?;
-                output::print(self.output, &resource, resource_fields);
+                output::print(self.output, &resource, resource_fields)
             }
             ResourceCommand::Create { name } => {
-                let resource = self
-                    .authorized(|api| {
+                let resource = api
+                    .call(|api| {
                         let name = name.clone();
                         async move { api.create_resource(&name).await }
                     })
                     .await?;
-                output::print(self.output, &resource, resource_fields);
+                output::print(self.output, &resource, resource_fields)
             }
             ResourceCommand::Update { id, name } => {
-                let resource = self
-                    .authorized(|api| {
+                let resource = api
+                    .call(|api| {
                         let name = name.clone();
                         async move { api.update_resource(id, &name).await }
                     })
                     .await?;
-                output::print(self.output, &resource, resource_fields);
+                output::print(self.output, &resource, resource_fields)
             }
             ResourceCommand::Delete { id } => {
-                self.authorized(|api| async move { api.delete_resource(id).await })
+                api.call(|api| async move { api.delete_resource(id).await })
                     .await?;
                 self.note(format!("Deleted resource {id}."));
+                Ok(())
             }
         }
-        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use mrmat_api_types::redact::without_values;
 use serde::Deserialize;
 use url::Url;
 
@@ -24,7 +25,7 @@ struct ConfigFile {
 }
 
 /// Values given on the command line or in the environment; they beat the file.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Overrides {
     /// OAuth client id.
     pub client_id: Option<String>,
@@ -34,6 +35,20 @@ pub struct Overrides {
     pub discovery_url: Option<String>,
     /// The API server.
     pub server: Option<String>,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("discovery_url", &self.discovery_url)
+            .field("server", &self.server)
+            .finish()
+    }
 }
 
 /// Resolved client settings.
@@ -116,7 +131,8 @@ fn read(path: &Path) -> Result<ConfigFile, ClientError> {
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     serde_json::from_str(&text).map_err(|e| {
         fail(format!(
-            "not a client config ({{\"client_id\", \"client_secret\", \"discovery_url\"}}): {e}"
+            "not a client config ({{\"client_id\", \"client_secret\", \"discovery_url\"}}): {}",
+            without_values(&e.to_string())
         ))
     })
 }
@@ -127,6 +143,11 @@ fn parse_url(option: &str, value: &str) -> Result<Url, ClientError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ClientError::Config(format!(
             "{option}: {value:?} must be an http:// or https:// URL"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ClientError::Config(format!(
+            "{option}: {value:?} must not have a query or fragment"
         )));
     }
     Ok(url)

@@ -49,6 +49,14 @@ pub enum ClientError {
     /// A configuration problem: exit code 2.
     #[error("{0}")]
     Config(String),
+    /// Logout could not revoke the tokens; they stay cached so it can be tried again.
+    #[error(
+        "{0}; the tokens were not revoked and stay cached: run `mrmat-api-client logout` again"
+    )]
+    LogoutIncomplete(Box<ClientError>),
+    /// Results could not be written.
+    #[error("cannot write the output: {0}")]
+    Output(String),
     /// The token cache cannot be used.
     #[error("token cache {path}: {reason}")]
     Cache {
@@ -68,35 +76,76 @@ impl ClientError {
         }
     }
 
-    /// An HTTP client failure while calling `what` at `url`, without the URL's query.
+    /// An HTTP client failure while calling `what` at `url`.
     pub(crate) fn unreachable(what: &'static str, url: &str, error: &reqwest::Error) -> Self {
-        let mut reason = error.without_url_ref();
-        if let Some(source) = std::error::Error::source(error) {
-            reason = format!("{reason}: {source}");
-        }
+        let kind = if error.is_timeout() {
+            "timed out"
+        } else if error.is_connect() {
+            "cannot connect"
+        } else if error.is_decode() {
+            "unreadable answer"
+        } else {
+            "request failed"
+        };
+        let cause = root_cause(error);
         Self::Unreachable {
             what,
-            url: url.split('?').next().unwrap_or(url).to_owned(),
-            reason,
+            url: display_url(url),
+            reason: if cause.contains("://") {
+                kind.to_owned()
+            } else {
+                format!("{kind}: {cause}")
+            },
         }
     }
 }
 
-/// `reqwest::Error::without_url` consumes; this renders without the URL from a reference.
-trait WithoutUrlRef {
-    fn without_url_ref(&self) -> String;
+/// The innermost cause of `error`: the one that says what really happened ("Connection
+/// refused"), where the outer ones only say which layer noticed.
+pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
 }
 
-impl WithoutUrlRef for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        if self.is_timeout() {
-            "timed out".to_owned()
-        } else if self.is_connect() {
-            "connection failed".to_owned()
-        } else if self.is_decode() {
-            "unreadable answer".to_owned()
-        } else {
-            "request failed".to_owned()
+/// A URL fit to show a person: without user, password, query or fragment.
+pub(crate) fn display_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
         }
+        Err(_) => "(an invalid URL)".to_owned(),
+    }
+}
+
+/// Text from a server, safe to print: no control characters that could break the one-line
+/// error or drive the terminal.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_credentials_and_query() {
+        assert_eq!(
+            display_url("http://u:pw@host:8080/p?access_token=x#f"),
+            "http://host:8080/p"
+        );
+    }
+
+    #[test]
+    fn server_text_loses_control_characters() {
+        assert_eq!(printable("a\nb\u{1b}[31m"), "a b [31m");
     }
 }

@@ -1,17 +1,40 @@
-//! Printing results: aligned tables for people, JSON for scripts.
+//! Printing results: aligned tables for people, JSON for scripts. A reader that closes the
+//! pipe early (`| head`) ends the output quietly, not with a panic.
 
+use std::io::Write;
+
+use mrmat_api_client::ClientError;
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
 
+/// Writes `text` to stdout.
+pub fn write(text: &str) -> Result<(), ClientError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(ClientError::Output(e.to_string()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Prints `value` as JSON, or as the rows `table` makes of it.
-pub fn print<T: Serialize>(format: OutputFormat, value: &T, table: impl FnOnce(&T) -> Table) {
+pub fn print<T: Serialize>(
+    format: OutputFormat,
+    value: &T,
+    table: impl FnOnce(&T) -> Table,
+) -> Result<(), ClientError> {
     match format {
-        OutputFormat::Json => match serde_json::to_string_pretty(value) {
-            Ok(json) => println!("{json}"),
-            Err(e) => eprintln!("error: cannot print JSON: {e}"),
-        },
-        OutputFormat::Table => print!("{}", table(value).render()),
+        OutputFormat::Json => {
+            let json = serde_json::to_string_pretty(value)
+                .map_err(|e| ClientError::Output(e.to_string()))?;
+            write(&format!("{json}\n"))
+        }
+        OutputFormat::Table => write(&table(value).render()),
     }
 }
 
@@ -20,6 +43,13 @@ pub fn print<T: Serialize>(format: OutputFormat, value: &T, table: impl FnOnce(&
 pub struct Table {
     header: Option<Vec<String>>,
     rows: Vec<Vec<String>>,
+}
+
+/// Text from the server, fit for a terminal: control characters become spaces.
+fn cell(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 impl Table {
@@ -37,22 +67,22 @@ impl Table {
             header: None,
             rows: fields
                 .iter()
-                .map(|(k, v)| vec![format!("{k}:"), v.clone()])
+                .map(|(k, v)| vec![format!("{k}:"), cell(v)])
                 .collect(),
         }
     }
 
     /// A single line of text.
-    pub fn line(text: impl Into<String>) -> Self {
+    pub fn line(text: &str) -> Self {
         Self {
             header: None,
-            rows: vec![vec![text.into()]],
+            rows: vec![vec![cell(text)]],
         }
     }
 
     /// Adds a row.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(cells.iter().map(|c| cell(c)).collect());
     }
 
     /// The text, each line ending in a newline.
@@ -102,5 +132,10 @@ mod tests {
             Table::fields(&[("a", "1".into()), ("long", "2".into())]).render(),
             "a:     1\nlong:  2\n"
         );
+    }
+
+    #[test]
+    fn control_characters_from_the_server_are_not_printed() {
+        assert_eq!(Table::line("a\nb\u{1b}[2J").render(), "a b [2J\n");
     }
 }

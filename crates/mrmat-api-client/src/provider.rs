@@ -99,16 +99,54 @@ pub async fn discover(http: &reqwest::Client, url: &Url) -> Result<Provider, Cli
     })
 }
 
-/// What the API server says about its provider: the discovery URL and the API's scopes.
-pub async fn from_server(api: &ApiClient) -> Result<(Url, Vec<String>), ClientError> {
+/// The API's scopes when the server does not list them.
+pub const API_SCOPES: [&str; 2] = ["mrmat-api-resource-read", "mrmat-api-resource-write"];
+
+/// The provider the API server names in its RFC 9728 metadata, and the API's scopes.
+/// The discovered issuer must be the one the server named (RFC 8414 section 3.3), so a
+/// tampered document cannot send the login elsewhere.
+pub async fn discover_via_server(
+    http: &reqwest::Client,
+    api: &ApiClient,
+) -> Result<(Provider, Vec<String>), ClientError> {
     let metadata = api.protected_resource_metadata().await?;
-    let issuer = metadata.authorization_servers.first().ok_or_else(|| ClientError::Config(format!(
-        "the server at {} names no identity provider (is OIDC configured there?); give --discovery-url",
-        api.base()
-    )))?;
+    let issuer = metadata.authorization_servers.first().ok_or_else(|| {
+        ClientError::Config(format!(
+            "the server at {} names no identity provider (is OIDC configured there?); give --discovery-url",
+            api.base()
+        ))
+    })?;
     let url = Url::parse(&discovery_url_of(issuer)).map_err(|e| ClientError::Protocol {
         what: "the server",
         reason: format!("authorization server {issuer:?} is not a URL: {e}"),
     })?;
-    Ok((url, metadata.scopes_supported))
+    let provider = discover(http, &url).await?;
+    if provider.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+        return Err(ClientError::Protocol {
+            what: "the identity provider",
+            reason: format!(
+                "its discovery document names the issuer {}, not {issuer} as the server says",
+                provider.issuer
+            ),
+        });
+    }
+    Ok((provider, metadata.scopes_supported))
+}
+
+/// The scopes a login asks for: OpenID, the user's profile, `offline_access` (the refresh
+/// token) where the provider offers it, and the API's scopes.
+pub fn login_scopes(provider: &Provider, api_scopes: &[String]) -> Vec<String> {
+    let offered = |scope: &str| {
+        provider.scopes_supported.is_empty() || provider.scopes_supported.iter().any(|s| s == scope)
+    };
+    let mut scopes: Vec<String> = vec!["openid".into(), "profile".into()];
+    if offered("offline_access") {
+        scopes.push("offline_access".into());
+    }
+    if api_scopes.is_empty() {
+        scopes.extend(API_SCOPES.iter().map(|s| (*s).to_owned()));
+    } else {
+        scopes.extend(api_scopes.iter().cloned());
+    }
+    scopes
 }

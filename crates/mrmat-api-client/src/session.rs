@@ -1,14 +1,15 @@
 //! Getting and keeping tokens: the device authorization grant (RFC 8628), refresh with
 //! rotation, and revocation (RFC 7009), all through `oauth2`, stored in a [`TokenCache`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use oauth2::basic::{
-    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-    BasicTokenType,
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
     Client, ClientId, ClientSecret, DeviceAuthorizationUrl, DeviceCodeErrorResponseType,
@@ -19,12 +20,12 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::error::ClientError;
+use crate::error::{ClientError, display_url, root_cause};
 use crate::provider::Provider;
 use crate::token_cache::{CACHE_VERSION, CachedSession, Loaded, TokenCache};
 
 /// The token response field OIDC adds; kept only to read the user's name from it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct IdTokenField {
     /// The ID token. Never sent as a bearer: only access tokens are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,6 +33,14 @@ pub struct IdTokenField {
 }
 
 impl ExtraTokenFields for IdTokenField {}
+
+impl std::fmt::Debug for IdTokenField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenField")
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
 
 type OidcTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
 
@@ -70,15 +79,39 @@ pub enum Logout {
     CacheOnly,
     /// Nobody was logged in.
     NotLoggedIn,
+    /// The cache file was unreadable; it was deleted, nothing could be revoked.
+    Unreadable,
 }
 
 /// A client's tokens for one provider.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     http: reqwest::Client,
     client_id: String,
     client_secret: Option<String>,
     cache: TokenCache,
+    /// Serialises writers within this process; the cache's file lock does it across
+    /// processes, but blocks a whole thread, so tasks queue here first.
+    writers: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("cache", &self.cache.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Held while a session is written: in-process and cross-process exclusion together.
+struct WriteGuard {
+    _file: std::fs::File,
+    _task: tokio::sync::OwnedMutexGuard<()>,
 }
 
 /// Refresh this long before expiry, at most: a token about to expire fails mid-request.
@@ -103,17 +136,30 @@ fn id_token_claims(id_token: &str) -> Option<serde_json::Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// A failed request to the provider, named by its innermost cause.
+fn unreachable_provider<RE: std::error::Error + 'static>(
+    error: &HttpClientError<RE>,
+    endpoint: &str,
+) -> ClientError {
+    let cause = root_cause(error);
+    ClientError::Unreachable {
+        what: "the identity provider",
+        url: display_url(endpoint),
+        reason: if cause.contains("://") {
+            "request failed".to_owned()
+        } else {
+            cause
+        },
+    }
+}
+
 fn provider_error<RE: std::error::Error + 'static>(
     error: RequestTokenError<HttpClientError<RE>, BasicErrorResponse>,
     endpoint: &str,
 ) -> ClientError {
     match error {
         RequestTokenError::ServerResponse(response) => ClientError::Provider(response.to_string()),
-        RequestTokenError::Request(e) => ClientError::Unreachable {
-            what: "the identity provider",
-            url: endpoint.to_owned(),
-            reason: e.to_string(),
-        },
+        RequestTokenError::Request(e) => unreachable_provider(&e, endpoint),
         RequestTokenError::Parse(e, _) => ClientError::Protocol {
             what: "the identity provider",
             reason: e.to_string(),
@@ -144,7 +190,24 @@ impl Session {
             client_id,
             client_secret,
             cache,
+            writers: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// Exclusive right to change the cache, across tasks and processes.
+    async fn lock(&self) -> Result<WriteGuard, ClientError> {
+        let task = Arc::clone(&self.writers).lock_owned().await;
+        let cache = self.cache.clone();
+        let file = tokio::task::spawn_blocking(move || cache.lock())
+            .await
+            .map_err(|e| ClientError::Cache {
+                path: self.cache.path().display().to_string(),
+                reason: format!("locking failed: {e}"),
+            })??;
+        Ok(WriteGuard {
+            _file: file,
+            _task: task,
+        })
     }
 
     /// The cache behind this session.
@@ -233,11 +296,9 @@ impl Session {
                     DeviceCodeErrorResponseType::ExpiredToken => ClientError::LoginExpired,
                     _ => ClientError::Provider(response.to_string()),
                 },
-                RequestTokenError::Request(e) => ClientError::Unreachable {
-                    what: "the identity provider",
-                    url: provider.token_endpoint.to_string(),
-                    reason: e.to_string(),
-                },
+                RequestTokenError::Request(e) => {
+                    unreachable_provider(&e, provider.token_endpoint.as_str())
+                }
                 RequestTokenError::Parse(e, _) => ClientError::Protocol {
                     what: "the identity provider",
                     reason: e.to_string(),
@@ -249,6 +310,7 @@ impl Session {
         if session.name.is_none() {
             session.name = self.userinfo_name(provider, &session.access_token).await;
         }
+        let _guard = self.lock().await?;
         self.cache.store(&session)?;
         Ok(session)
     }
@@ -330,8 +392,9 @@ impl Session {
         if !stale(&session) {
             return Ok(session.access_token);
         }
-        // One refresh at a time across processes; the loser finds the winner's new token.
-        let _lock = self.cache.lock()?;
+        // One refresh at a time across tasks and processes; the loser finds the winner's
+        // new token instead of spending a refresh token that was just rotated away.
+        let _guard = self.lock().await?;
         let session = self.current()?.ok_or(ClientError::NotLoggedIn)?;
         if !stale(&session) {
             return Ok(session.access_token);
@@ -350,7 +413,11 @@ impl Session {
             .request_async(&self.http)
             .await
             .map_err(|e| match e {
-                RequestTokenError::ServerResponse(response) => {
+                // The grant is over (expired, revoked, or a rotated token reused): only a
+                // new login helps. Other refusals are configuration faults, said as such.
+                RequestTokenError::ServerResponse(response)
+                    if *response.error() == BasicErrorResponseType::InvalidGrant =>
+                {
                     ClientError::LoginAgain(response.to_string())
                 }
                 other => provider_error(other, &session.token_endpoint),
@@ -374,19 +441,24 @@ impl Session {
     }
 
     /// Revokes the tokens at the provider (refresh token first: that ends the whole grant)
-    /// and deletes the cache, even when revocation fails.
+    /// and deletes the cache. When revocation fails the cache stays, so logout can be
+    /// tried again rather than leaving live tokens nobody can revoke.
     pub async fn logout(&self) -> Result<Logout, ClientError> {
+        let _guard = self.lock().await?;
         let session = match self.cache.load()? {
             Loaded::Found(session) => *session,
             Loaded::Missing => return Ok(Logout::NotLoggedIn),
             Loaded::Unusable(_) => {
                 self.cache.remove()?;
-                return Ok(Logout::CacheOnly);
+                return Ok(Logout::Unreadable);
             }
         };
-        let outcome = self.revoke(&session).await;
+        let outcome = self
+            .revoke(&session)
+            .await
+            .map_err(|e| ClientError::LogoutIncomplete(Box::new(e)))?;
         self.cache.remove()?;
-        outcome
+        Ok(outcome)
     }
 
     /// RFC 7009 revocation, as a plain form POST: `oauth2` refuses revocation endpoints
@@ -404,7 +476,11 @@ impl Session {
             let mut form = vec![("token", token), ("token_type_hint", hint)];
             let mut request = self.http.post(&endpoint);
             match &self.client_secret {
-                Some(secret) => request = request.basic_auth(&self.client_id, Some(secret)),
+                // RFC 6749 section 2.3.1: both parts are form-encoded before Basic encoding.
+                Some(secret) => {
+                    request =
+                        request.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)));
+                }
                 None => form.push(("client_id", &self.client_id)),
             }
             let response =
@@ -425,6 +501,10 @@ impl Session {
         }
         Ok(Logout::Revoked)
     }
+}
+
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use mrmat_api_types::redact::without_values;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -127,9 +128,19 @@ impl TokenCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
             Err(e) => return Err(self.error(format!("cannot read: {e}"))),
         };
+        // A file someone made readable to others is closed again before it is used.
+        if let Ok(metadata) = fs::metadata(&self.path)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            fs::set_permissions(&self.path, fs::Permissions::from_mode(0o600))
+                .map_err(|e| self.error(format!("cannot restrict it to its owner: {e}")))?;
+        }
         let value: serde_json::Value = match serde_json::from_str(&text) {
             Ok(value) => value,
-            Err(e) => return Ok(Loaded::Unusable(format!("not valid JSON ({e})"))),
+            Err(e) => {
+                let reason = format!("not valid JSON ({})", without_values(&e.to_string()));
+                return Ok(Loaded::Unusable(reason));
+            }
         };
         match value.get("version").and_then(serde_json::Value::as_u64) {
             Some(v) if v == u64::from(CACHE_VERSION) => {}
@@ -142,31 +153,29 @@ impl TokenCache {
         }
         match serde_json::from_value(value) {
             Ok(session) => Ok(Loaded::Found(Box::new(session))),
-            Err(e) => Ok(Loaded::Unusable(format!("incomplete ({e})"))),
+            Err(e) => Ok(Loaded::Unusable(format!(
+                "incomplete ({})",
+                without_values(&e.to_string())
+            ))),
         }
     }
 
-    /// Writes the session: 0600 from creation, replaced atomically.
+    /// Writes the session: a uniquely named temporary file, 0600 from its creation, then
+    /// renamed over the old one, so readers see the old or the new session, never a part.
     pub fn store(&self, session: &CachedSession) -> Result<(), ClientError> {
         self.ensure_dir()?;
         let json = serde_json::to_vec_pretty(session).map_err(|e| self.error(e))?;
-        let tmp = self
-            .path
-            .with_extension(format!("json.tmp{}", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut file =
+                tempfile::NamedTempFile::new_in(self.dir().map_err(std::io::Error::other)?)?;
+            file.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o600))?;
             file.write_all(&json)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &self.path)
+            file.as_file().sync_all()?;
+            file.persist(&self.path).map_err(|e| e.error)?;
+            Ok(())
         };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            self.error(format!("cannot write: {e}"))
-        })
+        write().map_err(|e| self.error(format!("cannot write: {e}")))
     }
 
     /// Deletes the file; a missing file is fine.
@@ -242,6 +251,28 @@ mod tests {
         assert!(matches!(cache.load().unwrap(), Loaded::Unusable(r) if r.contains("99")));
         cache.store(&session()).unwrap();
         assert!(matches!(cache.load().unwrap(), Loaded::Found(_)));
+    }
+
+    #[test]
+    fn a_file_opened_to_others_is_closed_again_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "key");
+        cache.store(&session()).unwrap();
+        fs::set_permissions(cache.path(), fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(cache.load().unwrap(), Loaded::Found(_)));
+        assert_eq!(
+            fs::metadata(cache.path()).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn no_temporary_files_are_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "key");
+        cache.store(&session()).unwrap();
+        cache.store(&session()).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod health;
 pub mod index;
 pub mod metadata;
 pub mod problem;
+pub mod redact;
 pub mod resource;
 
 pub use problem::Problem;

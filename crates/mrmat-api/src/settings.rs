@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mrmat_api_types::redact::without_values;
 use oauth2::ClientSecret;
 use serde::Deserialize;
 use url::Url;
@@ -162,9 +163,11 @@ impl FileConfig {
             .extension()
             .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
         if is_json {
-            serde_json::from_str(&text).map_err(|e| fail(format!("invalid JSON: {e}")))
+            serde_json::from_str(&text)
+                .map_err(|e| fail(format!("invalid JSON: {}", without_values(&e.to_string()))))
         } else {
-            toml::from_str(&text).map_err(|e| fail(format!("invalid TOML: {}", e.message())))
+            toml::from_str(&text)
+                .map_err(|e| fail(format!("invalid TOML: {}", without_values(e.message()))))
         }
     }
 }
@@ -366,7 +369,8 @@ fn read_client_secrets(path: &Path) -> Result<ClientSecretsWeb, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     let file: ClientSecretsFile = serde_json::from_str(&text).map_err(|e| {
         fail(format!(
-            "not a client_secrets.json ({{\"web\": {{client_id, client_secret, issuer, ...}}}}): {e}"
+            "not a client_secrets.json ({{\"web\": {{client_id, client_secret, issuer, ...}}}}): {}",
+            without_values(&e.to_string())
         ))
     })?;
     Ok(file.web)

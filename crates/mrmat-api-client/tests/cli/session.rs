@@ -152,3 +152,159 @@ async fn a_damaged_cache_is_reported_and_replaced_by_the_next_login() {
     assert_eq!(home.json(&["whoami"]).await["subject"], "bob");
     assert_eq!(Home::mode(&file), 0o600);
 }
+
+/// Logs `home` in through the 2-second client and waits until its access token expired.
+async fn short_login_expired(home: &Home, idp: &Idp) {
+    let result = home
+        .login_with(
+            idp,
+            &["--client-id", SHORT],
+            "alice",
+            Some(mrmat_api_testkit::idp::Approval::Approve),
+            || async {},
+        )
+        .await;
+    assert_eq!(result.code, Some(0), "{}", result.stderr);
+    eventually(Duration::from_secs(10), || async {
+        home.json(&["--client-id", SHORT, "whoami"]).await["expired"] == true
+    })
+    .await;
+}
+
+const SHORT: &str = "mrmat-api-cli-short";
+
+#[tokio::test]
+async fn two_processes_refreshing_at_once_spend_one_refresh_token() {
+    let oidc = Oidc::local(Idp::start());
+    let idp = oidc.idp.as_ref().unwrap();
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
+    let home = Home::new(&app.address);
+    short_login_expired(&home, idp).await;
+
+    let (a, b) = tokio::join!(
+        home.run(&["--client-id", SHORT, "token"]),
+        home.run(&["--client-id", SHORT, "token"])
+    );
+    assert!(
+        a.status.success() && b.status.success(),
+        "{} {}",
+        stderr(&a),
+        stderr(&b)
+    );
+    assert_eq!(
+        a.stdout, b.stdout,
+        "the second process used the first one's new token"
+    );
+    assert_eq!(refresh_grants(&idp.stats().await), 1);
+    let greeting = home
+        .json(&["--client-id", SHORT, "greeting", "--api", "v3"])
+        .await;
+    assert_eq!(greeting["message"], "Hello alice", "the login survived");
+}
+
+#[tokio::test]
+async fn a_refused_refresh_asks_to_log_in_again() {
+    let oidc = Oidc::local(Idp::start());
+    let idp = oidc.idp.as_ref().unwrap();
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
+    let home = Home::new(&app.address);
+    short_login_expired(&home, idp).await;
+    let cached: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.cache_file().unwrap()).unwrap())
+            .unwrap();
+    let revoked = reqwest::Client::new()
+        .post(idp.url("/token/revocation"))
+        .basic_auth("mrmat-api", Some("mrmat-api-secret"))
+        .form(&[("token", cached["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success());
+
+    let output = home.run(&["--client-id", SHORT, "token"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("run `mrmat-api-client login` again"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn debug_output_never_shows_a_token() {
+    let Some(idp) = Oidc::shared().idp.as_ref() else {
+        return;
+    };
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, Oidc::shared().settings()).await;
+    let home = Home::new(&app.address);
+    home.login(idp, "bob").await;
+    let cached: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.cache_file().unwrap()).unwrap())
+            .unwrap();
+    for args in [
+        &["-d", "greeting", "--api", "v3"][..],
+        &["-d", "resource", "list"],
+        &["-d", "whoami"],
+    ] {
+        let output = home.run(args).await;
+        assert!(output.status.success());
+        let text = format!(
+            "{}{}",
+            stderr(&output),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        assert!(text.contains("debug: "), "{args:?} printed no debug line");
+        for secret in [&cached["access_token"], &cached["refresh_token"]] {
+            assert!(
+                !text.contains(secret.as_str().unwrap()),
+                "{args:?} printed a token"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn logout_with_the_provider_down_keeps_the_tokens_to_try_again() {
+    let oidc = Oidc::local(Idp::start());
+    let idp = oidc.idp.as_ref().unwrap();
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
+    let home = Home::new(&app.address);
+    home.login(idp, "alice").await;
+    idp.stop();
+    let output = home.run(&["logout"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("stay cached"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(home.cache_file().is_some());
+}
+
+#[tokio::test]
+async fn a_reader_closing_the_pipe_early_is_not_a_crash() {
+    let oidc = Oidc::shared();
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
+    let token = oidc.token(TestClient::Rw).await;
+    let home = Home::new(&app.address);
+    for i in 0..50 {
+        home.run_with_env(
+            &["resource", "create", &format!("r{i}")],
+            &[("MRMAT_API_TOKEN", &token)],
+        )
+        .await;
+    }
+    let script = format!(
+        "set -o pipefail; '{}' --server '{}' --output table resource list | true",
+        env!("CARGO_BIN_EXE_mrmat-api-client"),
+        app.address
+    );
+    let output = tokio::process::Command::new("bash")
+        .args(["-c", &script])
+        .env("MRMAT_API_TOKEN", &token)
+        .output()
+        .await
+        .unwrap();
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(0));
+}

@@ -1,0 +1,85 @@
+//! An API client that brings its own bearer token: `MRMAT_API_TOKEN` when set (for CI),
+//! else the login [`Session`], refreshed when due and once more when the server refuses it.
+
+use std::future::Future;
+
+use crate::api::ApiClient;
+use crate::error::ClientError;
+use crate::session::Session;
+
+/// The environment variable whose token replaces the login, for scripts and CI.
+pub const TOKEN_ENV: &str = "MRMAT_API_TOKEN";
+
+/// Where bearer tokens come from.
+#[derive(Clone)]
+pub enum TokenSource {
+    /// A token given from outside; never refreshed.
+    Fixed(String),
+    /// The cached login.
+    Session(Session),
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed(_) => f.write_str("TokenSource::Fixed(<redacted>)"),
+            Self::Session(session) => f
+                .debug_tuple("TokenSource::Session")
+                .field(session)
+                .finish(),
+        }
+    }
+}
+
+impl TokenSource {
+    /// `MRMAT_API_TOKEN` when it is set and not empty, else `session`.
+    pub fn from_env_or(session: Session) -> Self {
+        match std::env::var(TOKEN_ENV) {
+            Ok(token) if !token.trim().is_empty() => Self::Fixed(token.trim().to_owned()),
+            _ => Self::Session(session),
+        }
+    }
+
+    /// A token to send; `rejected` is one the server just refused.
+    pub async fn token(&self, rejected: Option<&str>) -> Result<String, ClientError> {
+        match self {
+            Self::Fixed(token) => Ok(token.clone()),
+            Self::Session(session) => session.valid_token(rejected).await,
+        }
+    }
+}
+
+/// An [`ApiClient`] with a [`TokenSource`].
+#[derive(Debug, Clone)]
+pub struct AuthorizedApi {
+    api: ApiClient,
+    tokens: TokenSource,
+}
+
+impl AuthorizedApi {
+    /// Calls through `api` with tokens from `tokens`.
+    pub fn new(api: ApiClient, tokens: TokenSource) -> Self {
+        Self { api, tokens }
+    }
+
+    /// Runs `call` with a client carrying a valid token. When the server answers
+    /// `invalid_token` to a token from the login (revoked, or expired early), the token is
+    /// refreshed and `call` runs once more.
+    pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
+    where
+        F: Fn(ApiClient) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let token = self.tokens.token(None).await?;
+        match call(self.api.clone().with_token(token.clone())).await {
+            Err(ClientError::Api {
+                invalid_token: true,
+                ..
+            }) if matches!(self.tokens, TokenSource::Session(_)) => {
+                let token = self.tokens.token(Some(&token)).await?;
+                call(self.api.clone().with_token(token)).await
+            }
+            other => other,
+        }
+    }
+}
