@@ -19,6 +19,9 @@ use serde::Serialize;
 use crate::cli::{ApiVersion, Cli, Command, Global, OutputFormat, ResourceCommand};
 use crate::output::{self, Table};
 
+/// How tables show times; JSON keeps RFC 3339.
+const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
+
 struct Context {
     settings: ClientSettings,
     http: reqwest::Client,
@@ -209,6 +212,11 @@ impl Context {
     }
 
     async fn greeting(&self, api: ApiVersion, name: Option<String>) -> Result<(), ClientError> {
+        if name.is_some() && api != ApiVersion::V2 {
+            return Err(ClientError::Config(
+                "--name only applies to --api v2".into(),
+            ));
+        }
         let greeting = match api {
             ApiVersion::V1 => self.api().greeting(GreetingVersion::V1, None).await?,
             ApiVersion::V2 => {
@@ -294,8 +302,8 @@ fn expiry_text(session: &CachedSession) -> String {
         .expires_at
         .and_then(|at| DateTime::<Utc>::from_timestamp(at, 0))
     {
-        Some(at) if at <= Utc::now() => format!("{} (expired)", at.format("%Y-%m-%d %H:%M:%S UTC")),
-        Some(at) => at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        Some(at) if at <= Utc::now() => format!("{} (expired)", at.format(TIME_FORMAT)),
+        Some(at) => at.format(TIME_FORMAT).to_string(),
         None => "unknown".into(),
     }
 }
@@ -336,7 +344,7 @@ fn resource_table(list: &ResourceList) -> Table {
             r.id.to_string(),
             r.name.clone(),
             r.owner.name.clone(),
-            r.updated_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            r.updated_at.format(TIME_FORMAT).to_string(),
         ]);
     }
     table
@@ -347,7 +355,7 @@ fn resource_fields(r: &Resource) -> Table {
         ("id", r.id.to_string()),
         ("name", r.name.clone()),
         ("owner", format!("{} ({})", r.owner.name, r.owner.client_id)),
-        ("created", r.created_at.to_rfc3339()),
-        ("updated", r.updated_at.to_rfc3339()),
+        ("created", r.created_at.format(TIME_FORMAT).to_string()),
+        ("updated", r.updated_at.format(TIME_FORMAT).to_string()),
     ])
 }

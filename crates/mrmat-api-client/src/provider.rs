@@ -53,7 +53,10 @@ pub async fn discover(http: &reqwest::Client, url: &Url) -> Result<Provider, Cli
     if !response.status().is_success() {
         return Err(ClientError::Protocol {
             what,
-            reason: format!("discovery at {url} answered {}", response.status()),
+            reason: format!(
+                "discovery at {url} answered {} (give the discovery document's full URL, ending in /.well-known/openid-configuration)",
+                response.status()
+            ),
         });
     }
     let body = response

@@ -117,7 +117,7 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         match self {
             Self::Internal(cause) => log::error!("internal error: {cause}"),
-            Self::Unavailable { what, cause } => log::warn!("{what} unavailable: {cause}"),
+            Self::Unavailable { what, cause } => log::warn!("{what} is unavailable: {cause}"),
             _ => {}
         }
         let problem = Problem::new(
@@ -148,7 +148,8 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
-            Self::Unavailable { .. } | Self::AuthNotConfigured => {
+            // Not for AuthNotConfigured: retrying will not configure it.
+            Self::Unavailable { .. } => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
             }
             _ => {}

@@ -14,7 +14,6 @@ fn main() -> ExitCode {
     // A .env file in the working directory supplies MRMAT_API_* variables.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    init_logging(cli.options.debug);
 
     let command = cli.command.unwrap_or(Command::Serve);
     if command == Command::Openapi {
@@ -31,6 +30,9 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return fail(&e.into()),
     };
+    // After the settings, so `debug` from the config file counts too.
+    init_logging(settings.debug);
+    log::debug!("{}", settings.summary());
     match command {
         Command::Migrate => migrate(&settings),
         _ => serve(settings),

@@ -261,6 +261,29 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// One line describing the effective configuration, secrets left out.
+    pub fn summary(&self) -> String {
+        let database = match &self.database {
+            DatabaseUrl::Sqlite(path) => format!("sqlite {}", path.display()),
+            DatabaseUrl::Postgres(_) => "postgres".to_owned(),
+        };
+        let oidc = self.oidc.as_ref().map_or_else(
+            || "none".to_owned(),
+            |o| {
+                format!(
+                    "issuer {} as client {}, cache ceiling {:?}",
+                    o.issuer, o.client_id, o.cache_ttl
+                )
+            },
+        );
+        format!(
+            "configuration: {}:{}, {} workers, database {database}, migrate {}, oidc {oidc}, trusted proxies {:?}",
+            self.host, self.port, self.workers, self.migrate, self.trusted_proxies
+        )
+    }
+}
+
 fn port_from_env() -> Result<Option<u16>, ConfigError> {
     match std::env::var("PORT") {
         Ok(value) if !value.trim().is_empty() => value.trim().parse().map(Some).map_err(|_| {

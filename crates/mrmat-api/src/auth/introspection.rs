@@ -68,7 +68,7 @@ type IntrospectionClient = Client<
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     /// Down, slow, or answering nonsense: retry later.
-    #[error("identity provider unreachable: {0}")]
+    #[error("{0}")]
     Unreachable(String),
     /// The provider refuses the server itself: an operator must fix an option.
     #[error("identity provider configuration fault ({option}): {reason}")]

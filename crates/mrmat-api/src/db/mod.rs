@@ -129,7 +129,12 @@ pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, DbError> {
     let manager = ConnectionManager { url: url.clone() };
     let first = manager.establish().map_err(|e| DbError::Connect {
         backend: url.backend(),
-        message: e.to_string().trim().to_owned(),
+        // libpq's messages span lines ("...\n\tIs the server running..."): keep one.
+        message: e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
     })?;
     drop(first);
     Ok(Pool::builder()

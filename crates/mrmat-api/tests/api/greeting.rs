@@ -83,7 +83,12 @@ async fn v3_without_a_token_is_401_with_a_bearer_challenge() {
 #[tokio::test]
 async fn v3_without_oidc_configuration_is_503() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let body = assert_problem(app.get("/api/greeting/v3/", None).await, 503).await;
+    let response = app.get("/api/greeting/v3/", None).await;
+    assert!(
+        !response.headers().contains_key("retry-after"),
+        "retrying will not configure it"
+    );
+    let body = assert_problem(response, 503).await;
     assert!(body["detail"].as_str().unwrap().contains("not configured"));
     assert_eq!(
         body,

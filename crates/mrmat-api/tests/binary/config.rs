@@ -216,3 +216,19 @@ fn container_port_variable_is_honoured() {
     );
     assert_eq!(server.port.to_string(), port);
 }
+
+#[test]
+fn debug_in_the_config_file_turns_on_debug_logging() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "debug = true\nhost = \"127.0.0.1\"\nport = 0\n",
+    )
+    .unwrap();
+    let server = Server::start(dir.path(), &["--config", "config.toml"], &[]);
+    let log = server.log();
+    assert!(
+        log.contains("DEBUG") && log.contains("configuration: 127.0.0.1:0"),
+        "{log}"
+    );
+}
