@@ -19,11 +19,19 @@ pub enum Backend {
 pub const POSTGRES_ENV: &str = "MRMAT_TEST_POSTGRES_URL";
 
 impl Backend {
-    /// Whether tests can run on this backend here.
+    /// Whether tests can run on this backend here. Under CI (`CI` set) PostgreSQL must be
+    /// configured: a silently skipped backend would count as a pass.
     pub fn available(self) -> bool {
         match self {
             Self::Sqlite => true,
-            Self::Postgres => std::env::var(POSTGRES_ENV).is_ok_and(|v| !v.is_empty()),
+            Self::Postgres => {
+                let configured = std::env::var(POSTGRES_ENV).is_ok_and(|v| !v.is_empty());
+                assert!(
+                    configured || std::env::var_os("CI").is_none(),
+                    "CI is set but {POSTGRES_ENV} is not: the PostgreSQL tests would be skipped"
+                );
+                configured
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Token introspection (RFC 7662) with the server's own client credentials, behind a
 //! single-flight cache keyed by a hash of the token.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
@@ -158,7 +158,6 @@ pub struct Authenticator {
     http: reqwest::Client,
     client: OnceCell<IntrospectionClient>,
     cache: Cache<[u8; 32], Verdict>,
-    health: Mutex<Option<ProviderHealth>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -192,7 +191,6 @@ impl Authenticator {
             http,
             client: OnceCell::new(),
             cache,
-            health: Mutex::new(None),
         })
     }
 
@@ -228,17 +226,6 @@ impl Authenticator {
         }
     }
 
-    /// The last state seen by a request, if any.
-    pub fn last_health(&self) -> Option<ProviderHealth> {
-        self.health.lock().ok().and_then(|h| h.clone())
-    }
-
-    fn record(&self, health: ProviderHealth) {
-        if let Ok(mut slot) = self.health.lock() {
-            *slot = Some(health);
-        }
-    }
-
     async fn introspection_client(&self) -> Result<&IntrospectionClient, ProviderError> {
         self.client
             .get_or_try_init(|| async {
@@ -252,16 +239,9 @@ impl Authenticator {
     }
 
     async fn introspect(&self, token: &str) -> Result<Verdict, ProviderError> {
-        let result = self
-            .call_provider(token)
+        self.call_provider(token)
             .await
-            .map(|verdict| verdict.capped(self.settings.cache_ttl));
-        self.record(match &result {
-            Ok(_) => ProviderHealth::Ok,
-            Err(ProviderError::Unreachable(_)) => ProviderHealth::Unreachable,
-            Err(ProviderError::Misconfigured { .. }) => ProviderHealth::Misconfigured,
-        });
-        result
+            .map(|verdict| verdict.capped(self.settings.cache_ttl))
     }
 
     async fn call_provider(&self, token: &str) -> Result<Verdict, ProviderError> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::r2d2::{ManageConnection, Pool, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
 
@@ -37,9 +37,6 @@ impl std::fmt::Debug for DbConnection {
 
 /// The connection pool shared by all workers.
 pub type DbPool = Pool<ConnectionManager>;
-
-/// A connection borrowed from the pool.
-pub type PooledConn = PooledConnection<ConnectionManager>;
 
 /// How long a request waits for a free connection before it is answered 503.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
