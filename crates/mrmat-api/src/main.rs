@@ -55,12 +55,9 @@ fn fail(error: &StartupError) -> ExitCode {
 }
 
 fn migrate(settings: &Settings) -> ExitCode {
-    let result = db::connect(&settings.database, 1)
-        .map_err(StartupError::from)
-        .and_then(|pool| {
-            let mut conn = pool.get().map_err(|e| StartupError::Other(e.to_string()))?;
-            Ok(db::migrate::run_pending(&mut conn)?)
-        });
+    let result = db::establish(&settings.database)
+        .and_then(|mut conn| db::migrate::run_pending(&mut conn))
+        .map_err(StartupError::from);
     match result {
         Ok(applied) if applied.is_empty() => {
             println!("database is up to date");

@@ -53,16 +53,9 @@ impl From<ApiError> for StartupError {
 }
 
 /// Opens the database and brings its schema up to date (or checks it is, with
-/// `--no-migrate`). Blocking: call it before the async runtime serves anything.
+/// `--no-migrate`), then opens the pool. Blocking: call it before serving.
 pub fn prepare_database(settings: &Settings) -> Result<DbPool, StartupError> {
-    let pool_size = u32::try_from(settings.workers.saturating_mul(2))
-        .unwrap_or(u32::MAX)
-        .max(8);
-    let pool = db::connect(&settings.database, pool_size)?;
-    let mut conn = pool.get().map_err(|e| DbError::Connect {
-        backend: settings.database.backend(),
-        message: e.to_string(),
-    })?;
+    let mut conn = db::establish(&settings.database)?;
     if settings.migrate {
         let applied = migrate::run_pending(&mut conn)?;
         if !applied.is_empty() {
@@ -71,7 +64,11 @@ pub fn prepare_database(settings: &Settings) -> Result<DbPool, StartupError> {
     } else {
         migrate::ensure_current(&mut conn)?;
     }
-    Ok(pool)
+    drop(conn);
+    let pool_size = u32::try_from(settings.workers.saturating_mul(2))
+        .unwrap_or(u32::MAX)
+        .max(8);
+    Ok(db::pool(&settings.database, pool_size))
 }
 
 /// A bound, ready-to-run server.

@@ -117,28 +117,33 @@ pub enum DbError {
     SchemaBehind(usize),
 }
 
-/// Opens the pool, after one direct connection so a bad URL fails at once with the
-/// driver's own words rather than after a pool timeout.
-pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, DbError> {
+/// One direct connection, for start-up work (migrations, schema checks) and to fail at
+/// once, in the driver's own words, when the URL is wrong. No pool exists yet, so an
+/// error here leaves no background thread opening connections while the process exits.
+pub fn establish(url: &DatabaseUrl) -> Result<DbConnection, DbError> {
     if let DatabaseUrl::Sqlite(path) = url {
         create_parent_dir(path)?;
     }
-    let manager = ConnectionManager { url: url.clone() };
-    let first = manager.establish().map_err(|e| DbError::Connect {
-        backend: url.backend(),
-        // libpq's messages span lines ("...\n\tIs the server running..."): keep one.
-        message: e
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
-    })?;
-    drop(first);
-    Ok(Pool::builder()
+    ConnectionManager { url: url.clone() }
+        .establish()
+        .map_err(|e| DbError::Connect {
+            backend: url.backend(),
+            // libpq's messages span lines ("...\n\tIs the server running..."): keep one.
+            message: e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        })
+}
+
+/// The pool for serving; call it once [`establish`] has shown the database works.
+pub fn pool(url: &DatabaseUrl, max_size: u32) -> DbPool {
+    Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
         .connection_timeout(CHECKOUT_TIMEOUT)
-        .build_unchecked(manager))
+        .build_unchecked(ConnectionManager { url: url.clone() })
 }
 
 fn create_parent_dir(path: &Path) -> Result<(), DbError> {
