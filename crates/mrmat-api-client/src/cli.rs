@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// mrmat-api-client: log in with the device flow and call every mrmat-api API.
 ///
 /// Prompts and progress go to stderr; results go to stdout.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "mrmat-api-client", version, about, long_about = None)]
 pub struct Cli {
     #[command(flatten)]
@@ -16,8 +16,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options of every command.
-#[derive(Clone, Args)]
+/// Options of every command. No `Debug`: it holds the client secret.
+#[derive(Args)]
 pub struct Global {
     /// Print only results and errors.
     #[arg(short, long, global = true)]
@@ -73,22 +73,6 @@ pub struct Global {
     pub output: Option<OutputFormat>,
 }
 
-impl std::fmt::Debug for Global {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Global")
-            .field("config", &self.config)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("discovery_url", &self.discovery_url)
-            .field("server", &self.server)
-            .field("output", &self.output)
-            .finish_non_exhaustive()
-    }
-}
-
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -99,7 +83,7 @@ pub enum OutputFormat {
 }
 
 /// What to do.
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Log in with the device flow and cache the tokens.
     Login,

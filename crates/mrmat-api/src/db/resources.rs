@@ -201,18 +201,31 @@ fn id_of_name(
         .optional()?)
 }
 
-/// After a unique violation on `name`: the duplicate, or `None` when the row holding the
-/// name vanished in between and the write should be tried again.
-fn duplicate_of(
+/// Attempts at a write whose conflicting row keeps vanishing before it can be named.
+const WRITE_ATTEMPTS: usize = 3;
+
+/// Runs `write`, which may break the owner's unique name. A conflict answers with the id
+/// that holds the name; when that row vanished before it could be named, `write` runs
+/// again, so a race never ends in a 500.
+fn write_unique_name<T>(
     conn: &mut DbConnection,
     owner_id: i64,
     name: &str,
-) -> Result<Option<StoreError>, StoreError> {
-    Ok(id_of_name(conn, owner_id, name)?.map(|existing_id| StoreError::Duplicate { existing_id }))
+    mut write: impl FnMut(&mut DbConnection) -> QueryResult<T>,
+) -> Result<T, StoreError> {
+    for _ in 0..WRITE_ATTEMPTS {
+        match write(conn) {
+            Ok(value) => return Ok(value),
+            Err(e) if is_unique_violation(&e) => {
+                if let Some(existing_id) = id_of_name(conn, owner_id, name)? {
+                    return Err(StoreError::Duplicate { existing_id });
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Contended)
 }
-
-/// Attempts at a write whose conflicting row keeps vanishing before it can be named.
-const WRITE_ATTEMPTS: usize = 3;
 
 /// Creates a resource named `name` for `who`.
 pub fn create(
@@ -222,8 +235,8 @@ pub fn create(
 ) -> Result<ResourceWithOwner, StoreError> {
     let owner = ensure_owner(conn, who)?;
     let at = now();
-    for _ in 0..WRITE_ATTEMPTS {
-        let inserted = diesel::insert_into(resources::table)
+    let id = write_unique_name(conn, owner.id, name, |conn| {
+        diesel::insert_into(resources::table)
             .values((
                 resources::owner_id.eq(owner.id),
                 resources::name.eq(name),
@@ -231,27 +244,16 @@ pub fn create(
                 resources::updated_at.eq(at),
             ))
             .returning(resources::id)
-            .get_result::<i64>(conn);
-        match inserted {
-            Ok(id) => {
-                let resource = ResourceRow {
-                    id,
-                    owner_id: owner.id,
-                    name: name.to_owned(),
-                    created_at: at,
-                    updated_at: at,
-                };
-                return Ok((resource, owner));
-            }
-            Err(e) if is_unique_violation(&e) => {
-                if let Some(duplicate) = duplicate_of(conn, owner.id, name)? {
-                    return Err(duplicate);
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(StoreError::Contended)
+            .get_result::<i64>(conn)
+    })?;
+    let resource = ResourceRow {
+        id,
+        owner_id: owner.id,
+        name: name.to_owned(),
+        created_at: at,
+        updated_at: at,
+    };
+    Ok((resource, owner))
 }
 
 /// Renames the resource `id`, which `who` must own.
@@ -267,29 +269,20 @@ pub fn update(
     }
     // `updated_at` never goes back, even if the clock does.
     let at = now().max(current.updated_at);
-    for _ in 0..WRITE_ATTEMPTS {
-        let updated = diesel::update(resources::table.find(id))
+    let updated = write_unique_name(conn, owner.id, name, |conn| {
+        diesel::update(resources::table.find(id))
             .set((resources::name.eq(name), resources::updated_at.eq(at)))
-            .execute(conn);
-        match updated {
-            Ok(0) => return Err(StoreError::NotFound(id)),
-            Ok(_) => {
-                let resource = ResourceRow {
-                    name: name.to_owned(),
-                    updated_at: at,
-                    ..current
-                };
-                return Ok((resource, owner));
-            }
-            Err(e) if is_unique_violation(&e) => {
-                if let Some(duplicate) = duplicate_of(conn, owner.id, name)? {
-                    return Err(duplicate);
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
+            .execute(conn)
+    })?;
+    if updated == 0 {
+        return Err(StoreError::NotFound(id));
     }
-    Err(StoreError::Contended)
+    let resource = ResourceRow {
+        name: name.to_owned(),
+        updated_at: at,
+        ..current
+    };
+    Ok((resource, owner))
 }
 
 /// Deletes the resource `id`, which `who` must own.
