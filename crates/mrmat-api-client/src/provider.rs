@@ -1,6 +1,7 @@
 //! The identity provider's endpoints, from its OIDC discovery document, or found from the
 //! API server's RFC 9728 metadata when only the server is known.
 
+use mrmat_api_types::scope::Scope;
 use openidconnect::core::CoreProviderMetadata;
 use serde::Deserialize;
 use url::Url;
@@ -102,9 +103,6 @@ pub async fn discover(http: &reqwest::Client, url: &Url) -> Result<Provider, Cli
     })
 }
 
-/// The API's scopes when the server does not list them.
-pub const API_SCOPES: [&str; 2] = ["mrmat-api-resource-read", "mrmat-api-resource-write"];
-
 /// The provider the API server names in its RFC 9728 metadata, and the API's scopes.
 /// The discovered issuer must be the one the server named (RFC 8414 section 3.3), so a
 /// tampered document cannot send the login elsewhere.
@@ -147,7 +145,7 @@ pub fn login_scopes(provider: &Provider, api_scopes: &[String]) -> Vec<String> {
         scopes.push("offline_access".into());
     }
     if api_scopes.is_empty() {
-        scopes.extend(API_SCOPES.iter().map(|s| (*s).to_owned()));
+        scopes.extend(Scope::ALL.iter().map(|s| s.as_str().to_owned()));
     } else {
         scopes.extend(api_scopes.iter().cloned());
     }

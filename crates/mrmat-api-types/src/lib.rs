@@ -11,5 +11,6 @@ pub mod metadata;
 pub mod problem;
 pub mod redact;
 pub mod resource;
+pub mod scope;
 
 pub use problem::Problem;

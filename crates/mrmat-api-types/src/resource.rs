@@ -39,6 +39,11 @@ pub struct Resource {
 pub struct ResourceList {
     /// One page of resources, ordered by id.
     pub resources: Vec<Resource>,
+    /// The next page, as a path with a keyset cursor (`?limit=N&after=<last id>`) relative
+    /// to the server; absent on the last page. Added after v1 shipped: old clients ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "/api/resource/v1/?limit=100&after=100")]
+    pub next: Option<String>,
 }
 
 /// Body of `POST` and `PUT /api/resource/v1/...`.

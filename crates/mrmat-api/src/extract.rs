@@ -186,6 +186,9 @@ pub struct Paging {
     pub limit: i64,
     /// At least 0, default 0.
     pub offset: i64,
+    /// Keyset cursor: only ids above this one. A page then costs the same at any depth,
+    /// where an offset makes the database walk past every skipped row.
+    pub after: Option<i64>,
 }
 
 impl Paging {
@@ -194,11 +197,13 @@ impl Paging {
     /// Largest page size.
     pub const MAX_LIMIT: i64 = 1000;
 
-    /// Reads `limit` and `offset` from a query string; other parameters are ignored.
+    /// Reads `limit`, `offset` and `after` from a query string; other parameters are
+    /// ignored.
     pub fn from_query(query: &str) -> Result<Self, ApiError> {
         let mut paging = Self {
             limit: Self::DEFAULT_LIMIT,
             offset: 0,
+            after: None,
         };
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
@@ -218,6 +223,17 @@ impl Paging {
                         .ok_or_else(|| {
                             ApiError::BadRequest("offset: must be an integer of 0 or more".into())
                         })?;
+                }
+                "after" => {
+                    paging.after = Some(
+                        parse_integer(&value)
+                            .filter(|after| *after >= 0)
+                            .ok_or_else(|| {
+                                ApiError::BadRequest(
+                                    "after: must be a resource id (an integer of 0 or more)".into(),
+                                )
+                            })?,
+                    );
                 }
                 _ => {}
             }
@@ -265,7 +281,8 @@ mod tests {
             Paging::from_query("").unwrap(),
             Paging {
                 limit: 100,
-                offset: 0
+                offset: 0,
+                after: None
             }
         );
     }
@@ -278,6 +295,8 @@ mod tests {
             ("limit=x", "limit"),
             ("offset=-1", "offset"),
             ("offset=1.5", "offset"),
+            ("after=-1", "after"),
+            ("after=x", "after"),
         ] {
             match Paging::from_query(query) {
                 Err(ApiError::BadRequest(detail)) => {

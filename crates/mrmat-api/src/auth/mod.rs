@@ -16,37 +16,10 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
 pub use introspection::{Authenticator, ProviderHealth};
+pub use mrmat_api_types::scope::Scope;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
-
-/// The scopes this API understands. A closed set: routes name one of these, never a string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Read resources.
-    ResourceRead,
-    /// Create, change and delete one's own resources.
-    ResourceWrite,
-}
-
-impl Scope {
-    /// Every scope, for metadata documents.
-    pub const ALL: [Scope; 2] = [Scope::ResourceRead, Scope::ResourceWrite];
-
-    /// The scope's name in tokens.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ResourceRead => "mrmat-api-resource-read",
-            Self::ResourceWrite => "mrmat-api-resource-write",
-        }
-    }
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The holder of a valid access token.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -114,14 +114,17 @@ fn is_unique_violation(error: &DieselError) -> bool {
     )
 }
 
-/// One page of all resources, ordered by id.
+/// One page of all resources, ordered by id: at most `limit` rows with an id above
+/// `after`, skipping `offset` of them.
 pub fn list(
     conn: &mut DbConnection,
+    after: i64,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<ResourceWithOwner>, StoreError> {
     Ok(resources::table
         .inner_join(owners::table)
+        .filter(resources::id.gt(after))
         .select((ResourceRow::as_select(), OwnerRow::as_select()))
         .order(resources::id.asc())
         .limit(limit)

@@ -76,9 +76,50 @@ backend_tests! {
         assert_eq!(list(&app, &token, "?limit=1000").await.len(), 4);
     }
 
+    async fn list_pages_link_to_the_next_with_a_keyset_cursor(backend) {
+        let (app, token) = setup(backend).await;
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(app.create_resource(&token, &format!("r{n}")).await["id"].as_i64().unwrap());
+        }
+        let mut seen = Vec::new();
+        let mut next = Some(format!("{BASE}?limit=2"));
+        let mut pages = 0;
+        while let Some(path) = next {
+            let response = app.get(&path, Some(&token)).await;
+            assert_eq!(response.status(), 200);
+            let link = response.headers().get("link").map(|v| v.to_str().unwrap().to_owned());
+            let body: Value = response.json().await.unwrap();
+            seen.extend(body["resources"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()));
+            next = body["next"].as_str().map(str::to_owned);
+            match &next {
+                Some(next) => {
+                    assert!(next.contains("after="), "{next}");
+                    assert_eq!(link, Some(format!("<{next}>; rel=\"next\"")));
+                }
+                None => assert_eq!(link, None),
+            }
+            pages += 1;
+        }
+        assert_eq!(seen, ids);
+        // 2 + 2 + 1: the last page has no next link, and no empty page is needed to know it.
+        assert_eq!(pages, 3);
+    }
+
+    async fn after_cursor_starts_past_the_given_id(backend) {
+        let (app, token) = setup(backend).await;
+        let mut ids = Vec::new();
+        for name in ["a", "b", "c"] {
+            ids.push(app.create_resource(&token, name).await["id"].as_i64().unwrap());
+        }
+        let page: Vec<i64> = list(&app, &token, &format!("?after={}", ids[0])).await.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert_eq!(page, ids[1..]);
+        assert!(list(&app, &token, &format!("?after={}", ids[2])).await.is_empty());
+    }
+
     async fn bad_paging_is_400_naming_the_parameter(backend) {
         let (app, token) = setup(backend).await;
-        for (query, name) in [("limit=0", "limit"), ("limit=1001", "limit"), ("limit=ten", "limit"), ("offset=-1", "offset"), ("offset=1.5", "offset"), ("limit=", "limit")] {
+        for (query, name) in [("limit=0", "limit"), ("limit=1001", "limit"), ("limit=ten", "limit"), ("offset=-1", "offset"), ("offset=1.5", "offset"), ("limit=", "limit"), ("after=-1", "after"), ("after=1e3", "after")] {
             let body = assert_problem(app.get(&format!("{BASE}?{query}"), Some(&token)).await, 400).await;
             assert!(body["detail"].as_str().unwrap().contains(name), "{query}: {body}");
         }

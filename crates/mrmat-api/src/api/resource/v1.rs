@@ -64,10 +64,11 @@ fn owner(principal: &Principal) -> OwnerIdentity<'_> {
     security(("bearer" = ["mrmat-api-resource-read"])),
     params(
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 100)"),
-        ("offset" = Option<i64>, Query, description = "Resources to skip (default 0)")
+        ("offset" = Option<i64>, Query, description = "Resources to skip (default 0)"),
+        ("after" = Option<i64>, Query, description = "Only resources with a larger id: the keyset cursor of `next`")
     ),
     responses(
-        (status = 200, description = "One page of resources", body = ResourceList),
+        (status = 200, description = "One page of resources; `next` (and a `Link` header with rel=\"next\") when there are more", body = ResourceList),
         (status = 400, description = "Bad limit or offset", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json")
@@ -77,14 +78,34 @@ async fn list(
     _auth: Authorized<ResourceRead>,
     state: web::Data<AppState>,
     req: HttpRequest,
-) -> Result<web::Json<ResourceList>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let paging = Paging::from_query(req.query_string())?;
-    let rows = db::run(&state.db, move |conn| {
-        Ok(store::list(conn, paging.limit, paging.offset)?)
+    // One row more than asked tells whether a next page exists without counting.
+    let mut rows = db::run(&state.db, move |conn| {
+        Ok(store::list(
+            conn,
+            paging.after.unwrap_or(0),
+            paging.limit + 1,
+            paging.offset,
+        )?)
     })
     .await?;
-    Ok(web::Json(ResourceList {
+    let more = rows.len() > usize::try_from(paging.limit).unwrap_or(usize::MAX);
+    rows.truncate(usize::try_from(paging.limit).unwrap_or(usize::MAX));
+    let next = match rows.last() {
+        Some((last, _)) if more => Some(format!(
+            "{}/?limit={}&after={}",
+            MOUNT.prefix, paging.limit, last.id
+        )),
+        _ => None,
+    };
+    let mut response = HttpResponse::Ok();
+    if let Some(next) = &next {
+        response.insert_header((header::LINK, format!("<{next}>; rel=\"next\"")));
+    }
+    Ok(response.json(ResourceList {
         resources: rows.into_iter().map(store::to_wire).collect(),
+        next,
     }))
 }
 
