@@ -34,6 +34,7 @@ pub fn test_settings(db: &TestDb, oidc: Option<OidcSettings>) -> Settings {
         port: 0,
         instance_path: db.dir.path().to_path_buf(),
         database: db.url.clone(),
+        db_timeout: mrmat_api::settings::DEFAULT_DB_TIMEOUT,
         oidc,
         workers: 1,
         migrate: true,

@@ -67,7 +67,9 @@ impl TestDb {
                 let mut url = Url::parse(&admin).expect("MRMAT_TEST_POSTGRES_URL is a URL");
                 url.set_path(&name);
                 Self {
-                    url: DatabaseUrl::Postgres(url.to_string()),
+                    url: DatabaseUrl::Postgres(mrmat_api_types::secret::Secret::new(
+                        url.to_string(),
+                    )),
                     dir,
                     postgres: Some((admin, name)),
                 }
@@ -79,7 +81,7 @@ impl TestDb {
     pub fn url_string(&self) -> String {
         match &self.url {
             DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
-            DatabaseUrl::Postgres(url) => url.clone(),
+            DatabaseUrl::Postgres(url) => url.expose().to_owned(),
         }
     }
 }

@@ -12,5 +12,6 @@ pub mod problem;
 pub mod redact;
 pub mod resource;
 pub mod scope;
+pub mod secret;
 
 pub use problem::Problem;

@@ -125,6 +125,16 @@ pub struct Options {
     )]
     pub oidc_timeout: Option<u64>,
 
+    /// Longest a request waits for the database (a free connection, a lock, a query), in
+    /// seconds, before it is answered 503 [default: 5].
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_DB_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    pub db_timeout: Option<f64>,
+
     /// HTTP worker threads [default: CPU count].
     #[arg(long, global = true, env = "MRMAT_API_WORKERS", value_name = "N")]
     pub workers: Option<usize>,

@@ -9,7 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use mrmat_api_types::Problem;
 use mrmat_api_types::problem::PROBLEM_JSON;
 
-use crate::auth::Scope;
+use mrmat_api_types::scope::Scope;
 
 /// The realm every bearer challenge names.
 pub const REALM: &str = "mrmat-api";
@@ -65,16 +65,37 @@ pub enum ApiError {
     #[error("authentication is not configured on this server")]
     AuthNotConfigured,
     /// A dependency (identity provider, database) did not answer; worth retrying.
-    #[error("{what} is unavailable")]
+    #[error("{dependency} is unavailable")]
     Unavailable {
-        /// Which dependency, in words safe to show the client.
-        what: &'static str,
+        /// Which dependency.
+        dependency: Dependency,
         /// The cause, for the log only.
         cause: String,
     },
+    /// The disk or the database is full: nothing was stored.
+    #[error("storage is full")]
+    StorageFull(String),
     /// Anything unexpected. The cause is logged, the client gets a generic answer.
     #[error("internal error")]
     Internal(String),
+}
+
+/// Something the server depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    /// The database.
+    Database,
+    /// The OIDC identity provider.
+    IdentityProvider,
+}
+
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Database => "the database",
+            Self::IdentityProvider => "the identity provider",
+        })
+    }
 }
 
 impl ApiError {
@@ -87,8 +108,11 @@ impl ApiError {
     fn detail(&self) -> String {
         match self {
             Self::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
-            Self::Unavailable { what, .. } => {
-                format!("{what} is unavailable at the moment; retry later")
+            Self::Unavailable { dependency, .. } => {
+                format!("{dependency} is unavailable at the moment; retry later")
+            }
+            Self::StorageFull(_) => {
+                "storage is full; nothing was stored, retry once space has been freed".to_owned()
             }
             other => other.to_string(),
         }
@@ -109,6 +133,7 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::AuthNotConfigured | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,7 +142,11 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         match self {
             Self::Internal(cause) => log::error!("internal error: {cause}"),
-            Self::Unavailable { what, cause } => log::warn!("{what} is unavailable: {cause}"),
+            Self::StorageFull(cause) => log::error!("storage is full: {cause}"),
+            // The outage itself is logged once, where it is noticed (see `outage`).
+            Self::Unavailable { dependency, cause } => {
+                log::debug!("{dependency} is unavailable: {cause}");
+            }
             _ => {}
         }
         let problem = Problem::new(
@@ -163,21 +192,5 @@ impl ResponseError for ApiError {
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(error: actix_web::error::BlockingError) -> Self {
         Self::internal(format!("blocking task failed: {error}"))
-    }
-}
-
-impl From<crate::db::resources::StoreError> for ApiError {
-    fn from(error: crate::db::resources::StoreError) -> Self {
-        use crate::db::resources::StoreError;
-        match error {
-            StoreError::NotFound(_) => Self::NotFound(error.to_string()),
-            StoreError::NotOwner(_) => {
-                Self::Forbidden("only the owner may change or delete this resource".to_owned())
-            }
-            StoreError::Duplicate { .. } | StoreError::Contended => {
-                Self::Conflict(error.to_string())
-            }
-            StoreError::Database(e) => Self::internal(format!("database: {e}")),
-        }
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod forwarded;
 pub mod middleware;
+mod outage;
 pub mod settings;
 pub mod startup;
 

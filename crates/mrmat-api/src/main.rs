@@ -55,7 +55,7 @@ fn fail(error: &StartupError) -> ExitCode {
 }
 
 fn migrate(settings: &Settings) -> ExitCode {
-    let result = db::establish(&settings.database)
+    let result = db::establish(&settings.database, settings.db_timeout)
         .and_then(|mut conn| db::migrate::run_pending(&mut conn))
         .map_err(StartupError::from);
     match result {

@@ -2,7 +2,7 @@
 //!
 //! Reads (through `cli`): `MRMAT_API_CONFIG`, `MRMAT_API_DEBUG`, `MRMAT_API_HOST`,
 //! `MRMAT_API_PORT` and `PORT`, `MRMAT_API_INSTANCE_PATH`, `MRMAT_API_DB`,
-//! `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`, `MRMAT_API_OIDC_CLIENT_ID`,
+//! `MRMAT_API_DB_TIMEOUT`, `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`, `MRMAT_API_OIDC_CLIENT_ID`,
 //! `MRMAT_API_OIDC_CLIENT_SECRET`, `MRMAT_API_OIDC_PUBLIC_ISSUER`, `MRMAT_API_OIDC_CACHE_TTL`,
 //! `MRMAT_API_OIDC_TIMEOUT`, `MRMAT_API_WORKERS`, `MRMAT_API_NO_MIGRATE`,
 //! `MRMAT_API_TRUSTED_PROXIES`. Every value is checked here, so a bad one ends the
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mrmat_api_types::redact::without_values;
+use mrmat_api_types::secret::Secret;
 use oauth2::ClientSecret;
 use serde::Deserialize;
 use url::Url;
@@ -32,6 +33,8 @@ pub struct Settings {
     pub instance_path: PathBuf,
     /// Where the data lives.
     pub database: DatabaseUrl,
+    /// Longest a request waits for the database before it is answered 503.
+    pub db_timeout: Duration,
     /// Token introspection set-up; `None` runs without authentication.
     pub oidc: Option<OidcSettings>,
     /// HTTP worker threads.
@@ -47,8 +50,8 @@ pub struct Settings {
 pub enum DatabaseUrl {
     /// An SQLite database file.
     Sqlite(PathBuf),
-    /// A PostgreSQL connection URL.
-    Postgres(String),
+    /// A PostgreSQL connection URL (it may hold a password: it does not print).
+    Postgres(Secret),
 }
 
 impl DatabaseUrl {
@@ -57,7 +60,7 @@ impl DatabaseUrl {
         let invalid = |reason: String| ConfigError::invalid("--db", reason);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Url::parse(url).map_err(|e| invalid(format!("not a valid PostgreSQL URL: {e}")))?;
-            return Ok(Self::Postgres(url.to_owned()));
+            return Ok(Self::Postgres(Secret::new(url)));
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -141,6 +144,7 @@ struct FileConfig {
     port: Option<u16>,
     instance_path: Option<PathBuf>,
     db: Option<String>,
+    db_timeout: Option<f64>,
     oidc_secrets: Option<PathBuf>,
     oidc_issuer: Option<String>,
     oidc_client_id: Option<String>,
@@ -187,6 +191,9 @@ struct ClientSecretsWeb {
     introspection_endpoint: Option<String>,
 }
 
+/// Default bound on every wait for the database.
+pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Default introspection-cache ceiling: how long a revoked token may still be accepted.
 pub const DEFAULT_OIDC_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Default timeout of calls to the identity provider.
@@ -215,6 +222,19 @@ impl Settings {
         let database = match options.db.or(file.db) {
             Some(url) => DatabaseUrl::parse(&url)?,
             None => DatabaseUrl::Sqlite(instance_path.join("mrmat-api.sqlite")),
+        };
+
+        let db_timeout = match options.db_timeout.or(file.db_timeout) {
+            None => DEFAULT_DB_TIMEOUT,
+            Some(seconds) if seconds.is_finite() && (0.1..=3600.0).contains(&seconds) => {
+                Duration::from_secs_f64(seconds)
+            }
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "--db-timeout",
+                    "must be a number of seconds from 0.1 to 3600",
+                ));
+            }
         };
 
         let workers = options
@@ -250,6 +270,7 @@ impl Settings {
             port,
             instance_path,
             database,
+            db_timeout,
             oidc,
             workers,
             migrate: !(options.no_migrate || file.no_migrate.unwrap_or(false)),
@@ -278,8 +299,8 @@ impl Settings {
             },
         );
         format!(
-            "configuration: {}:{}, {} workers, database {database}, migrate {}, oidc {oidc}, trusted proxies {:?}",
-            self.host, self.port, self.workers, self.migrate, self.trusted_proxies
+            "configuration: {}:{}, {} workers, database {database} (timeout {:?}), migrate {}, oidc {oidc}, trusted proxies {:?}",
+            self.host, self.port, self.workers, self.db_timeout, self.migrate, self.trusted_proxies
         )
     }
 }

@@ -8,7 +8,7 @@ use actix_web::{App, HttpServer, web};
 
 use crate::api;
 use crate::auth::Authenticator;
-use crate::db::{self, DbError, DbPool, migrate};
+use crate::db::{self, Db, DbError, migrate};
 use crate::error::ApiError;
 use crate::middleware::request_context;
 use crate::settings::{ConfigError, Settings};
@@ -16,8 +16,8 @@ use crate::settings::{ConfigError, Settings};
 /// State shared by every worker, built once.
 #[derive(Debug)]
 pub struct AppState {
-    /// The connection pool.
-    pub db: DbPool,
+    /// The database.
+    pub db: Db,
     /// Token checking; `None` when OIDC is not configured.
     pub auth: Option<Authenticator>,
     /// Proxies whose forwarding headers are believed.
@@ -54,8 +54,8 @@ impl From<ApiError> for StartupError {
 
 /// Opens the database and brings its schema up to date (or checks it is, with
 /// `--no-migrate`), then opens the pool. Blocking: call it before serving.
-pub fn prepare_database(settings: &Settings) -> Result<DbPool, StartupError> {
-    let mut conn = db::establish(&settings.database)?;
+pub fn prepare_database(settings: &Settings) -> Result<Db, StartupError> {
+    let mut conn = db::establish(&settings.database, settings.db_timeout)?;
     if settings.migrate {
         let applied = migrate::run_pending(&mut conn)?;
         if !applied.is_empty() {
@@ -68,7 +68,7 @@ pub fn prepare_database(settings: &Settings) -> Result<DbPool, StartupError> {
     let pool_size = u32::try_from(settings.workers.saturating_mul(2))
         .unwrap_or(u32::MAX)
         .max(8);
-    Ok(db::pool(&settings.database, pool_size))
+    Ok(Db::new(&settings.database, pool_size, settings.db_timeout))
 }
 
 /// A bound, ready-to-run server.

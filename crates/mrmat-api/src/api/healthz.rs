@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, web};
 use mrmat_api_types::health::{HealthStatus, Liveness, Readiness};
 
 use super::{get, method_not_allowed};
-use crate::db;
 use crate::startup::AppState;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -49,7 +48,7 @@ pub(super) async fn readiness(state: web::Data<AppState>) -> HttpResponse {
     let mut checks = BTreeMap::new();
     let mut healthy = true;
 
-    let database = match db::ping(&state.db).await {
+    let database = match state.db.ping().await {
         Ok(()) => "OK",
         Err(_) => {
             healthy = false;

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use super::{Principal, provider};
-use crate::error::ApiError;
+use crate::error::{ApiError, Dependency};
 use crate::settings::OidcSettings;
 
 /// How long a "not valid" answer is remembered, so a client hammering with a dead token
@@ -86,7 +86,7 @@ impl From<ProviderError> for ApiError {
             log::error!("{error}");
         }
         ApiError::Unavailable {
-            what: "the identity provider",
+            dependency: Dependency::IdentityProvider,
             cause: error.to_string(),
         }
     }

@@ -1,20 +1,30 @@
 //! Database access: one connection type over SQLite and PostgreSQL, its pool, the embedded
-//! migrations, and [`run`], the one way handlers reach the database.
+//! migrations, and [`Db`], the one way handlers reach the database. Every call through
+//! [`Db`] is bounded by `--db-timeout`, runs off the async workers, and maps failures to
+//! [`ApiError`] (503 + Retry-After for a database that does not answer, 507 for a full one).
 
+pub mod connection;
+pub mod failure;
 pub mod migrate;
 pub mod resources;
 pub mod schema;
+pub mod transaction;
 
-use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ManageConnection, Pool, R2D2Connection};
+use diesel::r2d2::{HandleError, Pool, PooledConnection, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
+use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+pub use connection::ConnectionManager;
+pub use failure::DbFailure;
+
+use crate::error::{ApiError, Dependency};
+use crate::outage::Outage;
 use crate::settings::DatabaseUrl;
 
 /// A connection to either backend. Queries written once against it run on both.
@@ -38,55 +48,10 @@ impl std::fmt::Debug for DbConnection {
 /// The connection pool shared by all workers.
 pub type DbPool = Pool<ConnectionManager>;
 
-/// How long a request waits for a free connection before it is answered 503.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long SQLite waits on a lock held by another connection before giving up.
-const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
-
-/// Opens connections of the configured backend; SQLite ones get their pragmas here, once
-/// per connection, because they are per-connection settings.
-#[derive(Debug, Clone)]
-pub struct ConnectionManager {
-    url: DatabaseUrl,
-}
-
-impl ConnectionManager {
-    fn establish(&self) -> Result<DbConnection, ConnectionError> {
-        match &self.url {
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgres),
-            DatabaseUrl::Sqlite(path) => {
-                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
-                conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
-                     PRAGMA journal_mode = WAL;
-                     PRAGMA synchronous = NORMAL;
-                     PRAGMA foreign_keys = ON;"
-                ))
-                .map_err(ConnectionError::CouldntSetupConfiguration)?;
-                Ok(DbConnection::Sqlite(conn))
-            }
-        }
-    }
-}
-
-impl ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
-    type Error = ConnectionError;
-
-    fn connect(&self) -> Result<DbConnection, ConnectionError> {
-        self.establish()
-    }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
-        conn.ping()
-            .map_err(ConnectionError::CouldntSetupConfiguration)
-    }
-
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        conn.is_broken()
-    }
-}
+/// How long after `--db-timeout` a call that is stuck in the driver is given up on. The
+/// driver's own bounds (busy timeout, statement timeout, TCP timeouts) normally end it
+/// first, with an error that says whether anything was written.
+const BACKSTOP_GRACE: Duration = Duration::from_millis(500);
 
 /// The database cannot be used as configured.
 #[derive(Debug, thiserror::Error)]
@@ -120,69 +85,189 @@ pub enum DbError {
 /// One direct connection, for start-up work (migrations, schema checks) and to fail at
 /// once, in the driver's own words, when the URL is wrong. No pool exists yet, so an
 /// error here leaves no background thread opening connections while the process exits.
-pub fn establish(url: &DatabaseUrl) -> Result<DbConnection, DbError> {
+pub fn establish(url: &DatabaseUrl, timeout: Duration) -> Result<DbConnection, DbError> {
     if let DatabaseUrl::Sqlite(path) = url {
-        create_parent_dir(path)?;
+        connection::create_parent_dir(path).map_err(|source| DbError::CreateDir {
+            dir: path
+                .parent()
+                .map(|dir| dir.display().to_string())
+                .unwrap_or_default(),
+            source,
+        })?;
     }
-    ConnectionManager { url: url.clone() }
+    ConnectionManager::new(url.clone(), timeout)
         .establish()
         .map_err(|e| DbError::Connect {
             backend: url.backend(),
-            // libpq's messages span lines ("...\n\tIs the server running..."): keep one.
-            message: e
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
+            message: failure::one_line(&e.to_string()),
         })
 }
 
-/// The pool for serving; call it once [`establish`] has shown the database works.
-pub fn pool(url: &DatabaseUrl, max_size: u32) -> DbPool {
-    Pool::builder()
-        .max_size(max_size)
-        .min_idle(Some(1))
-        .connection_timeout(CHECKOUT_TIMEOUT)
-        .build_unchecked(ConnectionManager { url: url.clone() })
+/// Whether a call reads or writes; SQLite writers take turns before they take a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only.
+    Read,
+    /// Writes (in a transaction of its own, see [`transaction::write`]).
+    Write,
 }
 
-fn create_parent_dir(path: &Path) -> Result<(), DbError> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
-                dir: dir.display().to_string(),
-                source,
-            })
-        }
-        _ => Ok(()),
+/// The database as handlers see it: a bounded, failure-mapping front of the pool.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: DbPool,
+    timeout: Duration,
+    /// SQLite has one writer at a time. Writers queue here, without holding a pooled
+    /// connection, so a long wait for the write lock never starves the readers.
+    writers: Option<Arc<Semaphore>>,
+    outage: Arc<Outage>,
+}
+
+/// Routes the pool's own connection errors (opening connections in the background) to the
+/// outage log instead of one ERROR line per attempt.
+#[derive(Debug)]
+struct PoolErrors(Arc<Outage>);
+
+impl HandleError<ConnectionError> for PoolErrors {
+    fn handle_error(&self, error: ConnectionError) {
+        self.0.failed(&failure::one_line(&error.to_string()));
     }
 }
 
-/// Runs `f` with a pooled connection on the blocking thread pool, so Diesel's blocking
-/// calls never stall an async worker. Pool and Diesel errors become [`ApiError`]s here.
-pub async fn run<T, F>(pool: &DbPool, f: F) -> Result<T, ApiError>
-where
-    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
-    T: Send + 'static,
-{
-    let pool = pool.clone();
-    actix_web::web::block(move || {
-        let mut conn = pool.get().map_err(|e| ApiError::Unavailable {
-            what: "the database",
-            cause: e.to_string(),
-        })?;
-        f(&mut conn)
-    })
-    .await?
+impl Db {
+    /// A pool of at most `max_size` connections to `url`; every wait bounded by `timeout`.
+    /// Call it once [`establish`] has shown the database works.
+    pub fn new(url: &DatabaseUrl, max_size: u32, timeout: Duration) -> Self {
+        let outage = Arc::new(Outage::new("the database"));
+        let manager = ConnectionManager::new(url.clone(), timeout);
+        let writers = manager.is_sqlite().then(|| Arc::new(Semaphore::new(1)));
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(1))
+            .connection_timeout(timeout)
+            .error_handler(Box::new(PoolErrors(outage.clone())))
+            .build_unchecked(manager);
+        Self {
+            pool,
+            timeout,
+            writers,
+            outage,
+        }
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool. Every wait (for the
+    /// SQLite write turn, a free connection, a lock, the query) ends by `--db-timeout`.
+    pub async fn run<T, E, F>(&self, access: Access, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        E: Into<ApiError>,
+        T: Send + 'static,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let result = self.run_until(deadline, access, f).await;
+        match &result {
+            Err(ApiError::Unavailable {
+                dependency: Dependency::Database,
+                cause,
+            }) => self.outage.failed(cause),
+            _ => self.outage.answered(),
+        }
+        result
+    }
+
+    async fn run_until<T, E, F>(
+        &self,
+        deadline: Instant,
+        access: Access,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        E: Into<ApiError>,
+        T: Send + 'static,
+    {
+        let permit = match (&self.writers, access) {
+            (Some(writers), Access::Write) => {
+                let wait =
+                    tokio::time::timeout_at(deadline.into(), writers.clone().acquire_owned());
+                match wait.await {
+                    Ok(Ok(permit)) => Some(permit),
+                    Ok(Err(_)) => return Err(ApiError::internal("the writer queue is closed")),
+                    Err(_) => {
+                        return Err(unavailable(format!(
+                            "no turn to write within {:?}",
+                            self.timeout
+                        )));
+                    }
+                }
+            }
+            _ => None,
+        };
+        let pool = self.pool.clone();
+        let timeout = self.timeout;
+        let work = actix_web::web::block(move || {
+            let _permit = permit;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let mut conn = checkout(&pool, remaining, timeout)?;
+            if access == Access::Write {
+                // The lock wait gets what is left of the bound, not a fresh one.
+                sqlite_busy_timeout(&mut conn, deadline)?;
+            }
+            f(&mut conn).map_err(Into::into)
+        });
+        match tokio::time::timeout_at((deadline + BACKSTOP_GRACE).into(), work).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(blocking)) => Err(ApiError::internal(format!(
+                "database task failed: {blocking}"
+            ))),
+            Err(_) => Err(unavailable(format!("no answer within {:?}", self.timeout))),
+        }
+    }
+
+    /// Whether the database answers; for the readiness check.
+    pub async fn ping(&self) -> Result<(), ApiError> {
+        self.run(Access::Read, |conn| {
+            conn.ping().map(|_| ()).map_err(DbFailure::from)
+        })
+        .await
+    }
+
+    /// Whether the last call found the database unreachable.
+    pub fn is_down(&self) -> bool {
+        self.outage.is_down()
+    }
+
+    /// The pool, for its statistics.
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
 }
 
-/// Whether the database answers; for the readiness check.
-pub async fn ping(pool: &DbPool) -> Result<(), ApiError> {
-    run(pool, |conn| {
-        conn.ping().map(|_| ()).map_err(|e| ApiError::Unavailable {
-            what: "the database",
-            cause: e.to_string(),
-        })
-    })
-    .await
+fn unavailable(cause: String) -> ApiError {
+    ApiError::Unavailable {
+        dependency: Dependency::Database,
+        cause,
+    }
+}
+
+fn checkout(
+    pool: &DbPool,
+    remaining: Duration,
+    timeout: Duration,
+) -> Result<PooledConnection<ConnectionManager>, ApiError> {
+    if remaining.is_zero() {
+        return Err(unavailable(format!("no connection within {timeout:?}")));
+    }
+    pool.get_timeout(remaining)
+        .map_err(|e| unavailable(format!("no connection within {timeout:?}: {e}")))
+}
+
+fn sqlite_busy_timeout(conn: &mut DbConnection, deadline: Instant) -> Result<(), ApiError> {
+    if let DbConnection::Sqlite(sqlite) = conn {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        sqlite
+            .batch_execute(&format!("PRAGMA busy_timeout = {}", remaining.as_millis()))
+            .map_err(|e| ApiError::from(DbFailure::from(e)))?;
+    }
+    Ok(())
 }

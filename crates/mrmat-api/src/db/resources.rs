@@ -1,17 +1,19 @@
-//! Owners and resources: plain functions of a connection.
+//! Owners and resources: plain functions of a connection, returning domain rows.
 //!
-//! No multi-statement transactions: every write is one statement, so SQLite's busy
-//! timeout covers contention and the unique index, not a read-then-write check, decides
-//! which of two racing creates wins. A conflict is looked up afterwards to name the
-//! existing id; when that row vanished in between, the write is tried again.
+//! Every write is one transaction ([`transaction::write`]): the owner row and the resource
+//! land together or not at all, and a failed commit is an error, never a success. The
+//! unique index, not a read-then-write check, decides which of two racing writes of one
+//! name wins; the loser's transaction is rolled back and the holder of the name is looked
+//! up afterwards, so the conflict can name it.
 
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use mrmat_api_types::resource as wire;
 
-use super::DbConnection;
 use super::schema::{owners, resources};
+use super::transaction;
+use super::{DbConnection, DbFailure};
+use crate::error::ApiError;
 
 /// A database row of `owners`.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -63,7 +65,7 @@ pub enum StoreError {
     #[error("no resource with id {0}")]
     NotFound(i64),
     /// The caller does not own the resource.
-    #[error("resource {0} belongs to another owner")]
+    #[error("only the owner may change or delete resource {0}")]
     NotOwner(i64),
     /// The owner already has a resource of that name.
     #[error("you already have a resource with this name: id {existing_id}")]
@@ -76,30 +78,30 @@ pub enum StoreError {
     Contended,
     /// The database failed.
     #[error(transparent)]
-    Database(#[from] DieselError),
+    Database(#[from] DbFailure),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(error: DieselError) -> Self {
+        Self::Database(DbFailure::from(error))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            StoreError::NotOwner(_) => ApiError::Forbidden(error.to_string()),
+            StoreError::Duplicate { .. } | StoreError::Contended => {
+                ApiError::Conflict(error.to_string())
+            }
+            StoreError::Database(failure) => failure.into(),
+        }
+    }
 }
 
 /// A resource joined with its owner.
 pub type ResourceWithOwner = (ResourceRow, OwnerRow);
-
-/// The wire form of a stored resource.
-pub fn to_wire((resource, owner): ResourceWithOwner) -> wire::Resource {
-    wire::Resource {
-        id: resource.id,
-        name: resource.name,
-        owner: wire::Owner {
-            id: owner.id,
-            client_id: owner.client_id,
-            name: owner.name,
-        },
-        created_at: utc(resource.created_at),
-        updated_at: utc(resource.updated_at),
-    }
-}
-
-fn utc(naive: NaiveDateTime) -> DateTime<Utc> {
-    DateTime::from_naive_utc_and_offset(naive, Utc)
-}
 
 /// Now, at the microsecond precision both backends store, so what is returned on create
 /// equals what is read back later.
@@ -143,11 +145,30 @@ pub fn get(conn: &mut DbConnection, id: i64) -> Result<ResourceWithOwner, StoreE
         .ok_or(StoreError::NotFound(id))
 }
 
+/// Why one attempt at a write did not commit.
+enum Attempt {
+    /// The name is taken; `owner_id` is whose.
+    NameTaken { owner_id: i64 },
+    /// A concurrent first write of the same subject created its owner row first.
+    OwnerRace,
+    /// Anything else ends the write.
+    Failed(StoreError),
+}
+
+impl From<DieselError> for Attempt {
+    fn from(error: DieselError) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+impl From<StoreError> for Attempt {
+    fn from(error: StoreError) -> Self {
+        Self::Failed(error)
+    }
+}
+
 /// The owner row for `who`, created on its first write and kept current after.
-pub fn ensure_owner(
-    conn: &mut DbConnection,
-    who: &OwnerIdentity<'_>,
-) -> Result<OwnerRow, StoreError> {
+fn ensure_owner(conn: &mut DbConnection, who: &OwnerIdentity<'_>) -> Result<OwnerRow, Attempt> {
     let existing = owners::table
         .filter(owners::subject.eq(who.subject))
         .select(OwnerRow::as_select())
@@ -169,24 +190,33 @@ pub fn ensure_owner(
             })
         }
         None => {
+            let created_at = now();
             let inserted = diesel::insert_into(owners::table)
                 .values((
                     owners::subject.eq(who.subject),
                     owners::client_id.eq(who.client_id),
                     owners::name.eq(who.name),
-                    owners::created_at.eq(now()),
+                    owners::created_at.eq(created_at),
                 ))
-                .execute(conn);
+                .returning(owners::id)
+                // Stepped to its end, so nothing of the statement is left pending.
+                .get_results::<i64>(conn);
             match inserted {
-                // A concurrent first write of the same subject inserted it: use that row.
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {}
-                Err(e) => return Err(e.into()),
+                Ok(ids) => match ids.first() {
+                    Some(&id) => Ok(OwnerRow {
+                        id,
+                        subject: who.subject.to_owned(),
+                        client_id: who.client_id.to_owned(),
+                        name: who.name.to_owned(),
+                        created_at,
+                    }),
+                    None => Err(Attempt::Failed(StoreError::Database(DbFailure::Other(
+                        DieselError::NotFound,
+                    )))),
+                },
+                Err(e) if is_unique_violation(&e) => Err(Attempt::OwnerRace),
+                Err(e) => Err(e.into()),
             }
-            Ok(owners::table
-                .filter(owners::subject.eq(who.subject))
-                .select(OwnerRow::as_select())
-                .first(conn)?)
         }
     }
 }
@@ -204,30 +234,42 @@ fn id_of_name(
         .optional()?)
 }
 
-/// Attempts at a write whose conflicting row keeps vanishing before it can be named.
+/// Attempts at a write that keeps losing races (to a vanished conflicting row, or to a
+/// concurrent first write of the same owner).
 const WRITE_ATTEMPTS: usize = 3;
 
-/// Runs `write`, which may break the owner's unique name. A conflict answers with the id
-/// that holds the name; when that row vanished before it could be named, `write` runs
-/// again, so a race never ends in a 500.
+/// Runs `write` in a transaction of its own until it commits. A taken name answers with the
+/// id that holds it; when that row vanished before it could be named, or the owner row was
+/// created concurrently, the write runs again, so a race never ends in a 500.
 fn write_unique_name<T>(
     conn: &mut DbConnection,
-    owner_id: i64,
     name: &str,
-    mut write: impl FnMut(&mut DbConnection) -> QueryResult<T>,
+    mut write: impl FnMut(&mut DbConnection) -> Result<T, Attempt>,
 ) -> Result<T, StoreError> {
     for _ in 0..WRITE_ATTEMPTS {
-        match write(conn) {
+        match transaction::write(conn, &mut write) {
             Ok(value) => return Ok(value),
-            Err(e) if is_unique_violation(&e) => {
+            Err(Attempt::NameTaken { owner_id }) => {
                 if let Some(existing_id) = id_of_name(conn, owner_id, name)? {
                     return Err(StoreError::Duplicate { existing_id });
                 }
             }
-            Err(e) => return Err(e.into()),
+            Err(Attempt::OwnerRace) => {}
+            Err(Attempt::Failed(error)) => return Err(error),
         }
     }
     Err(StoreError::Contended)
+}
+
+/// A unique violation of the name is a taken name; anything else ends the attempt.
+fn name_taken(owner_id: i64) -> impl Fn(DieselError) -> Attempt {
+    move |error| {
+        if is_unique_violation(&error) {
+            Attempt::NameTaken { owner_id }
+        } else {
+            error.into()
+        }
+    }
 }
 
 /// Creates a resource named `name` for `who`.
@@ -236,10 +278,10 @@ pub fn create(
     who: &OwnerIdentity<'_>,
     name: &str,
 ) -> Result<ResourceWithOwner, StoreError> {
-    let owner = ensure_owner(conn, who)?;
-    let at = now();
-    let id = write_unique_name(conn, owner.id, name, |conn| {
-        diesel::insert_into(resources::table)
+    write_unique_name(conn, name, |conn| {
+        let owner = ensure_owner(conn, who)?;
+        let at = now();
+        let ids = diesel::insert_into(resources::table)
             .values((
                 resources::owner_id.eq(owner.id),
                 resources::name.eq(name),
@@ -247,16 +289,24 @@ pub fn create(
                 resources::updated_at.eq(at),
             ))
             .returning(resources::id)
-            .get_result::<i64>(conn)
-    })?;
-    let resource = ResourceRow {
-        id,
-        owner_id: owner.id,
-        name: name.to_owned(),
-        created_at: at,
-        updated_at: at,
-    };
-    Ok((resource, owner))
+            // Stepped to its end, so nothing of the statement is left pending.
+            .get_results::<i64>(conn)
+            .map_err(name_taken(owner.id))?;
+        let id = ids
+            .first()
+            .copied()
+            .ok_or(Attempt::Failed(StoreError::Database(DbFailure::Other(
+                DieselError::NotFound,
+            ))))?;
+        let resource = ResourceRow {
+            id,
+            owner_id: owner.id,
+            name: name.to_owned(),
+            created_at: at,
+            updated_at: at,
+        };
+        Ok((resource, owner))
+    })
 }
 
 /// Renames the resource `id`, which `who` must own.
@@ -266,36 +316,39 @@ pub fn update(
     id: i64,
     name: &str,
 ) -> Result<ResourceWithOwner, StoreError> {
-    let (current, owner) = get(conn, id)?;
-    if owner.subject != who.subject {
-        return Err(StoreError::NotOwner(id));
-    }
-    // `updated_at` never goes back, even if the clock does.
-    let at = now().max(current.updated_at);
-    let updated = write_unique_name(conn, owner.id, name, |conn| {
-        diesel::update(resources::table.find(id))
+    write_unique_name(conn, name, |conn| {
+        let (current, owner) = get(conn, id)?;
+        if owner.subject != who.subject {
+            return Err(StoreError::NotOwner(id).into());
+        }
+        // `updated_at` never goes back, even if the clock does.
+        let at = now().max(current.updated_at);
+        let updated = diesel::update(resources::table.find(id))
             .set((resources::name.eq(name), resources::updated_at.eq(at)))
             .execute(conn)
-    })?;
-    if updated == 0 {
-        return Err(StoreError::NotFound(id));
-    }
-    let resource = ResourceRow {
-        name: name.to_owned(),
-        updated_at: at,
-        ..current
-    };
-    Ok((resource, owner))
+            .map_err(name_taken(owner.id))?;
+        if updated == 0 {
+            return Err(StoreError::NotFound(id).into());
+        }
+        let resource = ResourceRow {
+            name: name.to_owned(),
+            updated_at: at,
+            ..current
+        };
+        Ok((resource, owner))
+    })
 }
 
 /// Deletes the resource `id`, which `who` must own.
 pub fn delete(conn: &mut DbConnection, who: &OwnerIdentity<'_>, id: i64) -> Result<(), StoreError> {
-    let (_, owner) = get(conn, id)?;
-    if owner.subject != who.subject {
-        return Err(StoreError::NotOwner(id));
-    }
-    match diesel::delete(resources::table.find(id)).execute(conn)? {
-        0 => Err(StoreError::NotFound(id)),
-        _ => Ok(()),
-    }
+    transaction::write(conn, |conn| {
+        let (_, owner) = get(conn, id)?;
+        if owner.subject != who.subject {
+            return Err(StoreError::NotOwner(id));
+        }
+        match diesel::delete(resources::table.find(id)).execute(conn)? {
+            0 => Err(StoreError::NotFound(id)),
+            _ => Ok(()),
+        }
+    })
 }

@@ -16,7 +16,7 @@ fn drop_resources_table(url: &DatabaseUrl) {
             diesel::sql_query(sql).execute(&mut conn).unwrap();
         }
         DatabaseUrl::Postgres(url) => {
-            let mut conn = diesel::pg::PgConnection::establish(url).unwrap();
+            let mut conn = diesel::pg::PgConnection::establish(url.expose()).unwrap();
             diesel::sql_query(sql).execute(&mut conn).unwrap();
         }
     }

@@ -3,14 +3,15 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use mrmat_api_types::Problem;
-use mrmat_api_types::resource::{Resource, ResourceInput, ResourceList};
+use mrmat_api_types::resource::{Owner, Resource, ResourceInput, ResourceList};
 use utoipa::OpenApi;
 
 use crate::api::{self, Mount, method_not_allowed};
 use crate::auth::{Authorized, Principal, ResourceRead, ResourceWrite};
-use crate::db;
-use crate::db::resources::{self as store, OwnerIdentity};
+use crate::db::Access;
+use crate::db::resources::{self as store, OwnerIdentity, ResourceWithOwner};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Paging, parse_id};
 use crate::forwarded;
@@ -48,6 +49,25 @@ fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// The wire form of a stored resource.
+fn to_wire((resource, owner): ResourceWithOwner) -> Resource {
+    Resource {
+        id: resource.id,
+        name: resource.name,
+        owner: Owner {
+            id: owner.id,
+            client_id: owner.client_id,
+            name: owner.name,
+        },
+        created_at: utc(resource.created_at),
+        updated_at: utc(resource.updated_at),
+    }
+}
+
+fn utc(naive: NaiveDateTime) -> DateTime<Utc> {
+    DateTime::from_naive_utc_and_offset(naive, Utc)
+}
+
 fn owner(principal: &Principal) -> OwnerIdentity<'_> {
     OwnerIdentity {
         subject: &principal.subject,
@@ -81,15 +101,17 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let paging = Paging::from_query(req.query_string())?;
     // One row more than asked tells whether a next page exists without counting.
-    let mut rows = db::run(&state.db, move |conn| {
-        Ok(store::list(
-            conn,
-            paging.after.unwrap_or(0),
-            paging.limit + 1,
-            paging.offset,
-        )?)
-    })
-    .await?;
+    let mut rows = state
+        .db
+        .run(Access::Read, move |conn| {
+            store::list(
+                conn,
+                paging.after.unwrap_or(0),
+                paging.limit + 1,
+                paging.offset,
+            )
+        })
+        .await?;
     let more = rows.len() > usize::try_from(paging.limit).unwrap_or(usize::MAX);
     rows.truncate(usize::try_from(paging.limit).unwrap_or(usize::MAX));
     let next = match rows.last() {
@@ -104,7 +126,7 @@ async fn list(
         response.insert_header((header::LINK, format!("<{next}>; rel=\"next\"")));
     }
     Ok(response.json(ResourceList {
-        resources: rows.into_iter().map(store::to_wire).collect(),
+        resources: rows.into_iter().map(to_wire).collect(),
         next,
     }))
 }
@@ -129,8 +151,11 @@ async fn get(
     id: web::Path<String>,
 ) -> Result<web::Json<Resource>, ApiError> {
     let id = parse_id(&id)?;
-    let row = db::run(&state.db, move |conn| Ok(store::get(conn, id)?)).await?;
-    Ok(web::Json(store::to_wire(row)))
+    let row = state
+        .db
+        .run(Access::Read, move |conn| store::get(conn, id))
+        .await?;
+    Ok(web::Json(to_wire(row)))
 }
 
 /// Creates a resource owned by the caller.
@@ -159,11 +184,13 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let input: ResourceInput = body.parse().await?;
     let principal = auth.principal;
-    let row = db::run(&state.db, move |conn| {
-        Ok(store::create(conn, &owner(&principal), &input.name)?)
-    })
-    .await?;
-    let resource = store::to_wire(row);
+    let row = state
+        .db
+        .run(Access::Write, move |conn| {
+            store::create(conn, &owner(&principal), &input.name)
+        })
+        .await?;
+    let resource = to_wire(row);
     let path = format!("{}/{}", MOUNT.prefix, resource.id);
     let location = match forwarded::base_url(&req, &state.trusted_proxies) {
         Some(base) => format!("{base}{path}"),
@@ -202,11 +229,13 @@ async fn update(
     let id = parse_id(&id)?;
     let input: ResourceInput = body.parse().await?;
     let principal = auth.principal;
-    let row = db::run(&state.db, move |conn| {
-        Ok(store::update(conn, &owner(&principal), id, &input.name)?)
-    })
-    .await?;
-    Ok(web::Json(store::to_wire(row)))
+    let row = state
+        .db
+        .run(Access::Write, move |conn| {
+            store::update(conn, &owner(&principal), id, &input.name)
+        })
+        .await?;
+    Ok(web::Json(to_wire(row)))
 }
 
 /// Deletes a resource the caller owns.
@@ -230,9 +259,11 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let principal = auth.principal;
-    db::run(&state.db, move |conn| {
-        Ok(store::delete(conn, &owner(&principal), id)?)
-    })
-    .await?;
+    state
+        .db
+        .run(Access::Write, move |conn| {
+            store::delete(conn, &owner(&principal), id)
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,0 +1,190 @@
+//! Opening connections: SQLite with its per-connection pragmas, PostgreSQL with libpq
+//! parameters that bound every wait, so a database that stops answering (a cut cable, a
+//! dropped route) fails a query within the timeout instead of holding it forever.
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ManageConnection, R2D2Connection};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionError};
+use url::Url;
+
+use super::DbConnection;
+use crate::settings::DatabaseUrl;
+
+/// SQLite's write-ahead log is truncated back to this size after a checkpoint, so a burst
+/// of writes does not leave a large file behind.
+const SQLITE_JOURNAL_SIZE_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// Opens connections of the configured backend.
+#[derive(Clone)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for ConnectionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The PostgreSQL URL may carry a password: name the backend only.
+        f.debug_struct("ConnectionManager")
+            .field("backend", &self.url.backend())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl ConnectionManager {
+    /// Connections to `url` whose waits are bounded by `timeout`.
+    pub fn new(url: DatabaseUrl, timeout: Duration) -> Self {
+        Self { url, timeout }
+    }
+
+    /// Whether the connections are SQLite ones.
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.url, DatabaseUrl::Sqlite(_))
+    }
+
+    /// One new connection.
+    pub fn establish(&self) -> Result<DbConnection, ConnectionError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => {
+                PgConnection::establish(&bounded_postgres_url(url.expose(), self.timeout))
+                    .map(DbConnection::Postgres)
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                conn.batch_execute(&sqlite_pragmas(self.timeout))
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// Per-connection SQLite settings: WAL so readers never wait for the writer, a busy timeout
+/// so a writer waits for the lock a while instead of failing at once, foreign keys on.
+/// `synchronous = NORMAL` in WAL mode keeps every commit through a crash of the process;
+/// only a crash of the machine may lose the last commits (see docs/RELIABILITY.md).
+fn sqlite_pragmas(timeout: Duration) -> String {
+    format!(
+        "PRAGMA busy_timeout = {};
+         PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA journal_size_limit = {SQLITE_JOURNAL_SIZE_LIMIT};
+         PRAGMA foreign_keys = ON;",
+        timeout.as_millis()
+    )
+}
+
+/// `url` with libpq parameters that bound connecting (`connect_timeout`), a query
+/// (`statement_timeout`), unacknowledged writes (`tcp_user_timeout`) and a silent peer
+/// (TCP keepalives), unless the URL already sets them.
+pub(crate) fn bounded_postgres_url(url: &str, timeout: Duration) -> String {
+    let Ok(mut parsed) = Url::parse(url) else {
+        // Settings checked it parses; should it not, libpq says why.
+        return url.to_owned();
+    };
+    let seconds = timeout.as_secs_f64();
+    let millis = timeout.as_millis().max(1);
+    // Keepalive probes start after a third of the timeout and give up by its end.
+    let idle = (seconds / 3.0).ceil().max(1.0) as u64;
+    let wanted = [
+        // libpq treats values below 2 as 2.
+        ("connect_timeout", seconds.ceil().max(2.0).to_string()),
+        ("keepalives", "1".to_owned()),
+        ("keepalives_idle", idle.to_string()),
+        ("keepalives_interval", "1".to_owned()),
+        ("keepalives_count", idle.max(2).to_string()),
+        ("tcp_user_timeout", millis.to_string()),
+    ];
+    let existing: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let has = |key: &str| existing.iter().any(|(k, _)| k == key);
+    let mut pairs = existing.clone();
+    for (key, value) in wanted {
+        if !has(key) {
+            pairs.push((key.to_owned(), value));
+        }
+    }
+    let statement_timeout = format!("-c statement_timeout={millis}");
+    match pairs.iter_mut().find(|(k, _)| k == "options") {
+        Some((_, options)) if options.contains("statement_timeout") => {}
+        Some((_, options)) => {
+            options.push(' ');
+            options.push_str(&statement_timeout);
+        }
+        None => pairs.push(("options".to_owned(), statement_timeout)),
+    }
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    parsed.into()
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        conn.ping()
+            .map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Creates the directory an SQLite file lives in.
+pub(crate) fn create_parent_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_gain_bounds() {
+        let url = bounded_postgres_url("postgres://u@h/db", Duration::from_secs(5));
+        let parsed = Url::parse(&url).unwrap();
+        let get = |key: &str| {
+            parsed
+                .query_pairs()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.into_owned())
+        };
+        assert_eq!(get("connect_timeout").as_deref(), Some("5"));
+        assert_eq!(get("tcp_user_timeout").as_deref(), Some("5000"));
+        assert_eq!(get("keepalives").as_deref(), Some("1"));
+        assert_eq!(get("options").as_deref(), Some("-c statement_timeout=5000"));
+    }
+
+    #[test]
+    fn bounds_the_url_sets_itself_are_kept() {
+        let url = bounded_postgres_url(
+            "postgres://u@h/db?connect_timeout=30&options=-c%20search_path%3Dx",
+            Duration::from_secs(5),
+        );
+        let parsed = Url::parse(&url).unwrap();
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        assert!(pairs.contains(&("connect_timeout".into(), "30".into())));
+        assert!(pairs.contains(&(
+            "options".into(),
+            "-c search_path=x -c statement_timeout=5000".into()
+        )));
+    }
+}
