@@ -38,6 +38,10 @@ const SHORT_ACCESS_TOKEN_TTL = 2;
 const REFRESH_TOKEN_TTL = intFromEnv('IDP_REFRESH_TOKEN_TTL', 14 * 24 * 3600, { min: 1 });
 const DEVICE_CODE_TTL = intFromEnv('IDP_DEVICE_CODE_TTL', 600, { min: 1 });
 const DEVICE_INTERVAL = intFromEnv('IDP_DEVICE_INTERVAL', 1, { min: 0 });
+// Fault injection: pad these answers with this many bytes (0 = off), to test that the
+// server refuses oversized answers instead of reading them whole.
+const PAD_INTROSPECTION = intFromEnv('IDP_PAD_INTROSPECTION', 0);
+const PAD_DISCOVERY = intFromEnv('IDP_PAD_DISCOVERY', 0);
 
 // --- 3. lifecycle: exit with the parent ---------------------------------------
 function shutdown() { process.exit(0); }
@@ -503,6 +507,16 @@ provider.use(async (ctx, next) => {
     && ctx.body && typeof ctx.body === 'object' && 'device_code' in ctx.body
   ) {
     ctx.body = { ...ctx.body, interval: DEVICE_INTERVAL };
+  }
+});
+
+// Fault injection (IDP_PAD_*): oversized introspection and discovery answers.
+provider.use(async (ctx, next) => {
+  await next();
+  const pad = ctx.path === routes.introspection ? PAD_INTROSPECTION
+    : ctx.path === '/.well-known/openid-configuration' ? PAD_DISCOVERY : 0;
+  if (pad > 0 && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+    ctx.body = { ...ctx.body, x_padding: 'x'.repeat(pad) };
   }
 });
 

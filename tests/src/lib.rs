@@ -10,8 +10,12 @@
 
 pub mod app;
 pub mod db;
+pub mod deadline;
 pub mod idp;
 pub mod oidc;
+pub mod pg_server;
+pub mod proxy;
+pub mod small_fs;
 
 pub use app::TestApp;
 pub use db::{Backend, TestDb};

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod forwarded;
+pub mod logging;
 pub mod middleware;
 mod outage;
 pub mod settings;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mrmat_api::cli::{Cli, Command};
 use mrmat_api::startup::{Application, StartupError};
-use mrmat_api::{Settings, api, db};
+use mrmat_api::{Settings, api, db, logging};
 
 /// Exit code of every configuration problem.
 const CONFIG_ERROR: u8 = 2;
@@ -31,22 +31,12 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e.into()),
     };
     // After the settings, so `debug` from the config file counts too.
-    init_logging(settings.debug);
+    logging::init(settings.debug);
     log::debug!("{}", settings.summary());
     match command {
         Command::Migrate => migrate(&settings),
         _ => serve(settings),
     }
-}
-
-fn init_logging(debug: bool) {
-    // Debug logging is ours; the HTTP stack's debug output is noise.
-    let default = if debug {
-        "debug,actix_server=info,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info"
-    } else {
-        "info"
-    };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).init();
 }
 
 fn fail(error: &StartupError) -> ExitCode {

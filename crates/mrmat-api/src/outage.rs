@@ -22,9 +22,9 @@ impl Outage {
     /// The dependency failed in a way worth retrying; logs a warning on the first failure.
     pub(crate) fn failed(&self, cause: &dyn std::fmt::Display) {
         if !self.down.swap(true, Ordering::Relaxed) {
-            log::warn!("{} is unreachable: {cause}", self.what);
+            log::warn!("{} is unavailable: {cause}", self.what);
         } else {
-            log::debug!("{} is still unreachable: {cause}", self.what);
+            log::debug!("{} is still unavailable: {cause}", self.what);
         }
     }
 
@@ -32,7 +32,7 @@ impl Outage {
     pub(crate) fn answered(&self) {
         // A load first: the common case (up and staying up) then writes nothing.
         if self.down.load(Ordering::Relaxed) && self.down.swap(false, Ordering::Relaxed) {
-            log::info!("{} is reachable again", self.what);
+            log::info!("{} is available again", self.what);
         }
     }
 

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use super::http::ProviderHttp;
 use super::{Principal, provider};
 use crate::error::{ApiError, Dependency};
 use crate::settings::OidcSettings;
@@ -155,7 +156,7 @@ impl Expiry<[u8; 32], Verdict> for VerdictExpiry {
 /// Checks bearer tokens with the identity provider.
 pub struct Authenticator {
     settings: OidcSettings,
-    http: reqwest::Client,
+    http: ProviderHttp,
     client: OnceCell<IntrospectionClient>,
     cache: Cache<[u8; 32], Verdict>,
 }
@@ -181,6 +182,7 @@ impl Authenticator {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("mrmat-api/", env!("CARGO_PKG_VERSION")))
             .build()
+            .map(ProviderHttp::new)
             .map_err(|e| ApiError::internal(format!("HTTP client: {e}")))?;
         let cache = Cache::builder()
             .max_capacity(CACHE_CAPACITY)

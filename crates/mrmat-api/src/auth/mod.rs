@@ -5,6 +5,7 @@
 //! parsing, so an unauthenticated request is always answered 401 first.
 
 mod bearer;
+mod http;
 mod introspection;
 mod provider;
 

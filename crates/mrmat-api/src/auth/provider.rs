@@ -10,6 +10,7 @@ use openidconnect::core::CoreProviderMetadata;
 use serde::Deserialize;
 use url::Url;
 
+use super::http::{ProviderHttp, read_capped};
 use super::introspection::ProviderError;
 use crate::settings::OidcSettings;
 
@@ -38,7 +39,7 @@ fn same_issuer(a: &str, b: &Url) -> bool {
 
 /// The introspection endpoint, from the settings or from discovery.
 pub(super) async fn introspection_endpoint(
-    http: &reqwest::Client,
+    http: &ProviderHttp,
     settings: &OidcSettings,
 ) -> Result<Url, ProviderError> {
     if let Some(url) = &settings.introspection_endpoint {
@@ -62,8 +63,7 @@ pub(super) async fn introspection_endpoint(
             ProviderError::Unreachable(reason)
         });
     }
-    let body = response
-        .bytes()
+    let body = read_capped(response)
         .await
         .map_err(|e| ProviderError::Unreachable(format!("discovery at {url}: {e}")))?;
     let not_discovery = |e: serde_json::Error| ProviderError::Misconfigured {

@@ -120,8 +120,25 @@ pub(crate) fn bounded_postgres_url(url: &str, timeout: Duration) -> String {
         }
         None => pairs.push(("options".to_owned(), statement_timeout)),
     }
-    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    // Percent-encoded by hand: form encoding writes a space as `+`, which libpq keeps.
+    let query = pairs
+        .iter()
+        .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&");
+    parsed.set_query(Some(&query));
     parsed.into()
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 impl ManageConnection for ConnectionManager {
