@@ -12,6 +12,7 @@ mod disk_full;
 mod postgres;
 mod process;
 mod provider;
+mod rejections;
 mod sqlite_lock;
 mod support;
 mod wal;
