@@ -1,10 +1,22 @@
-//! The command line. Every option is also read from `MRMAT_API_<NAME>` (and the port from
-//! `PORT`, as container platforms set it); `settings` merges them with the config file.
+//! The command line and the config file: one [`Options`] struct that clap fills from flags
+//! and `MRMAT_API_<NAME>` variables, and serde fills from the config file (TOML or JSON,
+//! snake_case keys). `settings` merges the two and checks every value.
+//!
+//! Reads: `MRMAT_API_CONFIG`, `MRMAT_API_DEBUG`, `MRMAT_API_HOST`, `MRMAT_API_PORT` (and
+//! `PORT`, through `settings`), `MRMAT_API_INSTANCE_PATH`, `MRMAT_API_DB`,
+//! `MRMAT_API_DB_TIMEOUT`, `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`,
+//! `MRMAT_API_OIDC_CLIENT_ID`, `MRMAT_API_OIDC_CLIENT_SECRET`, `MRMAT_API_OIDC_PUBLIC_ISSUER`,
+//! `MRMAT_API_OIDC_CACHE_TTL`, `MRMAT_API_OIDC_TIMEOUT`, `MRMAT_API_WORKERS`,
+//! `MRMAT_API_NO_MIGRATE`, `MRMAT_API_TRUSTED_PROXIES`.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 
+use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand};
+use mrmat_api_types::secret::Secret;
+use serde::Deserialize;
+
+use crate::forwarded::TrustedProxy;
 
 /// mrmat-api: a production REST API boilerplate.
 ///
@@ -30,62 +42,80 @@ pub enum Command {
     Openapi,
 }
 
-/// Options shared by every command. Unset options fall back to the config file, then to
-/// their defaults: flag > environment > file > default.
-#[derive(Debug, Clone, Default, Args)]
-pub struct Options {
+/// Declares [`Options`] once: every field optional, so "not given" is visible and the
+/// command line (with the environment) can be laid over the config file field by field.
+macro_rules! options {
+    ($( $(#[$attr:meta])* $field:ident : $ty:ty, )*) => {
+        /// Options of every command: flag > environment > config file > default. A value
+        /// that is not given is `None`; `settings` supplies the defaults.
+        #[derive(Debug, Clone, Default, Args, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Options {
+            $( $(#[$attr])* pub $field: Option<$ty>, )*
+        }
+
+        impl Options {
+            /// These options, with the gaps filled from `fallback`.
+            pub fn or(self, fallback: Self) -> Self {
+                Self { $( $field: self.$field.or(fallback.$field), )* }
+            }
+        }
+    };
+}
+
+options! {
     /// Configuration file (TOML, or JSON when it ends in .json).
     #[arg(long, global = true, env = "MRMAT_API_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[serde(skip)]
+    config: PathBuf,
 
     /// Debug logging (RUST_LOG still wins when set).
-    #[arg(short, long, global = true, env = "MRMAT_API_DEBUG")]
-    pub debug: bool,
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "MRMAT_API_DEBUG",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = FalseyValueParser::new()
+    )]
+    debug: bool,
 
     /// Interface to bind [default: localhost].
     #[arg(long, global = true, env = "MRMAT_API_HOST")]
-    pub host: Option<String>,
+    host: String,
 
     /// Port to bind; 0 picks a free one [default: 8080; env: PORT too].
     #[arg(long, global = true, env = "MRMAT_API_PORT")]
-    pub port: Option<u16>,
+    port: u16,
 
     /// Instance directory, created if missing; holds the default SQLite database
     /// [default: var/instance].
-    #[arg(
-        long,
-        global = true,
-        env = "MRMAT_API_INSTANCE_PATH",
-        value_name = "DIR"
-    )]
-    pub instance_path: Option<PathBuf>,
+    #[arg(long, global = true, env = "MRMAT_API_INSTANCE_PATH", value_name = "DIR")]
+    instance_path: PathBuf,
 
     /// Database URL: sqlite://PATH or postgres://USER@HOST/DB
     /// [default: sqlite://<instance-path>/mrmat-api.sqlite].
-    #[arg(long, global = true, env = "MRMAT_API_DB", value_name = "URL")]
-    pub db: Option<String>,
+    #[arg(long, global = true, env = "MRMAT_API_DB", value_name = "URL", hide_env_values = true)]
+    db: Secret,
+
+    /// Longest a request waits for the database (a turn to write, a free connection, a
+    /// lock, a query), in seconds, before it is answered 503 [default: 5].
+    #[arg(long, global = true, env = "MRMAT_API_DB_TIMEOUT", value_name = "SECONDS")]
+    db_timeout: f64,
 
     /// OIDC registration in the Flask-OIDC client_secrets.json shape ({"web": {...}}).
-    #[arg(
-        long,
-        global = true,
-        env = "MRMAT_API_OIDC_SECRETS",
-        value_name = "FILE"
-    )]
-    pub oidc_secrets: Option<PathBuf>,
+    #[arg(long, global = true, env = "MRMAT_API_OIDC_SECRETS", value_name = "FILE")]
+    oidc_secrets: PathBuf,
 
     /// OIDC issuer URL; endpoints come from its discovery document.
     #[arg(long, global = true, env = "MRMAT_API_OIDC_ISSUER", value_name = "URL")]
-    pub oidc_issuer: Option<String>,
+    oidc_issuer: String,
 
     /// Client id the server introspects tokens with.
-    #[arg(
-        long,
-        global = true,
-        env = "MRMAT_API_OIDC_CLIENT_ID",
-        value_name = "ID"
-    )]
-    pub oidc_client_id: Option<String>,
+    #[arg(long, global = true, env = "MRMAT_API_OIDC_CLIENT_ID", value_name = "ID")]
+    oidc_client_id: String,
 
     /// Client secret the server introspects tokens with.
     #[arg(
@@ -95,61 +125,45 @@ pub struct Options {
         hide_env_values = true,
         value_name = "SECRET"
     )]
-    pub oidc_client_secret: Option<String>,
+    oidc_client_secret: Secret,
 
     /// Issuer URL as clients see it, when it differs from the one the server reaches.
-    #[arg(
-        long,
-        global = true,
-        env = "MRMAT_API_OIDC_PUBLIC_ISSUER",
-        value_name = "URL"
-    )]
-    pub oidc_public_issuer: Option<String>,
+    #[arg(long, global = true, env = "MRMAT_API_OIDC_PUBLIC_ISSUER", value_name = "URL")]
+    oidc_public_issuer: String,
 
     /// Longest time an introspection result is trusted, in seconds; also how long a revoked
     /// token may still be accepted [default: 30].
-    #[arg(
-        long,
-        global = true,
-        env = "MRMAT_API_OIDC_CACHE_TTL",
-        value_name = "SECONDS"
-    )]
-    pub oidc_cache_ttl: Option<u64>,
+    #[arg(long, global = true, env = "MRMAT_API_OIDC_CACHE_TTL", value_name = "SECONDS")]
+    oidc_cache_ttl: u64,
 
     /// Timeout of each call to the identity provider, in seconds [default: 5].
-    #[arg(
-        long,
-        global = true,
-        env = "MRMAT_API_OIDC_TIMEOUT",
-        value_name = "SECONDS"
-    )]
-    pub oidc_timeout: Option<u64>,
-
-    /// Longest a request waits for the database (a free connection, a lock, a query), in
-    /// seconds, before it is answered 503 [default: 5].
-    #[arg(
-        long,
-        global = true,
-        env = "MRMAT_API_DB_TIMEOUT",
-        value_name = "SECONDS"
-    )]
-    pub db_timeout: Option<f64>,
+    #[arg(long, global = true, env = "MRMAT_API_OIDC_TIMEOUT", value_name = "SECONDS")]
+    oidc_timeout: u64,
 
     /// HTTP worker threads [default: CPU count].
     #[arg(long, global = true, env = "MRMAT_API_WORKERS", value_name = "N")]
-    pub workers: Option<usize>,
+    workers: usize,
 
     /// Serve without applying migrations; fails fast when the schema is behind.
-    #[arg(long, global = true, env = "MRMAT_API_NO_MIGRATE")]
-    pub no_migrate: bool,
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_NO_MIGRATE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = FalseyValueParser::new()
+    )]
+    no_migrate: bool,
 
-    /// Comma-separated proxy addresses whose Forwarded / X-Forwarded-* headers are trusted.
+    /// Comma-separated proxies (addresses or CIDR ranges) whose Forwarded /
+    /// X-Forwarded-* headers are trusted.
     #[arg(
         long,
         global = true,
         env = "MRMAT_API_TRUSTED_PROXIES",
         value_delimiter = ',',
-        value_name = "IP"
+        value_name = "IP[/BITS]"
     )]
-    pub trusted_proxies: Option<Vec<IpAddr>>,
+    trusted_proxies: Vec<TrustedProxy>,
 }

@@ -12,14 +12,14 @@ use mrmat_api_types::problem::PROBLEM_JSON;
 use mrmat_api_types::scope::Scope;
 
 /// The realm every bearer challenge names.
-pub const REALM: &str = "mrmat-api";
+pub(crate) const REALM: &str = "mrmat-api";
 
 /// Seconds a client should wait before retrying when a dependency is down.
 const RETRY_AFTER_SECONDS: &str = "5";
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// Malformed request: bad JSON syntax, bad query parameter.
     #[error("{0}")]
     BadRequest(String),
@@ -44,7 +44,7 @@ pub enum ApiError {
         /// The method that was used.
         method: String,
         /// The `Allow` header value.
-        allow: &'static str,
+        allow: String,
     },
     /// The request would break a uniqueness rule.
     #[error("{0}")]
@@ -82,7 +82,7 @@ pub enum ApiError {
 
 /// Something the server depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dependency {
+pub(crate) enum Dependency {
     /// The database.
     Database,
     /// The OIDC identity provider.
@@ -100,8 +100,25 @@ impl std::fmt::Display for Dependency {
 
 impl ApiError {
     /// An unexpected failure; `cause` is logged, never sent.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
+    }
+
+    /// What the log must say about this error, and how loud: the cause of a server-side
+    /// failure, which the client never sees. Logged once, at the edge, with the request id.
+    pub(crate) fn log_cause(&self) -> Option<(log::Level, String)> {
+        match self {
+            Self::Internal(cause) => Some((log::Level::Error, format!("internal error: {cause}"))),
+            Self::StorageFull(cause) => {
+                Some((log::Level::Error, format!("storage is full: {cause}")))
+            }
+            // The outage itself is logged once, where it is noticed (see `outage`).
+            Self::Unavailable { dependency, cause } => Some((
+                log::Level::Debug,
+                format!("{dependency} is unavailable: {cause}"),
+            )),
+            _ => None,
+        }
     }
 
     /// The problem detail shown to the client.
@@ -140,15 +157,6 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        match self {
-            Self::Internal(cause) => log::error!("internal error: {cause}"),
-            Self::StorageFull(cause) => log::error!("storage is full: {cause}"),
-            // The outage itself is logged once, where it is noticed (see `outage`).
-            Self::Unavailable { dependency, cause } => {
-                log::debug!("{dependency} is unavailable: {cause}");
-            }
-            _ => {}
-        }
         let problem = Problem::new(
             status.as_u16(),
             status.canonical_reason().unwrap_or("Error"),
@@ -175,7 +183,9 @@ impl ResponseError for ApiError {
                 ));
             }
             Self::MethodNotAllowed { allow, .. } => {
-                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+                if let Ok(value) = HeaderValue::from_str(allow) {
+                    response.insert_header((header::ALLOW, value));
+                }
             }
             // Not for AuthNotConfigured: retrying will not configure it.
             Self::Unavailable { .. } => {

@@ -12,14 +12,14 @@ use validator::{Validate, ValidationErrors};
 use crate::error::ApiError;
 
 /// Largest accepted request body. Bodies here are a name or two; anything bigger is abuse.
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 /// Longest wait for the rest of a body once its headers arrived.
-pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A request body not yet read. Extracting it never fails and reads nothing; call
 /// [`JsonBody::parse`] once the caller is authorised.
-pub struct JsonBody {
+pub(crate) struct JsonBody {
     req: HttpRequest,
     payload: Payload,
 }
@@ -46,7 +46,7 @@ impl JsonBody {
     /// Reads, parses and validates the body: 415 for a type other than
     /// `application/json`, 413 over [`BODY_LIMIT`], 400 for broken JSON, 422 for JSON
     /// that breaks the body's rules (the detail names the field).
-    pub async fn parse<T: DeserializeOwned + Validate>(mut self) -> Result<T, ApiError> {
+    pub(crate) async fn parse<T: DeserializeOwned + Validate>(mut self) -> Result<T, ApiError> {
         check_content_type(&self.req)?;
         let declared = self
             .req
@@ -90,7 +90,7 @@ fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
 }
 
 /// Parses and validates a JSON body.
-pub fn parse_json<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError> {
     let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Err(ApiError::BadRequest(
             "the body is empty; send a JSON object".into(),
@@ -159,7 +159,7 @@ fn validation_detail(errors: ValidationErrors) -> ApiError {
 
 /// A resource id from the path: a positive decimal integer that fits the column, written
 /// without leading zeros. Anything else is a resource that does not exist.
-pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<i64, ApiError> {
     let not_found = || ApiError::NotFound(format!("no resource with id {}", shorten(raw)));
     // Canonical form only (no sign, no leading zero), so a resource has exactly one URL.
     if raw.is_empty() || raw.starts_with('0') || !raw.bytes().all(|b| b.is_ascii_digit()) {
@@ -181,25 +181,25 @@ fn shorten(raw: &str) -> String {
 
 /// A page of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Paging {
+pub(crate) struct Paging {
     /// 1..=1000, default 100.
-    pub limit: i64,
+    pub(crate) limit: i64,
     /// At least 0, default 0.
-    pub offset: i64,
+    pub(crate) offset: i64,
     /// Keyset cursor: only ids above this one. A page then costs the same at any depth,
     /// where an offset makes the database walk past every skipped row.
-    pub after: Option<i64>,
+    pub(crate) after: Option<i64>,
 }
 
 impl Paging {
     /// Default page size.
-    pub const DEFAULT_LIMIT: i64 = 100;
+    pub(crate) const DEFAULT_LIMIT: i64 = 100;
     /// Largest page size.
-    pub const MAX_LIMIT: i64 = 1000;
+    pub(crate) const MAX_LIMIT: i64 = 1000;
 
     /// Reads `limit`, `offset` and `after` from a query string; other parameters are
     /// ignored.
-    pub fn from_query(query: &str) -> Result<Self, ApiError> {
+    pub(crate) fn from_query(query: &str) -> Result<Self, ApiError> {
         let mut paging = Self {
             limit: Self::DEFAULT_LIMIT,
             offset: 0,

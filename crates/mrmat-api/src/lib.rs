@@ -1,21 +1,29 @@
 //! mrmat-api: versioned JSON APIs on actix-web, data in SQLite or PostgreSQL through
 //! Diesel, endpoints protected by OIDC bearer tokens checked by token introspection.
 //!
-//! [`startup::Application`] is the server; `main.rs` only parses the command line and runs
-//! it, and the tests build the very same thing.
+//! [`Application`] is the server; `main.rs` only parses the command line and runs it, and
+//! the tests build the very same thing. The modules form a stack, each importing only
+//! from below: `error`, `outage`, `request_id`, `forwarded`, `logging`, `cli` and
+//! `settings` at the bottom; then `extract`, `db` and `auth`; then `state` and
+//! `middleware`; then `api`; then `startup`.
 
-pub mod api;
-pub mod auth;
 pub mod cli;
-pub mod db;
-pub mod error;
-pub mod extract;
-pub mod forwarded;
 pub mod logging;
-pub mod middleware;
-mod outage;
 pub mod settings;
 pub mod startup;
 
+mod api;
+mod auth;
+mod db;
+mod error;
+mod extract;
+mod forwarded;
+mod middleware;
+mod outage;
+mod request_id;
+mod state;
+
+pub use db::schema;
+pub use forwarded::TrustedProxy;
 pub use settings::Settings;
-pub use startup::Application;
+pub use startup::{Application, StartupError, migrate, openapi_json};

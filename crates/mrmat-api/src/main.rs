@@ -4,25 +4,29 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mrmat_api::cli::{Cli, Command};
-use mrmat_api::startup::{Application, StartupError};
-use mrmat_api::{Settings, api, db, logging};
+use mrmat_api::{Application, Settings, StartupError, logging};
 
 /// Exit code of every configuration problem.
 const CONFIG_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    // A .env file in the working directory supplies MRMAT_API_* variables.
-    let _ = dotenvy::dotenv();
+    // A .env file in the working directory, and only there, supplies MRMAT_API_* variables:
+    // one in a parent directory belongs to someone else.
+    if let Err(e) = dotenvy::from_path(std::path::Path::new(".env"))
+        && !e.not_found()
+    {
+        return fail(&StartupError::Other(format!(".env: {e}")));
+    }
     let cli = Cli::parse();
 
     let command = cli.command.unwrap_or(Command::Serve);
     if command == Command::Openapi {
-        return match serde_json::to_string_pretty(&api::openapi()) {
+        return match mrmat_api::openapi_json() {
             Ok(json) => {
                 println!("{json}");
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(&StartupError::Other(e.to_string())),
+            Err(e) => fail(&e),
         };
     }
 
@@ -45,10 +49,7 @@ fn fail(error: &StartupError) -> ExitCode {
 }
 
 fn migrate(settings: &Settings) -> ExitCode {
-    let result = db::establish(&settings.database, settings.db_timeout)
-        .and_then(|mut conn| db::migrate::run_pending(&mut conn))
-        .map_err(StartupError::from);
-    match result {
+    match mrmat_api::migrate(settings) {
         Ok(applied) if applied.is_empty() => {
             println!("database is up to date");
             ExitCode::SUCCESS

@@ -7,22 +7,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Debug)]
 pub(crate) struct Outage {
     what: &'static str,
+    level: log::Level,
     down: AtomicBool,
 }
 
 impl Outage {
-    /// A tracker for `what`, e.g. "the database"; up until told otherwise.
+    /// A tracker for `what`, e.g. "the database", whose outages are warnings; up until
+    /// told otherwise.
     pub(crate) const fn new(what: &'static str) -> Self {
+        Self::logged_at(what, log::Level::Warn)
+    }
+
+    /// The same, with outages logged at `level` (ERROR where an operator must act).
+    pub(crate) const fn logged_at(what: &'static str, level: log::Level) -> Self {
         Self {
             what,
+            level,
             down: AtomicBool::new(false),
         }
     }
 
-    /// The dependency failed in a way worth retrying; logs a warning on the first failure.
+    /// The dependency failed; logs on the first failure of an outage.
     pub(crate) fn failed(&self, cause: &dyn std::fmt::Display) {
         if !self.down.swap(true, Ordering::Relaxed) {
-            log::warn!("{} is unavailable: {cause}", self.what);
+            log::log!(self.level, "{} is unavailable: {cause}", self.what);
         } else {
             log::debug!("{} is still unavailable: {cause}", self.what);
         }
@@ -36,8 +44,8 @@ impl Outage {
         }
     }
 
-    /// Whether the last word was a failure.
-    pub(crate) fn is_down(&self) -> bool {
+    #[cfg(test)]
+    fn is_down(&self) -> bool {
         self.down.load(Ordering::Relaxed)
     }
 }

@@ -1,14 +1,8 @@
-//! Resolved configuration: flag > environment > config file > default.
-//!
-//! Reads (through `cli`): `MRMAT_API_CONFIG`, `MRMAT_API_DEBUG`, `MRMAT_API_HOST`,
-//! `MRMAT_API_PORT` and `PORT`, `MRMAT_API_INSTANCE_PATH`, `MRMAT_API_DB`,
-//! `MRMAT_API_DB_TIMEOUT`, `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`, `MRMAT_API_OIDC_CLIENT_ID`,
-//! `MRMAT_API_OIDC_CLIENT_SECRET`, `MRMAT_API_OIDC_PUBLIC_ISSUER`, `MRMAT_API_OIDC_CACHE_TTL`,
-//! `MRMAT_API_OIDC_TIMEOUT`, `MRMAT_API_WORKERS`, `MRMAT_API_NO_MIGRATE`,
-//! `MRMAT_API_TRUSTED_PROXIES`. Every value is checked here, so a bad one ends the
-//! process before anything starts, with one line naming the option.
+//! Resolved configuration: the command line and environment ([`Options`], from clap) laid
+//! over the config file (the same [`Options`], from serde), then the defaults. Every value
+//! is checked here, so a bad one ends the process before anything starts, with one line
+//! naming the option. `PORT` is read here too, as container platforms set it.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::cli::Options;
+use crate::forwarded::TrustedProxy;
 
 /// Everything the server needs to start, validated.
 #[derive(Debug, Clone)]
@@ -42,7 +37,7 @@ pub struct Settings {
     /// Apply pending migrations when serving.
     pub migrate: bool,
     /// Proxies whose forwarding headers are believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 /// A database the server can use.
@@ -135,44 +130,20 @@ impl ConfigError {
     }
 }
 
-/// The config file: the same options as the command line, snake_case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    debug: Option<bool>,
-    host: Option<String>,
-    port: Option<u16>,
-    instance_path: Option<PathBuf>,
-    db: Option<String>,
-    db_timeout: Option<f64>,
-    oidc_secrets: Option<PathBuf>,
-    oidc_issuer: Option<String>,
-    oidc_client_id: Option<String>,
-    oidc_client_secret: Option<String>,
-    oidc_public_issuer: Option<String>,
-    oidc_cache_ttl: Option<u64>,
-    oidc_timeout: Option<u64>,
-    workers: Option<usize>,
-    no_migrate: Option<bool>,
-    trusted_proxies: Option<Vec<IpAddr>>,
-}
-
-impl FileConfig {
-    fn read(path: &Path) -> Result<Self, ConfigError> {
-        let fail = |reason: String| {
-            ConfigError::invalid("--config", format!("{}: {reason}", path.display()))
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let is_json = path
-            .extension()
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
-        if is_json {
-            serde_json::from_str(&text)
-                .map_err(|e| fail(format!("invalid JSON: {}", without_values(&e.to_string()))))
-        } else {
-            toml::from_str(&text)
-                .map_err(|e| fail(format!("invalid TOML: {}", without_values(e.message()))))
-        }
+/// Reads the config file: the same options as the command line, snake_case keys.
+fn read_config_file(path: &Path) -> Result<Options, ConfigError> {
+    let fail =
+        |reason: String| ConfigError::invalid("--config", format!("{}: {reason}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let is_json = path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
+    if is_json {
+        serde_json::from_str(&text)
+            .map_err(|e| fail(format!("invalid JSON: {}", without_values(&e.to_string()))))
+    } else {
+        toml::from_str(&text)
+            .map_err(|e| fail(format!("invalid TOML: {}", without_values(e.message()))))
     }
 }
 
@@ -185,7 +156,7 @@ struct ClientSecretsFile {
 #[derive(Debug, Deserialize)]
 struct ClientSecretsWeb {
     client_id: String,
-    client_secret: String,
+    client_secret: Secret,
     issuer: Option<String>,
     token_introspection_uri: Option<String>,
     introspection_endpoint: Option<String>,
@@ -200,31 +171,26 @@ pub const DEFAULT_OIDC_CACHE_TTL: Duration = Duration::from_secs(30);
 pub const DEFAULT_OIDC_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Settings {
-    /// Merges the command line (which clap already merged with the environment) with the
+    /// Lays the command line (which clap already merged with the environment) over the
     /// config file and the defaults, and checks every value.
-    pub fn load(options: Options) -> Result<Self, ConfigError> {
-        let file = match &options.config {
-            Some(path) => FileConfig::read(path)?,
-            None => FileConfig::default(),
-        };
-
-        let port = match options.port {
-            Some(port) => Some(port),
-            None => port_from_env()?,
+    pub fn load(mut options: Options) -> Result<Self, ConfigError> {
+        // `PORT` ranks with the environment: below the flag, above the file.
+        if options.port.is_none() {
+            options.port = port_from_env()?;
         }
-        .or(file.port)
-        .unwrap_or(8080);
+        let options = match options.config.clone() {
+            Some(path) => options.or(read_config_file(&path)?),
+            None => options,
+        };
 
         let instance_path = options
             .instance_path
-            .or(file.instance_path)
             .unwrap_or_else(|| PathBuf::from("var/instance"));
-        let database = match options.db.or(file.db) {
-            Some(url) => DatabaseUrl::parse(&url)?,
+        let database = match &options.db {
+            Some(url) => DatabaseUrl::parse(url.expose())?,
             None => DatabaseUrl::Sqlite(instance_path.join("mrmat-api.sqlite")),
         };
-
-        let db_timeout = match options.db_timeout.or(file.db_timeout) {
+        let db_timeout = match options.db_timeout {
             None => DEFAULT_DB_TIMEOUT,
             Some(seconds) if seconds.is_finite() && (0.1..=3600.0).contains(&seconds) => {
                 Duration::from_secs_f64(seconds)
@@ -236,48 +202,39 @@ impl Settings {
                 ));
             }
         };
-
         let workers = options
             .workers
-            .or(file.workers)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         if workers == 0 {
             return Err(ConfigError::invalid("--workers", "must be at least 1"));
         }
-
-        let host = options
-            .host
-            .or(file.host)
-            .unwrap_or_else(|| "localhost".to_owned());
+        let host = options.host.unwrap_or_else(|| "localhost".to_owned());
         if host.trim().is_empty() {
             return Err(ConfigError::invalid("--host", "must not be empty"));
         }
-
-        let oidc = OidcInput {
-            secrets: options.oidc_secrets.or(file.oidc_secrets),
-            issuer: options.oidc_issuer.or(file.oidc_issuer),
-            client_id: options.oidc_client_id.or(file.oidc_client_id),
-            client_secret: options.oidc_client_secret.or(file.oidc_client_secret),
-            public_issuer: options.oidc_public_issuer.or(file.oidc_public_issuer),
-            cache_ttl: options.oidc_cache_ttl.or(file.oidc_cache_ttl),
-            timeout: options.oidc_timeout.or(file.oidc_timeout),
-        }
-        .resolve()?;
+        let oidc = resolve_oidc(
+            options.oidc_secrets.as_deref(),
+            OidcOptions {
+                issuer: options.oidc_issuer,
+                client_id: options.oidc_client_id,
+                client_secret: options.oidc_client_secret,
+                public_issuer: options.oidc_public_issuer,
+                cache_ttl: options.oidc_cache_ttl,
+                timeout: options.oidc_timeout,
+            },
+        )?;
 
         Ok(Self {
-            debug: options.debug || file.debug.unwrap_or(false),
+            debug: options.debug.unwrap_or(false),
             host,
-            port,
+            port: options.port.unwrap_or(8080),
             instance_path,
             database,
             db_timeout,
             oidc,
             workers,
-            migrate: !(options.no_migrate || file.no_migrate.unwrap_or(false)),
-            trusted_proxies: options
-                .trusted_proxies
-                .or(file.trusted_proxies)
-                .unwrap_or_default(),
+            migrate: !options.no_migrate.unwrap_or(false),
+            trusted_proxies: options.trusted_proxies.unwrap_or_default(),
         })
     }
 }
@@ -314,96 +271,93 @@ fn port_from_env() -> Result<Option<u16>, ConfigError> {
     }
 }
 
-/// The OIDC options before they are checked against each other.
-struct OidcInput {
-    secrets: Option<PathBuf>,
+/// The OIDC options, before they are checked against each other and the secrets file.
+struct OidcOptions {
     issuer: Option<String>,
     client_id: Option<String>,
-    client_secret: Option<String>,
+    client_secret: Option<Secret>,
     public_issuer: Option<String>,
     cache_ttl: Option<u64>,
     timeout: Option<u64>,
 }
 
-impl OidcInput {
-    fn resolve(self) -> Result<Option<OidcSettings>, ConfigError> {
-        let from_file = self
-            .secrets
-            .as_deref()
-            .map(read_client_secrets)
-            .transpose()?;
-        let (file_issuer, file_id, file_secret, introspection) = match from_file {
-            Some(web) => {
-                let introspection = web
-                    .token_introspection_uri
-                    .or(web.introspection_endpoint)
-                    .map(|uri| parse_url("--oidc-secrets", "token_introspection_uri", &uri))
-                    .transpose()?;
-                (
-                    web.issuer,
-                    Some(web.client_id),
-                    Some(web.client_secret),
-                    introspection,
-                )
-            }
-            None => (None, None, None, None),
-        };
-        // Explicit options override the corresponding fields of the secrets file.
-        let issuer = self.issuer.or(file_issuer);
-        let client_id = self.client_id.or(file_id);
-        let client_secret = self.client_secret.or(file_secret);
-
-        if issuer.is_none() && client_id.is_none() && client_secret.is_none() {
-            return Ok(None);
+/// The OIDC set-up, or `None` when nothing of it is configured.
+fn resolve_oidc(
+    secrets: Option<&Path>,
+    options: OidcOptions,
+) -> Result<Option<OidcSettings>, ConfigError> {
+    let from_file = secrets.map(read_client_secrets).transpose()?;
+    let (file_issuer, file_id, file_secret, introspection) = match from_file {
+        Some(web) => {
+            let introspection = web
+                .token_introspection_uri
+                .or(web.introspection_endpoint)
+                .map(|uri| parse_url("--oidc-secrets", "token_introspection_uri", &uri))
+                .transpose()?;
+            (
+                web.issuer,
+                Some(web.client_id),
+                Some(web.client_secret),
+                introspection,
+            )
         }
-        let issuer = issuer.ok_or_else(|| {
-            ConfigError::invalid(
-                "--oidc-issuer",
-                "missing: give the issuer URL (or an \"issuer\" in --oidc-secrets)",
-            )
-        })?;
-        let issuer = parse_url("--oidc-issuer", "issuer", &issuer)?;
-        let client_id = client_id.filter(|id| !id.is_empty()).ok_or_else(|| {
-            ConfigError::invalid(
-                "--oidc-client-id",
-                "missing: the server needs its own client id to introspect tokens",
-            )
-        })?;
-        let client_secret = client_secret
-            .filter(|secret| !secret.is_empty())
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    "--oidc-client-secret",
-                    "missing: only confidential clients may introspect tokens",
-                )
-            })?;
-        let public_issuer = self
-            .public_issuer
-            .map(|url| parse_url("--oidc-public-issuer", "issuer", &url))
-            .transpose()?;
-        let cache_ttl = self
-            .cache_ttl
-            .map_or(DEFAULT_OIDC_CACHE_TTL, Duration::from_secs);
-        let timeout = match self.timeout {
-            Some(0) => {
-                return Err(ConfigError::invalid(
-                    "--oidc-timeout",
-                    "must be at least 1 second",
-                ));
-            }
-            Some(seconds) => Duration::from_secs(seconds),
-            None => DEFAULT_OIDC_TIMEOUT,
-        };
-        Ok(Some(OidcSettings {
-            issuer,
-            public_issuer,
-            client_id,
-            client_secret: ClientSecret::new(client_secret),
-            introspection_endpoint: introspection,
-            cache_ttl,
-            timeout,
-        }))
+        None => (None, None, None, None),
+    };
+    // Explicit options override the corresponding fields of the secrets file.
+    let issuer = options.issuer.or(file_issuer);
+    let client_id = options.client_id.or(file_id);
+    let client_secret = options.client_secret.or(file_secret);
+
+    if issuer.is_none() && client_id.is_none() && client_secret.is_none() {
+        return Ok(None);
     }
+    let issuer = issuer.ok_or_else(|| {
+        ConfigError::invalid(
+            "--oidc-issuer",
+            "missing: give the issuer URL (or an \"issuer\" in --oidc-secrets)",
+        )
+    })?;
+    let issuer = parse_url("--oidc-issuer", "issuer", &issuer)?;
+    let client_id = client_id.filter(|id| !id.is_empty()).ok_or_else(|| {
+        ConfigError::invalid(
+            "--oidc-client-id",
+            "missing: the server needs its own client id to introspect tokens",
+        )
+    })?;
+    let client_secret = client_secret
+        .filter(|secret| !secret.expose().is_empty())
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                "--oidc-client-secret",
+                "missing: only confidential clients may introspect tokens",
+            )
+        })?;
+    let public_issuer = options
+        .public_issuer
+        .map(|url| parse_url("--oidc-public-issuer", "issuer", &url))
+        .transpose()?;
+    let cache_ttl = options
+        .cache_ttl
+        .map_or(DEFAULT_OIDC_CACHE_TTL, Duration::from_secs);
+    let timeout = match options.timeout {
+        Some(0) => {
+            return Err(ConfigError::invalid(
+                "--oidc-timeout",
+                "must be at least 1 second",
+            ));
+        }
+        Some(seconds) => Duration::from_secs(seconds),
+        None => DEFAULT_OIDC_TIMEOUT,
+    };
+    Ok(Some(OidcSettings {
+        issuer,
+        public_issuer,
+        client_id,
+        client_secret: ClientSecret::new(client_secret.expose().to_owned()),
+        introspection_endpoint: introspection,
+        cache_ttl,
+        timeout,
+    }))
 }
 
 fn read_client_secrets(path: &Path) -> Result<ClientSecretsWeb, ConfigError> {
@@ -472,18 +426,50 @@ mod tests {
         assert!(message.contains("\"mysql\""), "{message}");
     }
 
+    fn options(args: &[&str]) -> Options {
+        use clap::Parser;
+        let mut argv = vec!["mrmat-api"];
+        argv.extend_from_slice(args);
+        crate::cli::Cli::try_parse_from(argv).unwrap().options
+    }
+
     #[test]
-    fn client_secret_is_not_in_debug_output() {
-        let input = OidcInput {
-            secrets: None,
-            issuer: Some("http://127.0.0.1:1".into()),
-            client_id: Some("id".into()),
-            client_secret: Some("hunter2".into()),
-            public_issuer: None,
-            cache_ttl: None,
-            timeout: None,
+    fn secrets_are_not_in_debug_output() {
+        let settings = Settings::load(options(&[
+            "--db",
+            "postgres://u:pg-password@h/db",
+            "--oidc-issuer",
+            "http://127.0.0.1:1",
+            "--oidc-client-id",
+            "id",
+            "--oidc-client-secret",
+            "hunter2",
+        ]))
+        .unwrap();
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("pg-password"), "{debug}");
+        let debug = format!("{:?}", options(&["--oidc-client-secret", "hunter2"]));
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn command_line_beats_the_file_field_by_field() {
+        let file = Options {
+            host: Some("file-host".into()),
+            port: Some(1),
+            ..Options::default()
         };
-        let oidc = input.resolve().unwrap().unwrap();
-        assert!(!format!("{oidc:?}").contains("hunter2"));
+        let merged = options(&["--port", "2"]).or(file);
+        assert_eq!(merged.port, Some(2));
+        assert_eq!(merged.host.as_deref(), Some("file-host"));
+    }
+
+    #[test]
+    fn boolean_flags_take_an_optional_value() {
+        assert_eq!(options(&["-d"]).debug, Some(true));
+        assert_eq!(options(&["--debug=false"]).debug, Some(false));
+        assert_eq!(options(&[]).debug, None);
+        assert_eq!(options(&["--no-migrate"]).no_migrate, Some(true));
     }
 }

@@ -1,6 +1,6 @@
 //! Building and running the application: the function `main` and the tests both call.
 
-use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
@@ -10,19 +10,10 @@ use crate::api;
 use crate::auth::Authenticator;
 use crate::db::{self, Db, DbError, migrate};
 use crate::error::ApiError;
+use crate::forwarded::TrustedProxies;
 use crate::middleware::request_context;
 use crate::settings::{ConfigError, Settings};
-
-/// State shared by every worker, built once.
-#[derive(Debug)]
-pub struct AppState {
-    /// The database.
-    pub db: Db,
-    /// Token checking; `None` when OIDC is not configured.
-    pub auth: Option<Authenticator>,
-    /// Proxies whose forwarding headers are believed.
-    pub trusted_proxies: Vec<IpAddr>,
-}
+use crate::state::AppState;
 
 /// Why the server could not start. Each is a configuration problem the operator fixes.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +22,8 @@ pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The database cannot be used.
-    #[error(transparent)]
-    Database(#[from] DbError),
+    #[error("{0}")]
+    Database(String),
     /// The address cannot be bound.
     #[error("--host/--port: cannot listen on {address}: {reason}")]
     Bind {
@@ -46,15 +37,39 @@ pub enum StartupError {
     Other(String),
 }
 
+impl From<DbError> for StartupError {
+    fn from(error: DbError) -> Self {
+        Self::Database(error.to_string())
+    }
+}
+
 impl From<ApiError> for StartupError {
     fn from(error: ApiError) -> Self {
         Self::Other(error.to_string())
     }
 }
 
+/// Applies the pending migrations and closes the connection; the versions applied. For
+/// deployments that migrate in a step of their own (`mrmat-api migrate`).
+pub fn migrate(settings: &Settings) -> Result<Vec<String>, StartupError> {
+    let mut conn = db::establish(&settings.database, settings.db_timeout)?;
+    Ok(migrate::run_pending(&mut conn)?)
+}
+
+/// The OpenAPI document, pretty-printed (`mrmat-api openapi`).
+pub fn openapi_json() -> Result<String, StartupError> {
+    serde_json::to_string_pretty(&api::openapi()).map_err(|e| StartupError::Other(e.to_string()))
+}
+
 /// Opens the database and brings its schema up to date (or checks it is, with
 /// `--no-migrate`), then opens the pool. Blocking: call it before serving.
-pub fn prepare_database(settings: &Settings) -> Result<Db, StartupError> {
+fn prepare_database(settings: &Settings) -> Result<Db, StartupError> {
+    std::fs::create_dir_all(&settings.instance_path).map_err(|e| {
+        ConfigError::invalid(
+            "--instance-path",
+            format!("cannot create {}: {e}", settings.instance_path.display()),
+        )
+    })?;
     let mut conn = db::establish(&settings.database, settings.db_timeout)?;
     if settings.migrate {
         let applied = migrate::run_pending(&mut conn)?;
@@ -90,40 +105,47 @@ impl Application {
     /// a free port; [`Application::port`] tells which.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let db = prepare_database(&settings)?;
-        let auth = settings.oidc.clone().map(Authenticator::new).transpose()?;
+        let auth = settings
+            .oidc
+            .clone()
+            .map(Authenticator::new)
+            .transpose()?
+            .map(web::Data::new);
         if auth.is_none() {
             log::warn!("Running without any authentication/authorisation");
         }
-        let state = web::Data::new(AppState {
-            db,
-            auth,
-            trusted_proxies: settings.trusted_proxies.clone(),
-        });
+        let proxies = web::Data::new(TrustedProxies::new(settings.trusted_proxies.clone()));
+        let state = web::Data::new(AppState { db, auth, proxies });
         let listeners = bind(&settings.host, settings.port)?;
         let addrs = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect::<Vec<_>>();
 
-        let mut server =
-            HttpServer::new(move || {
-                App::new()
-                    .app_data(state.clone())
-                    .app_data(web::PathConfig::default().error_handler(|e, _| {
-                        ApiError::NotFound(format!("no such path: {e}")).into()
-                    }))
-                    .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                        ApiError::BadRequest(format!("bad query string: {e}")).into()
-                    }))
-                    .configure(api::configure)
-                    .default_service(web::to(api::not_found))
-                    // Trailing slashes are trimmed before routing, so both forms are served
-                    // without a redirect.
-                    .wrap(NormalizePath::new(TrailingSlash::Trim))
-                    .wrap(from_fn(request_context))
-            })
-            .workers(settings.workers)
-            .shutdown_timeout(10);
+        let mut server = HttpServer::new(move || {
+            let mut app = App::new()
+                .app_data(state.clone())
+                .app_data(state.proxies.clone());
+            // The bearer-token extractor looks for the authenticator on its own.
+            if let Some(auth) = &state.auth {
+                app = app.app_data(auth.clone());
+            }
+            app.app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ApiError::NotFound(format!("no such path: {e}")).into()),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::BadRequest(format!("bad query string: {e}")).into()
+            }))
+            .configure(api::configure)
+            .default_service(web::to(api::not_found))
+            // Trailing slashes are trimmed before routing, so both forms are served
+            // without a redirect.
+            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .wrap(from_fn(request_context))
+        })
+        .workers(settings.workers)
+        .shutdown_timeout(10);
         for listener in listeners {
             server = server.listen(listener).map_err(|e| StartupError::Bind {
                 address: format!("{}:{}", settings.host, settings.port),

@@ -5,20 +5,15 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, web};
 use mrmat_api_types::health::{HealthStatus, Liveness, Readiness};
 
-use super::{get, method_not_allowed};
-use crate::startup::AppState;
+use super::route::Endpoint;
+use crate::auth::ProviderHealth;
+use crate::state::AppState;
 
-pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/healthz")
-            .route(get().to(liveness))
-            .default_service(method_not_allowed("GET, HEAD")),
-    )
-    .service(
-        web::resource("/healthz/ready")
-            .route(get().to(readiness))
-            .default_service(method_not_allowed("GET, HEAD")),
-    );
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::at("/healthz/").get(liveness),
+        Endpoint::at("/healthz/ready").get(readiness),
+    ]
 }
 
 /// The process is alive.
@@ -61,7 +56,7 @@ pub(super) async fn readiness(state: web::Data<AppState>) -> HttpResponse {
         None => "NOT_CONFIGURED",
         Some(auth) => {
             let health = auth.check().await;
-            if health != crate::auth::ProviderHealth::Ok {
+            if health != ProviderHealth::Ok {
                 healthy = false;
             }
             health.as_str()

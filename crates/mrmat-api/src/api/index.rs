@@ -3,14 +3,11 @@
 use actix_web::web;
 use mrmat_api_types::index::{ApiIndex, MountedApi};
 
-use super::{APIS, get, method_not_allowed};
+use super::APIS;
+use super::route::Endpoint;
 
-pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api")
-            .route(get().to(list))
-            .default_service(method_not_allowed("GET, HEAD")),
-    );
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::at("/api/").get(list)]
 }
 
 /// The mounted APIs.

@@ -3,77 +3,72 @@
 //!
 //! Adding `greeting/v4` is one module with a `MOUNT` and one line in [`APIS`].
 
-pub mod docs;
-pub mod greeting;
-pub mod healthz;
-pub mod index;
-pub mod resource;
-pub mod well_known;
+pub(crate) mod docs;
+pub(crate) mod greeting;
+pub(crate) mod healthz;
+pub(crate) mod index;
+pub(crate) mod resource;
+pub(crate) mod route;
+pub(crate) mod well_known;
 
-use actix_web::{HttpRequest, HttpResponse, Route, guard, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use utoipa::openapi::OpenApi;
 
 use crate::error::ApiError;
+use route::Endpoint;
 
-/// One API version: where it lives, how it routes, how it documents itself.
+/// One API version: where it lives, what it serves, how it documents itself.
 #[derive(Debug, Clone, Copy)]
-pub struct Mount {
+pub(crate) struct Mount {
     /// API name, e.g. `greeting`.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Version, e.g. `v1`.
-    pub version: &'static str,
+    pub(crate) version: &'static str,
     /// Mount path, without a trailing slash (both forms are served).
-    pub prefix: &'static str,
-    /// Registers the routes, relative to `prefix`.
-    pub configure: fn(&mut web::ServiceConfig),
-    /// The OpenAPI paths of this version.
-    pub openapi: fn() -> OpenApi,
+    pub(crate) prefix: &'static str,
+    /// The endpoints, with paths relative to `prefix`.
+    pub(crate) endpoints: fn() -> Vec<Endpoint>,
+    /// The OpenAPI paths of this version, relative to `prefix`.
+    pub(crate) openapi: fn() -> OpenApi,
 }
 
 /// Every versioned API this server mounts, in the order `GET /api/` lists them.
-pub const APIS: &[Mount] = &[
+pub(crate) const APIS: &[Mount] = &[
     greeting::v1::MOUNT,
     greeting::v2::MOUNT,
     greeting::v3::MOUNT,
     resource::v1::MOUNT,
 ];
 
+/// The open endpoints around the APIs, at absolute paths.
+fn open_endpoints() -> Vec<Endpoint> {
+    let mut endpoints = healthz::endpoints();
+    endpoints.extend(index::endpoints());
+    endpoints.extend(docs::endpoints());
+    endpoints.extend(well_known::endpoints());
+    endpoints
+}
+
 /// Registers every route of the application.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(healthz::configure)
-        .configure(index::configure)
-        .configure(docs::configure)
-        .configure(well_known::configure);
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    for endpoint in open_endpoints() {
+        endpoint.register(cfg);
+    }
     for api in APIS {
-        cfg.service(web::scope(api.prefix).configure(api.configure));
+        cfg.service(web::scope(api.prefix).configure(|cfg| {
+            for endpoint in (api.endpoints)() {
+                endpoint.register(cfg);
+            }
+        }));
     }
 }
 
 /// The OpenAPI document of everything [`configure`] registers.
-pub fn openapi() -> OpenApi {
-    let mut doc = docs::base();
-    for api in APIS {
-        doc.merge((api.openapi)());
-    }
-    doc
-}
-
-/// A GET route that answers HEAD too, as HTTP requires (actix sends no body for HEAD).
-pub fn get() -> Route {
-    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
-}
-
-/// The answer of a known path to a method it does not have: 405 with `Allow`.
-pub fn method_not_allowed(allow: &'static str) -> Route {
-    web::route().to(move |req: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            allow,
-        })
-    })
+pub(crate) fn openapi() -> OpenApi {
+    docs::document(&open_endpoints(), APIS)
 }
 
 /// The answer of an unknown path: 404 problem+json.
-pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!("no such path: {}", req.path())))
 }

@@ -4,17 +4,12 @@
 use actix_web::{HttpRequest, web};
 use mrmat_api_types::metadata::ProtectedResourceMetadata;
 
-use super::{get, method_not_allowed};
+use super::route::Endpoint;
 use crate::auth::Scope;
-use crate::forwarded;
-use crate::startup::AppState;
+use crate::state::AppState;
 
-pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/.well-known/oauth-protected-resource")
-            .route(get().to(protected_resource))
-            .default_service(method_not_allowed("GET, HEAD")),
-    );
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::at("/.well-known/oauth-protected-resource").get(protected_resource)]
 }
 
 /// Protected resource metadata.
@@ -28,7 +23,7 @@ pub(super) async fn protected_resource(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> web::Json<ProtectedResourceMetadata> {
-    let resource = forwarded::base_url(&req, &state.trusted_proxies).unwrap_or_default();
+    let resource = state.proxies.base_url(&req).unwrap_or_default();
     let authorization_servers = state
         .auth
         .iter()

@@ -20,9 +20,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use super::Principal;
 use super::http::ProviderHttp;
-use super::{Principal, provider};
-use crate::error::{ApiError, Dependency};
+use super::provider::{self, ProviderError, ProviderHealth};
+use crate::error::ApiError;
+use crate::outage::Outage;
 use crate::settings::OidcSettings;
 
 /// How long a "not valid" answer is remembered, so a client hammering with a dead token
@@ -65,56 +67,6 @@ type IntrospectionClient = Client<
     EndpointNotSet,
 >;
 
-/// Why the provider could not judge a token.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ProviderError {
-    /// Down, slow, or answering nonsense: retry later.
-    #[error("{0}")]
-    Unreachable(String),
-    /// The provider refuses the server itself: an operator must fix an option.
-    #[error("identity provider configuration fault ({option}): {reason}")]
-    Misconfigured {
-        /// The option to fix.
-        option: &'static str,
-        /// What the provider said.
-        reason: String,
-    },
-}
-
-impl From<ProviderError> for ApiError {
-    fn from(error: ProviderError) -> Self {
-        if let ProviderError::Misconfigured { .. } = &error {
-            log::error!("{error}");
-        }
-        ApiError::Unavailable {
-            dependency: Dependency::IdentityProvider,
-            cause: error.to_string(),
-        }
-    }
-}
-
-/// What the server last learnt about its provider, for `/healthz/ready`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProviderHealth {
-    /// Answered as expected.
-    Ok,
-    /// Did not answer.
-    Unreachable,
-    /// Refused the server's configuration.
-    Misconfigured,
-}
-
-impl ProviderHealth {
-    /// The readiness-check word.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Ok => "OK",
-            Self::Unreachable => "UNREACHABLE",
-            Self::Misconfigured => "MISCONFIGURED",
-        }
-    }
-}
-
 /// A cached judgement of one token.
 #[derive(Debug, Clone)]
 struct Verdict {
@@ -154,11 +106,16 @@ impl Expiry<[u8; 32], Verdict> for VerdictExpiry {
 }
 
 /// Checks bearer tokens with the identity provider.
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     settings: OidcSettings,
     http: ProviderHttp,
     client: OnceCell<IntrospectionClient>,
     cache: Cache<[u8; 32], Verdict>,
+    /// The provider down, slow or answering garbage: a warning per outage.
+    unreachable: Outage,
+    /// The provider refusing the server's own credentials: an error per episode, naming
+    /// the option to fix.
+    misconfigured: Outage,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -173,7 +130,7 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     /// An authenticator for `settings`. Nothing is fetched until the first token arrives,
     /// so the server starts while the provider is still down.
-    pub fn new(settings: OidcSettings) -> Result<Self, ApiError> {
+    pub(crate) fn new(settings: OidcSettings) -> Result<Self, ApiError> {
         let http = reqwest::Client::builder()
             // Following redirects from the provider invites SSRF; none are expected.
             .redirect(reqwest::redirect::Policy::none())
@@ -193,23 +150,35 @@ impl Authenticator {
             http,
             client: OnceCell::new(),
             cache,
+            unreachable: Outage::new("the identity provider"),
+            misconfigured: Outage::logged_at("token introspection", log::Level::Error),
         })
     }
 
     /// The settings this authenticator uses.
-    pub fn settings(&self) -> &OidcSettings {
+    pub(crate) fn settings(&self) -> &OidcSettings {
         &self.settings
     }
 
     /// The holder of `token`, from the cache or the provider. Concurrent calls for one
     /// uncached token share one provider call.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+    pub(crate) async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let verdict = self
-            .cache
-            .try_get_with(key, self.introspect(token))
-            .await
-            .map_err(|e| ApiError::from((*e).clone()))?;
+        let verdict = self.cache.try_get_with(key, self.introspect(token)).await;
+        let verdict = match verdict {
+            Ok(verdict) => {
+                self.unreachable.answered();
+                self.misconfigured.answered();
+                verdict
+            }
+            Err(error) => {
+                match &*error {
+                    ProviderError::Unreachable(cause) => self.unreachable.failed(cause),
+                    misconfigured => self.misconfigured.failed(misconfigured),
+                }
+                return Err((*error).clone().into());
+            }
+        };
         match verdict.principal {
             Some(principal) => Ok((*principal).clone()),
             None => Err(ApiError::Unauthenticated {
@@ -220,7 +189,7 @@ impl Authenticator {
 
     /// Checks the provider answers and accepts the server's credentials, by introspecting
     /// a token that cannot exist. Never cached.
-    pub async fn check(&self) -> ProviderHealth {
+    pub(crate) async fn check(&self) -> ProviderHealth {
         match self.introspect("mrmat-api-readiness-probe").await {
             Ok(_) => ProviderHealth::Ok,
             Err(ProviderError::Unreachable(_)) => ProviderHealth::Unreachable,

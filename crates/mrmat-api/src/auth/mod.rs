@@ -16,31 +16,31 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
-pub use introspection::{Authenticator, ProviderHealth};
-pub use mrmat_api_types::scope::Scope;
+pub(crate) use introspection::Authenticator;
+pub(crate) use mrmat_api_types::scope::Scope;
+pub(crate) use provider::ProviderHealth;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
 
 /// The holder of a valid access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
+pub(crate) struct Principal {
     /// Stable identity: the token's `sub`, or its `client_id` for a token that has no
     /// user (client credentials).
-    pub subject: String,
+    pub(crate) subject: String,
     /// Display name: `preferred_username`, else `username`, else the subject.
-    pub username: String,
+    pub(crate) username: String,
     /// The client the token was issued to: `client_id`, else `azp`.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// Granted scopes.
-    pub scopes: Vec<String>,
+    pub(crate) scopes: Vec<String>,
     /// When the token expires, when the provider said.
-    pub expires_at: Option<SystemTime>,
+    pub(crate) expires_at: Option<SystemTime>,
 }
 
 impl Principal {
     /// Whether the token carries `scope`.
-    pub fn has_scope(&self, scope: Scope) -> bool {
+    pub(crate) fn has_scope(&self, scope: Scope) -> bool {
         self.scopes.iter().any(|s| s == scope.as_str())
     }
 
@@ -54,11 +54,11 @@ impl FromRequest for Principal {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        // Registered only when OIDC is configured.
+        let auth = req.app_data::<web::Data<Authenticator>>().cloned();
         let token = bearer::token(req);
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
-            let auth = state.auth.as_ref().ok_or(ApiError::AuthNotConfigured)?;
+            let auth = auth.ok_or(ApiError::AuthNotConfigured)?;
             let token = token?;
             let principal = auth.authenticate(&token).await?;
             if principal.is_expired() {
@@ -71,31 +71,58 @@ impl FromRequest for Principal {
     }
 }
 
+/// What a route demands of its caller, read from the type of its handler's first argument
+/// (see [`Access`]); the routing and the OpenAPI document both use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Requirement {
+    /// Anyone.
+    Open,
+    /// Any valid access token.
+    AnyToken,
+    /// A valid access token carrying the scope.
+    Scope(Scope),
+}
+
+/// An extractor's demand on the caller: [`Principal`] wants a token, [`Authorized<S>`]
+/// a token with scope `S`, anything else nothing.
+pub(crate) trait Access {
+    /// The demand.
+    const REQUIREMENT: Requirement;
+}
+
+impl Access for Principal {
+    const REQUIREMENT: Requirement = Requirement::AnyToken;
+}
+
+impl<S: RequiredScope> Access for Authorized<S> {
+    const REQUIREMENT: Requirement = Requirement::Scope(S::SCOPE);
+}
+
 /// A scope a route requires, as a type: `Authorized<ResourceWrite>` in a signature.
-pub trait RequiredScope {
+pub(crate) trait RequiredScope {
     /// The scope.
     const SCOPE: Scope;
 }
 
 /// Marker for [`Scope::ResourceRead`].
 #[derive(Debug)]
-pub struct ResourceRead;
+pub(crate) struct ResourceRead;
 impl RequiredScope for ResourceRead {
     const SCOPE: Scope = Scope::ResourceRead;
 }
 
 /// Marker for [`Scope::ResourceWrite`].
 #[derive(Debug)]
-pub struct ResourceWrite;
+pub(crate) struct ResourceWrite;
 impl RequiredScope for ResourceWrite {
     const SCOPE: Scope = Scope::ResourceWrite;
 }
 
 /// A [`Principal`] whose token carries the scope `S`; 403 `insufficient_scope` otherwise.
 #[derive(Debug)]
-pub struct Authorized<S: RequiredScope> {
+pub(crate) struct Authorized<S: RequiredScope> {
     /// The caller.
-    pub principal: Principal,
+    pub(crate) principal: Principal,
     scope: PhantomData<S>,
 }
 

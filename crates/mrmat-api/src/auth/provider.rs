@@ -11,8 +11,55 @@ use serde::Deserialize;
 use url::Url;
 
 use super::http::{ProviderHttp, read_capped};
-use super::introspection::ProviderError;
+use crate::error::{ApiError, Dependency};
 use crate::settings::OidcSettings;
+
+/// Why the provider could not judge a token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum ProviderError {
+    /// Down, slow, or answering nonsense: retry later.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The provider refuses the server itself: an operator must fix an option.
+    #[error("identity provider configuration fault ({option}): {reason}")]
+    Misconfigured {
+        /// The option to fix.
+        option: &'static str,
+        /// What the provider said.
+        reason: String,
+    },
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(error: ProviderError) -> Self {
+        ApiError::Unavailable {
+            dependency: Dependency::IdentityProvider,
+            cause: error.to_string(),
+        }
+    }
+}
+
+/// What the server last learnt about its provider, for `/healthz/ready`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProviderHealth {
+    /// Answered as expected.
+    Ok,
+    /// Did not answer.
+    Unreachable,
+    /// Refused the server's configuration.
+    Misconfigured,
+}
+
+impl ProviderHealth {
+    /// The readiness-check word.
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Unreachable => "UNREACHABLE",
+            Self::Misconfigured => "MISCONFIGURED",
+        }
+    }
+}
 
 /// Discovery fields the core metadata lacks, read from the same document.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -21,7 +21,7 @@ const SQLITE_JOURNAL_SIZE_LIMIT: u64 = 4 * 1024 * 1024;
 
 /// Opens connections of the configured backend.
 #[derive(Clone)]
-pub struct ConnectionManager {
+pub(crate) struct ConnectionManager {
     url: DatabaseUrl,
     timeout: Duration,
 }
@@ -38,17 +38,17 @@ impl std::fmt::Debug for ConnectionManager {
 
 impl ConnectionManager {
     /// Connections to `url` whose waits are bounded by `timeout`.
-    pub fn new(url: DatabaseUrl, timeout: Duration) -> Self {
+    pub(crate) fn new(url: DatabaseUrl, timeout: Duration) -> Self {
         Self { url, timeout }
     }
 
     /// Whether the connections are SQLite ones.
-    pub fn is_sqlite(&self) -> bool {
+    pub(crate) fn is_sqlite(&self) -> bool {
         matches!(self.url, DatabaseUrl::Sqlite(_))
     }
 
     /// One new connection.
-    pub fn establish(&self) -> Result<DbConnection, ConnectionError> {
+    pub(crate) fn establish(&self) -> Result<DbConnection, ConnectionError> {
         match &self.url {
             DatabaseUrl::Postgres(url) => {
                 PgConnection::establish(&bounded_postgres_url(url.expose(), self.timeout))

@@ -8,7 +8,7 @@ use crate::error::{ApiError, Dependency};
 
 /// A database error, classified.
 #[derive(Debug, thiserror::Error)]
-pub enum DbFailure {
+pub(crate) enum DbFailure {
     /// Unreachable, busy beyond the timeout, restarting, or the connection was cut: a
     /// retry later may succeed. Nothing was committed.
     #[error("{0}")]

@@ -9,7 +9,7 @@ const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Applies the pending migrations; returns the versions applied.
-pub fn run_pending(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
+pub(crate) fn run_pending(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
     let applied = match conn {
         DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES).map(versions),
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE).map(versions),
@@ -18,7 +18,7 @@ pub fn run_pending(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
 }
 
 /// Fails with [`DbError::SchemaBehind`] when migrations are pending.
-pub fn ensure_current(conn: &mut DbConnection) -> Result<(), DbError> {
+pub(crate) fn ensure_current(conn: &mut DbConnection) -> Result<(), DbError> {
     let pending = match conn {
         DbConnection::Postgres(c) => c.pending_migrations(POSTGRES).map(|m| m.len()),
         DbConnection::Sqlite(c) => c.pending_migrations(SQLITE).map(|m| m.len()),

@@ -3,12 +3,12 @@
 //! [`Db`] is bounded by `--db-timeout`, runs off the async workers, and maps failures to
 //! [`ApiError`] (503 + Retry-After for a database that does not answer, 507 for a full one).
 
-pub mod connection;
-pub mod failure;
-pub mod migrate;
-pub mod resources;
+pub(crate) mod connection;
+pub(crate) mod failure;
+pub(crate) mod migrate;
+pub(crate) mod resources;
 pub mod schema;
-pub mod transaction;
+pub(crate) mod transaction;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +20,8 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
 use tokio::sync::Semaphore;
 
-pub use connection::ConnectionManager;
-pub use failure::DbFailure;
+pub(crate) use connection::ConnectionManager;
+pub(crate) use failure::DbFailure;
 
 use crate::error::{ApiError, Dependency};
 use crate::outage::Outage;
@@ -29,7 +29,7 @@ use crate::settings::DatabaseUrl;
 
 /// A connection to either backend. Queries written once against it run on both.
 #[derive(diesel::MultiConnection)]
-pub enum DbConnection {
+pub(crate) enum DbConnection {
     /// PostgreSQL.
     Postgres(PgConnection),
     /// SQLite; last, because it would accept any string as a file name.
@@ -46,7 +46,7 @@ impl std::fmt::Debug for DbConnection {
 }
 
 /// The connection pool shared by all workers.
-pub type DbPool = Pool<ConnectionManager>;
+pub(crate) type DbPool = Pool<ConnectionManager>;
 
 /// How long after `--db-timeout` a call that is stuck in the driver is given up on. The
 /// driver's own bounds (busy timeout, statement timeout, TCP timeouts) normally end it
@@ -55,7 +55,7 @@ const BACKSTOP_GRACE: Duration = Duration::from_millis(500);
 
 /// The database cannot be used as configured.
 #[derive(Debug, thiserror::Error)]
-pub enum DbError {
+pub(crate) enum DbError {
     /// The SQLite file's directory could not be created.
     #[error("--db: cannot create the directory {dir}: {source}")]
     CreateDir {
@@ -85,7 +85,7 @@ pub enum DbError {
 /// One direct connection, for start-up work (migrations, schema checks) and to fail at
 /// once, in the driver's own words, when the URL is wrong. No pool exists yet, so an
 /// error here leaves no background thread opening connections while the process exits.
-pub fn establish(url: &DatabaseUrl, timeout: Duration) -> Result<DbConnection, DbError> {
+pub(crate) fn establish(url: &DatabaseUrl, timeout: Duration) -> Result<DbConnection, DbError> {
     if let DatabaseUrl::Sqlite(path) = url {
         connection::create_parent_dir(path).map_err(|source| DbError::CreateDir {
             dir: path
@@ -105,7 +105,7 @@ pub fn establish(url: &DatabaseUrl, timeout: Duration) -> Result<DbConnection, D
 
 /// Whether a call reads or writes; SQLite writers take turns before they take a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Reads only.
     Read,
     /// Writes (in a transaction of its own, see [`transaction::write`]).
@@ -114,7 +114,7 @@ pub enum Access {
 
 /// The database as handlers see it: a bounded, failure-mapping front of the pool.
 #[derive(Debug, Clone)]
-pub struct Db {
+pub(crate) struct Db {
     pool: DbPool,
     timeout: Duration,
     /// SQLite has one writer at a time. Writers queue here, without holding a pooled
@@ -137,7 +137,7 @@ impl HandleError<ConnectionError> for PoolErrors {
 impl Db {
     /// A pool of at most `max_size` connections to `url`; every wait bounded by `timeout`.
     /// Call it once [`establish`] has shown the database works.
-    pub fn new(url: &DatabaseUrl, max_size: u32, timeout: Duration) -> Self {
+    pub(crate) fn new(url: &DatabaseUrl, max_size: u32, timeout: Duration) -> Self {
         let outage = Arc::new(Outage::new("the database"));
         let manager = ConnectionManager::new(url.clone(), timeout);
         let writers = manager.is_sqlite().then(|| Arc::new(Semaphore::new(1)));
@@ -157,7 +157,7 @@ impl Db {
 
     /// Runs `f` with a pooled connection on the blocking thread pool. Every wait (for the
     /// SQLite write turn, a free connection, a lock, the query) ends by `--db-timeout`.
-    pub async fn run<T, E, F>(&self, access: Access, f: F) -> Result<T, ApiError>
+    pub(crate) async fn run<T, E, F>(&self, access: Access, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         E: Into<ApiError>,
@@ -225,21 +225,11 @@ impl Db {
     }
 
     /// Whether the database answers; for the readiness check.
-    pub async fn ping(&self) -> Result<(), ApiError> {
+    pub(crate) async fn ping(&self) -> Result<(), ApiError> {
         self.run(Access::Read, |conn| {
             conn.ping().map(|_| ()).map_err(DbFailure::from)
         })
         .await
-    }
-
-    /// Whether the last call found the database unreachable.
-    pub fn is_down(&self) -> bool {
-        self.outage.is_down()
-    }
-
-    /// The pool, for its statistics.
-    pub fn pool(&self) -> &DbPool {
-        &self.pool
     }
 }
 

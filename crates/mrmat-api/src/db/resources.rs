@@ -15,52 +15,54 @@ use super::transaction;
 use super::{DbConnection, DbFailure};
 use crate::error::ApiError;
 
-/// A database row of `owners`.
+/// A database row of `owners`. Every column, as `Selectable` reads it, used or not.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = owners)]
-pub struct OwnerRow {
+pub(crate) struct OwnerRow {
     /// Id.
-    pub id: i64,
+    pub(crate) id: i64,
     /// The token subject this owner is.
-    pub subject: String,
+    pub(crate) subject: String,
     /// Client id seen on the owner's last write.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// Display name seen on the owner's last write.
-    pub name: String,
+    pub(crate) name: String,
     /// First write.
-    pub created_at: NaiveDateTime,
+    pub(crate) created_at: NaiveDateTime,
 }
 
-/// A database row of `resources`.
+/// A database row of `resources`. Every column, as `Selectable` reads it, used or not.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = resources)]
-pub struct ResourceRow {
+pub(crate) struct ResourceRow {
     /// Id.
-    pub id: i64,
+    pub(crate) id: i64,
     /// Owner id.
-    pub owner_id: i64,
+    pub(crate) owner_id: i64,
     /// Name, unique per owner.
-    pub name: String,
+    pub(crate) name: String,
     /// Creation time (UTC).
-    pub created_at: NaiveDateTime,
+    pub(crate) created_at: NaiveDateTime,
     /// Last change (UTC).
-    pub updated_at: NaiveDateTime,
+    pub(crate) updated_at: NaiveDateTime,
 }
 
 /// Who is writing: what the token says about its holder.
 #[derive(Debug, Clone)]
-pub struct OwnerIdentity<'a> {
+pub(crate) struct OwnerIdentity<'a> {
     /// Token subject.
-    pub subject: &'a str,
+    pub(crate) subject: &'a str,
     /// Client the token was issued to.
-    pub client_id: &'a str,
+    pub(crate) client_id: &'a str,
     /// Display name.
-    pub name: &'a str,
+    pub(crate) name: &'a str,
 }
 
 /// Why a resource operation did not happen.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// No resource has that id.
     #[error("no resource with id {0}")]
     NotFound(i64),
@@ -101,7 +103,7 @@ impl From<StoreError> for ApiError {
 }
 
 /// A resource joined with its owner.
-pub type ResourceWithOwner = (ResourceRow, OwnerRow);
+pub(crate) type ResourceWithOwner = (ResourceRow, OwnerRow);
 
 /// Now, at the microsecond precision both backends store, so what is returned on create
 /// equals what is read back later.
@@ -118,7 +120,7 @@ fn is_unique_violation(error: &DieselError) -> bool {
 
 /// One page of all resources, ordered by id: at most `limit` rows with an id above
 /// `after`, skipping `offset` of them.
-pub fn list(
+pub(crate) fn list(
     conn: &mut DbConnection,
     after: i64,
     limit: i64,
@@ -135,7 +137,7 @@ pub fn list(
 }
 
 /// The resource with `id`.
-pub fn get(conn: &mut DbConnection, id: i64) -> Result<ResourceWithOwner, StoreError> {
+pub(crate) fn get(conn: &mut DbConnection, id: i64) -> Result<ResourceWithOwner, StoreError> {
     resources::table
         .inner_join(owners::table)
         .filter(resources::id.eq(id))
@@ -273,7 +275,7 @@ fn name_taken(owner_id: i64) -> impl Fn(DieselError) -> Attempt {
 }
 
 /// Creates a resource named `name` for `who`.
-pub fn create(
+pub(crate) fn create(
     conn: &mut DbConnection,
     who: &OwnerIdentity<'_>,
     name: &str,
@@ -310,7 +312,7 @@ pub fn create(
 }
 
 /// Renames the resource `id`, which `who` must own.
-pub fn update(
+pub(crate) fn update(
     conn: &mut DbConnection,
     who: &OwnerIdentity<'_>,
     id: i64,
@@ -340,7 +342,11 @@ pub fn update(
 }
 
 /// Deletes the resource `id`, which `who` must own.
-pub fn delete(conn: &mut DbConnection, who: &OwnerIdentity<'_>, id: i64) -> Result<(), StoreError> {
+pub(crate) fn delete(
+    conn: &mut DbConnection,
+    who: &OwnerIdentity<'_>,
+    id: i64,
+) -> Result<(), StoreError> {
     transaction::write(conn, |conn| {
         let (_, owner) = get(conn, id)?;
         if owner.subject != who.subject {

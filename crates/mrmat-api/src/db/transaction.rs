@@ -17,7 +17,7 @@ use super::DbConnection;
 /// Runs `work` in one transaction and commits it; rolls back when `work` fails. On SQLite
 /// the transaction takes the write lock at once (`BEGIN IMMEDIATE`): a deferred one that
 /// read first could not wait for the lock when it later writes, it would fail at once.
-pub fn write<T, E>(
+pub(crate) fn write<T, E>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
 ) -> Result<T, E>

@@ -161,3 +161,50 @@ async fn request_id_is_generated_when_missing_or_invalid_even_on_errors() {
         assert!(!id.is_empty() && Some(id.as_str()) != sent, "{path}: {id}");
     }
 }
+
+/// The document's security requirements are what the server enforces: an operation that
+/// names scopes refuses no token with 401 and a token without its scope with 403; one that
+/// names none serves without a token. A handler whose extractor changed without the
+/// document noticing would fail here.
+#[tokio::test]
+async fn openapi_security_matches_what_the_server_enforces() {
+    let oidc = Oidc::shared();
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
+    let no_scope = oidc.token(mrmat_api_testkit::TestClient::NoScope).await;
+    let doc: Value = app
+        .get("/api/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        // Any id will do: authentication is decided before the id is read.
+        let path = path.replace("{id}", "1");
+        for (method, operation) in item.as_object().unwrap() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let scopes = operation["security"][0]["bearer"].as_array().cloned();
+            let status = app
+                .request(method.clone(), &path, None)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            match &scopes {
+                None => assert_ne!(status, 401, "{method} {path} is open in the document"),
+                Some(_) => assert_eq!(status, 401, "{method} {path} is secured in the document"),
+            }
+            if let Some(scopes) = scopes.filter(|s| !s.is_empty()) {
+                let status = app
+                    .request(method.clone(), &path, Some(&no_scope))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(status, 403, "{method} {path} needs {scopes:?}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 11, "only {checked} operations checked");
+}

@@ -206,6 +206,26 @@ fn dot_env_in_the_working_directory_is_loaded() {
 }
 
 #[test]
+fn dot_env_in_a_parent_directory_is_ignored() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("work");
+    std::fs::create_dir(&dir).unwrap();
+    // A shared parent's .env must not configure this server: here it would break it.
+    std::fs::write(
+        parent.path().join(".env"),
+        "MRMAT_API_DB=mysql://nowhere/db\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let server = Server::start(
+        &dir,
+        &["--host", "127.0.0.1", "--port", &port.to_string()],
+        &[],
+    );
+    assert_eq!(server.port, port);
+}
+
+#[test]
 fn container_port_variable_is_honoured() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().to_string();

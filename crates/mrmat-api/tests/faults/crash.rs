@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::{Connection, QueryDsl, RunQueryDsl};
-use mrmat_api::db::schema::resources;
+use mrmat_api::schema::resources;
 use mrmat_api::settings::DatabaseUrl;
 use mrmat_api_testkit::{Backend, Oidc, TestClient, TestDb, backend_tests};
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use diesel::{Connection, QueryDsl, RunQueryDsl};
-use mrmat_api::db::schema::resources;
+use mrmat_api::schema::resources;
 use mrmat_api::settings::DatabaseUrl;
 use mrmat_api_testkit::pg_server::{self, PgServer};
 use mrmat_api_testkit::small_fs::SmallFs;

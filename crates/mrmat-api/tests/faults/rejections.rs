@@ -11,7 +11,9 @@ use crate::process::ServerProcess;
 /// Sends `request` raw and returns the status line of the answer.
 fn raw_status(port: u16, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     // The server may answer and close before it has read everything: ignore write errors.
     let _ = stream.write_all(request);
     let mut answer = Vec::new();
@@ -37,7 +39,10 @@ fn requests_the_http_layer_refuses_are_not_logged_as_errors() {
     let too_large = raw_status(server.port, &huge_head);
     assert!(too_large.contains(" 431 "), "{too_large}");
     // Still serving, and nothing at ERROR.
-    let ok = raw_status(server.port, b"GET /healthz/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let ok = raw_status(
+        server.port,
+        b"GET /healthz/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(ok.contains(" 200 "), "{ok}");
     let log = server.log();
     assert!(

@@ -1,5 +1,5 @@
 //! The greeting API. Each version is its own module; old versions are never edited.
 
-pub mod v1;
-pub mod v2;
-pub mod v3;
+pub(crate) mod v1;
+pub(crate) mod v2;
+pub(crate) mod v3;

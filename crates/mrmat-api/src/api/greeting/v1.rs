@@ -4,14 +4,15 @@ use actix_web::web;
 use mrmat_api_types::greeting::Greeting;
 use utoipa::OpenApi;
 
-use crate::api::{Mount, get, method_not_allowed};
+use crate::api::Mount;
+use crate::api::route::Endpoint;
 
 /// Mounted at `/api/greeting/v1`.
-pub const MOUNT: Mount = Mount {
+pub(crate) const MOUNT: Mount = Mount {
     name: "greeting",
     version: "v1",
     prefix: "/api/greeting/v1",
-    configure,
+    endpoints,
     openapi: Doc::openapi,
 };
 
@@ -19,18 +20,14 @@ pub const MOUNT: Mount = Mount {
 #[openapi(paths(greet), components(schemas(Greeting)))]
 struct Doc;
 
-fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("")
-            .route(get().to(greet))
-            .default_service(method_not_allowed("GET, HEAD")),
-    );
+fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::at("/").get(greet)]
 }
 
 /// Says hello to the world.
 #[utoipa::path(
     get,
-    path = "/api/greeting/v1/",
+    path = "/",
     tag = "greeting",
     responses((status = 200, description = "The greeting", body = Greeting))
 )]

@@ -4,14 +4,15 @@ use actix_web::{HttpRequest, web};
 use mrmat_api_types::greeting::Greeting;
 use utoipa::OpenApi;
 
-use crate::api::{Mount, get, method_not_allowed};
+use crate::api::Mount;
+use crate::api::route::Endpoint;
 
 /// Mounted at `/api/greeting/v2`.
-pub const MOUNT: Mount = Mount {
+pub(crate) const MOUNT: Mount = Mount {
     name: "greeting",
     version: "v2",
     prefix: "/api/greeting/v2",
-    configure,
+    endpoints,
     openapi: Doc::openapi,
 };
 
@@ -19,12 +20,8 @@ pub const MOUNT: Mount = Mount {
 #[openapi(paths(greet), components(schemas(Greeting)))]
 struct Doc;
 
-fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("")
-            .route(get().to(greet))
-            .default_service(method_not_allowed("GET, HEAD")),
-    );
+fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::at("/").get(greet)]
 }
 
 /// The name to greet: the first non-blank `name` parameter. Read leniently, so a
@@ -39,7 +36,7 @@ fn name_from_query(query: &str) -> Option<String> {
 /// Says hello to `name`, or to the world when it is missing or empty.
 #[utoipa::path(
     get,
-    path = "/api/greeting/v2/",
+    path = "/",
     tag = "greeting",
     params(("name" = Option<String>, Query, description = "Who to greet")),
     responses((status = 200, description = "The greeting", body = Greeting))

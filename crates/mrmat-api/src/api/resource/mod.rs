@@ -1,3 +1,3 @@
 //! The resource API.
 
-pub mod v1;
+pub(crate) mod v1;

@@ -8,21 +8,21 @@ use mrmat_api_types::Problem;
 use mrmat_api_types::resource::{Owner, Resource, ResourceInput, ResourceList};
 use utoipa::OpenApi;
 
-use crate::api::{self, Mount, method_not_allowed};
+use crate::api::Mount;
+use crate::api::route::Endpoint;
 use crate::auth::{Authorized, Principal, ResourceRead, ResourceWrite};
 use crate::db::Access;
 use crate::db::resources::{self as store, OwnerIdentity, ResourceWithOwner};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Paging, parse_id};
-use crate::forwarded;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Mounted at `/api/resource/v1`.
-pub const MOUNT: Mount = Mount {
+pub(crate) const MOUNT: Mount = Mount {
     name: "resource",
     version: "v1",
     prefix: "/api/resource/v1",
-    configure,
+    endpoints,
     openapi: Doc::openapi,
 };
 
@@ -33,20 +33,11 @@ pub const MOUNT: Mount = Mount {
 )]
 struct Doc;
 
-fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("")
-            .route(api::get().to(list))
-            .route(web::post().to(create))
-            .default_service(method_not_allowed("GET, HEAD, POST")),
-    )
-    .service(
-        web::resource("/{id}")
-            .route(api::get().to(get))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete))
-            .default_service(method_not_allowed("GET, HEAD, PUT, DELETE")),
-    );
+fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::at("/").get(list).post(create),
+        Endpoint::at("/{id}").get(get).put(update).delete(delete),
+    ]
 }
 
 /// The wire form of a stored resource.
@@ -79,9 +70,8 @@ fn owner(principal: &Principal) -> OwnerIdentity<'_> {
 /// Lists resources, ordered by id.
 #[utoipa::path(
     get,
-    path = "/api/resource/v1/",
+    path = "/",
     tag = "resource",
-    security(("bearer" = ["mrmat-api-resource-read"])),
     params(
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 100)"),
         ("offset" = Option<i64>, Query, description = "Resources to skip (default 0)"),
@@ -89,9 +79,7 @@ fn owner(principal: &Principal) -> OwnerIdentity<'_> {
     ),
     responses(
         (status = 200, description = "One page of resources; `next` (and a `Link` header with rel=\"next\") when there are more", body = ResourceList),
-        (status = 400, description = "Bad limit or offset", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json")
+        (status = 400, description = "Bad limit, offset or after; `detail` names it", body = Problem, content_type = "application/problem+json")
     )
 )]
 async fn list(
@@ -134,15 +122,11 @@ async fn list(
 /// Reads one resource.
 #[utoipa::path(
     get,
-    path = "/api/resource/v1/{id}",
+    path = "/{id}",
     tag = "resource",
-    security(("bearer" = ["mrmat-api-resource-read"])),
     params(("id" = i64, Path, description = "Resource id")),
     responses(
-        (status = 200, description = "The resource", body = Resource),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")
+        (status = 200, description = "The resource", body = Resource)
     )
 )]
 async fn get(
@@ -161,19 +145,12 @@ async fn get(
 /// Creates a resource owned by the caller.
 #[utoipa::path(
     post,
-    path = "/api/resource/v1/",
+    path = "/",
     tag = "resource",
-    security(("bearer" = ["mrmat-api-resource-write"])),
     request_body = ResourceInput,
     responses(
         (status = 201, description = "Created; `Location` names it", body = Resource),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The caller already has a resource of that name", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name or unknown field", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "The caller already has a resource of that name", body = Problem, content_type = "application/problem+json")
     )
 )]
 async fn create(
@@ -192,7 +169,7 @@ async fn create(
         .await?;
     let resource = to_wire(row);
     let path = format!("{}/{}", MOUNT.prefix, resource.id);
-    let location = match forwarded::base_url(&req, &state.trusted_proxies) {
+    let location = match state.proxies.base_url(&req) {
         Some(base) => format!("{base}{path}"),
         None => path,
     };
@@ -204,20 +181,14 @@ async fn create(
 /// Renames a resource the caller owns.
 #[utoipa::path(
     put,
-    path = "/api/resource/v1/{id}",
+    path = "/{id}",
     tag = "resource",
-    security(("bearer" = ["mrmat-api-resource-write"])),
     params(("id" = i64, Path, description = "Resource id")),
     request_body = ResourceInput,
     responses(
         (status = 200, description = "The changed resource", body = Resource),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks the write scope, or the caller is not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The owner already has another resource of that name", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name or unknown field", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "The owner already has another resource of that name", body = Problem, content_type = "application/problem+json")
     )
 )]
 async fn update(
@@ -241,15 +212,12 @@ async fn update(
 /// Deletes a resource the caller owns.
 #[utoipa::path(
     delete,
-    path = "/api/resource/v1/{id}",
+    path = "/{id}",
     tag = "resource",
-    security(("bearer" = ["mrmat-api-resource-write"])),
     params(("id" = i64, Path, description = "Resource id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the write scope, or the caller is not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "Token lacks the write scope, or the caller is not the owner", body = Problem, content_type = "application/problem+json")
     )
 )]
 async fn delete(

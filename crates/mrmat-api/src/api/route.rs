@@ -1,0 +1,175 @@
+//! One place for each fact about a route: its path, its methods (GET answers HEAD too),
+//! what each method demands of the caller (read from the type of its handler's first
+//! argument, so it cannot drift from the handler), and the 405 with `Allow` for every
+//! other method. Routing and the OpenAPI document are both built from [`Endpoint`]s.
+
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, guard, web};
+
+use crate::auth::{Access, Requirement};
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+
+/// What a handler demands of its caller: the [`Access`] of its first argument; nothing
+/// when it takes none.
+pub(crate) trait Guarded<Args> {
+    /// The demand.
+    const REQUIREMENT: Requirement;
+}
+
+impl<F: Handler<()>> Guarded<()> for F {
+    const REQUIREMENT: Requirement = Requirement::Open;
+}
+
+macro_rules! guarded {
+    ($first:ident $(, $rest:ident)*) => {
+        impl<F, $first: Access, $($rest,)*> Guarded<($first, $($rest,)*)> for F
+        where
+            F: Handler<($first, $($rest,)*)>,
+        {
+            const REQUIREMENT: Requirement = $first::REQUIREMENT;
+        }
+    };
+}
+
+guarded!(A);
+guarded!(A, B);
+guarded!(A, B, C);
+guarded!(A, B, C, D);
+guarded!(A, B, C, D, E);
+
+// Extractors that demand nothing. A handler whose first argument is none of these and no
+// auth extractor does not compile until its type says what it demands.
+impl Access for HttpRequest {
+    const REQUIREMENT: Requirement = Requirement::Open;
+}
+impl<T: ?Sized> Access for web::Data<T> {
+    const REQUIREMENT: Requirement = Requirement::Open;
+}
+impl<T> Access for web::Path<T> {
+    const REQUIREMENT: Requirement = Requirement::Open;
+}
+impl Access for JsonBody {
+    const REQUIREMENT: Requirement = Requirement::Open;
+}
+
+/// One path and the methods it answers.
+pub(crate) struct Endpoint {
+    path: &'static str,
+    resource: Resource,
+    operations: Vec<(Method, Requirement)>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("path", &self.path)
+            .field("operations", &self.operations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// The endpoint at `path`, as the OpenAPI document writes it (relative to the API's
+    /// mount, e.g. `/` and `/{id}`; or absolute for the open endpoints). Trailing slashes
+    /// are trimmed before routing, so the route is the path without one.
+    pub(crate) fn at(path: &'static str) -> Self {
+        Self {
+            path,
+            resource: web::resource(path.trim_end_matches('/')),
+            operations: Vec::new(),
+        }
+    }
+
+    /// GET, and HEAD with it as HTTP requires (actix sends no body for HEAD).
+    pub(crate) fn get<F, Args>(mut self, handler: F) -> Self
+    where
+        F: Handler<Args> + Guarded<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.operations.push((Method::GET, F::REQUIREMENT));
+        self.operations.push((Method::HEAD, F::REQUIREMENT));
+        self.resource = self.resource.route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        );
+        self
+    }
+
+    /// POST.
+    pub(crate) fn post<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args> + Guarded<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.method(Method::POST, handler)
+    }
+
+    /// PUT.
+    pub(crate) fn put<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args> + Guarded<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.method(Method::PUT, handler)
+    }
+
+    /// DELETE.
+    pub(crate) fn delete<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args> + Guarded<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.method(Method::DELETE, handler)
+    }
+
+    fn method<F, Args>(mut self, method: Method, handler: F) -> Self
+    where
+        F: Handler<Args> + Guarded<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.operations.push((method.clone(), F::REQUIREMENT));
+        self.resource = self.resource.route(web::route().method(method).to(handler));
+        self
+    }
+
+    /// The path, as the OpenAPI document writes it.
+    pub(crate) fn path(&self) -> &'static str {
+        self.path
+    }
+
+    /// Each method with what it demands.
+    pub(crate) fn operations(&self) -> &[(Method, Requirement)] {
+        &self.operations
+    }
+
+    /// The `Allow` value: the methods answered.
+    pub(crate) fn allow(&self) -> String {
+        self.operations
+            .iter()
+            .map(|(method, _)| method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Registers the routes, and 405 with `Allow` for any other method.
+    pub(crate) fn register(self, cfg: &mut web::ServiceConfig) {
+        let allow = self.allow();
+        cfg.service(
+            self.resource
+                .default_service(web::to(move |req: HttpRequest| {
+                    let error = ApiError::MethodNotAllowed {
+                        method: req.method().to_string(),
+                        allow: allow.clone(),
+                    };
+                    async move { Err::<HttpResponse, _>(error) }
+                })),
+        );
+    }
+}
