@@ -57,6 +57,8 @@ process.stdin.resume();
 const USERS = new Map([
   ['alice', { password: 'alice-password', name: 'Alice Example', email: 'alice@example.com' }],
   ['bob', { password: 'bob-password', name: 'Bob Example', email: 'bob@example.com' }],
+  // A user whose `sub` equals a client id: the server must keep them apart.
+  ['mrmat-api-test-rw2', { password: 'mrmat-api-test-rw2-password', name: 'Namesake Example', email: 'namesake@example.com' }],
 ]);
 
 const READ = 'mrmat-api-resource-read';
@@ -507,6 +509,21 @@ provider.use(async (ctx, next) => {
     && ctx.body && typeof ctx.body === 'object' && 'device_code' in ctx.body
   ) {
     ctx.body = { ...ctx.body, interval: DEVICE_INTERVAL };
+  }
+});
+
+// Like Keycloak's Audience mapper: an active access token names the API in `aud`, except
+// those of the no-scope test client, which are for another service, so the server's
+// audience check (--oidc-audience) meets one of each. (The library sends `aud` only with
+// resource indicators, which the tests do not use.)
+provider.use(async (ctx, next) => {
+  await next();
+  if (
+    ctx.path === routes.introspection && ctx.status === 200 && ctx.body?.active
+    && ctx.body.token_type === 'Bearer' && ctx.body.aud === undefined
+  ) {
+    const aud = ctx.body.client_id === 'mrmat-api-test-none' ? 'another-api' : RESOURCE_SERVER_CLIENT;
+    ctx.body = { ...ctx.body, aud };
   }
 });
 

@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use mrmat_api::settings::{DEFAULT_OIDC_CACHE_TTL, OidcSettings};
-use oauth2::ClientSecret;
+use mrmat_api::settings::OidcSettings;
 use serde::Deserialize;
 use url::Url;
 
@@ -149,13 +148,12 @@ impl Oidc {
     /// Server settings for this provider, with a cache ceiling of `cache_ttl`.
     pub fn settings(&self) -> OidcSettings {
         OidcSettings {
-            issuer: Url::parse(&self.issuer).expect("issuer URL"),
-            public_issuer: None,
-            client_id: self.server.client_id.clone(),
-            client_secret: ClientSecret::new(self.server.client_secret.clone()),
-            introspection_endpoint: None,
-            cache_ttl: DEFAULT_OIDC_CACHE_TTL,
             timeout: Duration::from_secs(2),
+            ..OidcSettings::new(
+                Url::parse(&self.issuer).expect("issuer URL"),
+                self.server.client_id.clone(),
+                self.server.client_secret.clone(),
+            )
         }
     }
 

@@ -6,7 +6,9 @@
 //! `PORT`, through `settings`), `MRMAT_API_INSTANCE_PATH`, `MRMAT_API_DB`,
 //! `MRMAT_API_DB_TIMEOUT`, `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`,
 //! `MRMAT_API_OIDC_CLIENT_ID`, `MRMAT_API_OIDC_CLIENT_SECRET`, `MRMAT_API_OIDC_PUBLIC_ISSUER`,
-//! `MRMAT_API_OIDC_CACHE_TTL`, `MRMAT_API_OIDC_TIMEOUT`, `MRMAT_API_WORKERS`,
+//! `MRMAT_API_OIDC_CACHE_TTL`, `MRMAT_API_OIDC_ALLOW_INSECURE_HTTP`,
+//! `MRMAT_API_OIDC_CA_FILE`, `MRMAT_API_OIDC_AUDIENCE`,
+//! `MRMAT_API_OIDC_INTROSPECTION_TOKEN_SCOPE`, `MRMAT_API_OIDC_TIMEOUT`, `MRMAT_API_WORKERS`,
 //! `MRMAT_API_NO_MIGRATE`, `MRMAT_API_TRUSTED_PROXIES`.
 
 use std::path::PathBuf;
@@ -135,6 +137,47 @@ options! {
     /// token may still be accepted [default: 30].
     #[arg(long, global = true, env = "MRMAT_API_OIDC_CACHE_TTL", value_name = "SECONDS")]
     oidc_cache_ttl: u64,
+
+    /// Allow plain http:// to an identity provider that is not on this machine. Tokens and
+    /// the client secret then cross the network in clear: never in production.
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_OIDC_ALLOW_INSECURE_HTTP",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = FalseyValueParser::new()
+    )]
+    oidc_allow_insecure_http: bool,
+
+    /// PEM file of certificate authorities to trust for the identity provider, besides the
+    /// platform's and the built-in (webpki) ones: for a provider behind a private CA.
+    #[arg(long, global = true, env = "MRMAT_API_OIDC_CA_FILE", value_name = "FILE")]
+    oidc_ca_file: PathBuf,
+
+    /// Audiences the server accepts, repeatable or comma-separated: a token's `aud` must
+    /// name one of them [default: any]. Recent Keycloak needs an Audience mapper for this.
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_OIDC_AUDIENCE",
+        value_delimiter = ',',
+        value_name = "AUDIENCE"
+    )]
+    oidc_audience: Vec<String>,
+
+    /// Authenticate introspection with a bearer token instead of HTTP Basic: a
+    /// client-credentials token of the server's own client carrying this scope (RFC 7662
+    /// section 2.1), for providers that let only such tokens introspect others' tokens
+    /// (Glewlwyd).
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_OIDC_INTROSPECTION_TOKEN_SCOPE",
+        value_name = "SCOPE"
+    )]
+    oidc_introspection_token_scope: String,
 
     /// Timeout of each call to the identity provider, in seconds [default: 5].
     #[arg(long, global = true, env = "MRMAT_API_OIDC_TIMEOUT", value_name = "SECONDS")]

@@ -22,6 +22,7 @@ mod middleware;
 mod outage;
 mod request_id;
 mod state;
+mod trust;
 
 pub use db::schema;
 pub use forwarded::TrustedProxy;

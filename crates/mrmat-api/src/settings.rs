@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::cli::Options;
 use crate::forwarded::TrustedProxy;
+use crate::trust;
 
 /// Everything the server needs to start, validated.
 #[derive(Debug, Clone)]
@@ -94,6 +95,16 @@ pub struct OidcSettings {
     pub client_secret: ClientSecret,
     /// Introspection endpoint given by a client_secrets.json; discovered when `None`.
     pub introspection_endpoint: Option<Url>,
+    /// Token endpoint given by a client_secrets.json; discovered when `None`.
+    pub token_endpoint: Option<Url>,
+    /// Plain http to a provider that is not on this machine is allowed.
+    pub allow_insecure_http: bool,
+    /// PEM certificate authorities trusted besides the platform's and webpki's.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Audiences accepted in `aud`; empty accepts any.
+    pub audiences: Vec<String>,
+    /// Introspect with a client-credentials token carrying this scope instead of Basic.
+    pub introspection_token_scope: Option<String>,
     /// Ceiling on how long an introspection result is trusted.
     pub cache_ttl: Duration,
     /// Timeout of every call to the provider.
@@ -101,6 +112,39 @@ pub struct OidcSettings {
 }
 
 impl OidcSettings {
+    /// Settings for `issuer` with the server's client `client_id`, everything else at its
+    /// default: endpoints from discovery, HTTP Basic, any audience.
+    pub fn new(
+        issuer: Url,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        Self {
+            issuer,
+            public_issuer: None,
+            client_id: client_id.into(),
+            client_secret: ClientSecret::new(client_secret.into()),
+            introspection_endpoint: None,
+            token_endpoint: None,
+            allow_insecure_http: false,
+            ca_pem: None,
+            audiences: Vec::new(),
+            introspection_token_scope: None,
+            cache_ttl: DEFAULT_OIDC_CACHE_TTL,
+            timeout: DEFAULT_OIDC_TIMEOUT,
+        }
+    }
+
+    /// Whether the client secret is one of the well-known placeholders shipped in examples
+    /// and exports, which anyone can read.
+    pub fn has_placeholder_secret(&self) -> bool {
+        let secret = self.client_secret.secret().trim().to_ascii_lowercase();
+        PLACEHOLDER_SECRETS.contains(&secret.as_str())
+            || secret.starts_with("change-me")
+            || secret.starts_with("changeme")
+            || secret.chars().all(|c| c == '*')
+    }
+
     /// The issuer to advertise to clients.
     pub fn advertised_issuer(&self) -> &Url {
         self.public_issuer.as_ref().unwrap_or(&self.issuer)
@@ -159,11 +203,22 @@ struct ClientSecretsWeb {
     client_secret: Secret,
     issuer: Option<String>,
     token_introspection_uri: Option<String>,
+    token_uri: Option<String>,
     introspection_endpoint: Option<String>,
 }
 
 /// Default bound on every wait for the database.
 pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Client secrets published in examples, exports and the test provider.
+const PLACEHOLDER_SECRETS: &[&str] = &[
+    "secret",
+    "password",
+    "client-secret",
+    "mrmat-api-secret",
+    "your-client-secret",
+    "replace-me",
+];
 
 /// Default introspection-cache ceiling: how long a revoked token may still be accepted.
 pub const DEFAULT_OIDC_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -221,6 +276,10 @@ impl Settings {
                 public_issuer: options.oidc_public_issuer,
                 cache_ttl: options.oidc_cache_ttl,
                 timeout: options.oidc_timeout,
+                allow_insecure_http: options.oidc_allow_insecure_http.unwrap_or(false),
+                ca_file: options.oidc_ca_file,
+                audiences: options.oidc_audience.unwrap_or_default(),
+                introspection_token_scope: options.oidc_introspection_token_scope,
             },
         )?;
 
@@ -279,6 +338,10 @@ struct OidcOptions {
     public_issuer: Option<String>,
     cache_ttl: Option<u64>,
     timeout: Option<u64>,
+    allow_insecure_http: bool,
+    ca_file: Option<PathBuf>,
+    audiences: Vec<String>,
+    introspection_token_scope: Option<String>,
 }
 
 /// The OIDC set-up, or `None` when nothing of it is configured.
@@ -287,21 +350,27 @@ fn resolve_oidc(
     options: OidcOptions,
 ) -> Result<Option<OidcSettings>, ConfigError> {
     let from_file = secrets.map(read_client_secrets).transpose()?;
-    let (file_issuer, file_id, file_secret, introspection) = match from_file {
+    let allow = options.allow_insecure_http;
+    let (file_issuer, file_id, file_secret, introspection, token) = match from_file {
         Some(web) => {
             let introspection = web
                 .token_introspection_uri
                 .or(web.introspection_endpoint)
-                .map(|uri| parse_url("--oidc-secrets", "token_introspection_uri", &uri))
+                .map(|uri| provider_url("--oidc-secrets", "token_introspection_uri", &uri, allow))
+                .transpose()?;
+            let token = web
+                .token_uri
+                .map(|uri| provider_url("--oidc-secrets", "token_uri", &uri, allow))
                 .transpose()?;
             (
                 web.issuer,
                 Some(web.client_id),
                 Some(web.client_secret),
                 introspection,
+                token,
             )
         }
-        None => (None, None, None, None),
+        None => (None, None, None, None, None),
     };
     // Explicit options override the corresponding fields of the secrets file.
     let issuer = options.issuer.or(file_issuer);
@@ -317,7 +386,7 @@ fn resolve_oidc(
             "missing: give the issuer URL (or an \"issuer\" in --oidc-secrets)",
         )
     })?;
-    let issuer = parse_url("--oidc-issuer", "issuer", &issuer)?;
+    let issuer = provider_url("--oidc-issuer", "issuer", &issuer, allow)?;
     let client_id = client_id.filter(|id| !id.is_empty()).ok_or_else(|| {
         ConfigError::invalid(
             "--oidc-client-id",
@@ -332,10 +401,22 @@ fn resolve_oidc(
                 "missing: only confidential clients may introspect tokens",
             )
         })?;
+    // Clients reach the provider there, so the same rule holds for it.
     let public_issuer = options
         .public_issuer
-        .map(|url| parse_url("--oidc-public-issuer", "issuer", &url))
+        .map(|url| provider_url("--oidc-public-issuer", "issuer", &url, allow))
         .transpose()?;
+    let ca_pem = options.ca_file.as_deref().map(read_ca_file).transpose()?;
+    let audiences: Vec<String> = options
+        .audiences
+        .into_iter()
+        .map(|audience| audience.trim().to_owned())
+        .filter(|audience| !audience.is_empty())
+        .collect();
+    let introspection_token_scope = options
+        .introspection_token_scope
+        .map(|scope| scope.trim().to_owned())
+        .filter(|scope| !scope.is_empty());
     let cache_ttl = options
         .cache_ttl
         .map_or(DEFAULT_OIDC_CACHE_TTL, Duration::from_secs);
@@ -355,6 +436,11 @@ fn resolve_oidc(
         client_id,
         client_secret: ClientSecret::new(client_secret.expose().to_owned()),
         introspection_endpoint: introspection,
+        token_endpoint: token,
+        allow_insecure_http: allow,
+        ca_pem,
+        audiences,
+        introspection_token_scope,
         cache_ttl,
         timeout,
     }))
@@ -374,16 +460,45 @@ fn read_client_secrets(path: &Path) -> Result<ClientSecretsWeb, ConfigError> {
     Ok(file.web)
 }
 
-fn parse_url(option: &'static str, what: &str, value: &str) -> Result<Url, ConfigError> {
+/// A URL of the identity provider: https (or http to this machine), no user or password.
+fn provider_url(
+    option: &'static str,
+    what: &str,
+    value: &str,
+    allow_insecure_http: bool,
+) -> Result<Url, ConfigError> {
     let url = Url::parse(value)
-        .map_err(|e| ConfigError::invalid(option, format!("{what} {value:?} is not a URL: {e}")))?;
+        .map_err(|e| ConfigError::invalid(option, format!("{what} is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ConfigError::invalid(
             option,
-            format!("{what} {value:?} must be an http:// or https:// URL"),
+            format!("{what} must be an http:// or https:// URL"),
         ));
     }
+    // A user or password in the URL would be logged and published in the metadata.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::invalid(
+            option,
+            format!(
+                "{what} must not carry a user or password; give credentials with --oidc-client-id and --oidc-client-secret"
+            ),
+        ));
+    }
+    trust::require_https(&url, allow_insecure_http)
+        .map_err(|reason| ConfigError::invalid(option, format!("{what}: {reason}")))?;
     Ok(url)
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let fail = |reason: String| {
+        ConfigError::invalid("--oidc-ca-file", format!("{}: {reason}", path.display()))
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certificates) if !certificates.is_empty() => Ok(pem),
+        Ok(_) => Err(fail("holds no PEM certificate".to_owned())),
+        Err(e) => Err(fail(format!("not a PEM certificate bundle: {e}"))),
+    }
 }
 
 #[cfg(test)]

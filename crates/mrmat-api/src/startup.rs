@@ -12,7 +12,7 @@ use crate::db::{self, Db, DbError, migrate};
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
 use crate::middleware::request_context;
-use crate::settings::{ConfigError, Settings};
+use crate::settings::{ConfigError, OidcSettings, Settings};
 use crate::state::AppState;
 
 /// Why the server could not start. Each is a configuration problem the operator fixes.
@@ -105,6 +105,9 @@ impl Application {
     /// a free port; [`Application::port`] tells which.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let db = prepare_database(&settings)?;
+        if let Some(oidc) = &settings.oidc {
+            warn_about(oidc);
+        }
         let auth = settings
             .oidc
             .clone()
@@ -115,7 +118,12 @@ impl Application {
             log::warn!("Running without any authentication/authorisation");
         }
         let proxies = web::Data::new(TrustedProxies::new(settings.trusted_proxies.clone()));
-        let state = web::Data::new(AppState { db, auth, proxies });
+        let state = web::Data::new(AppState {
+            db,
+            auth,
+            proxies,
+            readiness: AppState::readiness_cache(),
+        });
         let listeners = bind(&settings.host, settings.port)?;
         let addrs = listeners
             .iter()
@@ -177,6 +185,21 @@ impl Application {
     /// [`Application::handle`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Warnings an operator must see at every start.
+fn warn_about(oidc: &OidcSettings) {
+    if oidc.allow_insecure_http {
+        log::warn!(
+            "--oidc-allow-insecure-http is set: tokens and the client secret may cross the network in clear to {}; never do this in production",
+            oidc.issuer
+        );
+    }
+    if oidc.has_placeholder_secret() {
+        log::warn!(
+            "--oidc-client-secret is a published placeholder: anyone can introspect as this server; set the secret the provider generated"
+        );
     }
 }
 

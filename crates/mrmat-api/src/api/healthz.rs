@@ -40,30 +40,44 @@ pub(super) async fn liveness() -> web::Json<Liveness> {
     )
 )]
 pub(super) async fn readiness(state: web::Data<AppState>) -> HttpResponse {
+    let checked = state.clone();
+    let (healthy, body) = state
+        .readiness
+        .get_with((), async move { check(&checked).await })
+        .await;
+    if healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Asks the database and the identity provider, both at once.
+async fn check(state: &AppState) -> (bool, Readiness) {
+    let provider = async {
+        match &state.auth {
+            None => None,
+            Some(auth) => Some(auth.check().await),
+        }
+    };
+    let (database, provider) = tokio::join!(state.db.ping(), provider);
+    let database_ok = database.is_ok();
+    let provider_ok = provider
+        .as_ref()
+        .is_none_or(|health| *health == ProviderHealth::Ok);
     let mut checks = BTreeMap::new();
-    let mut healthy = true;
-
-    let database = match state.db.ping().await {
-        Ok(()) => "OK",
-        Err(_) => {
-            healthy = false;
-            "UNREACHABLE"
-        }
-    };
-    checks.insert("database".to_owned(), database.to_owned());
-
-    let oidc = match &state.auth {
-        None => "NOT_CONFIGURED",
-        Some(auth) => {
-            let health = auth.check().await;
-            if health != ProviderHealth::Ok {
-                healthy = false;
-            }
-            health.as_str()
-        }
-    };
-    checks.insert("oidc".to_owned(), oidc.to_owned());
-
+    checks.insert(
+        "database".to_owned(),
+        if database_ok { "OK" } else { "UNREACHABLE" }.to_owned(),
+    );
+    checks.insert(
+        "oidc".to_owned(),
+        provider
+            .as_ref()
+            .map_or("NOT_CONFIGURED", ProviderHealth::as_str)
+            .to_owned(),
+    );
+    let healthy = database_ok && provider_ok;
     let body = Readiness {
         status: if healthy {
             HealthStatus::Ok
@@ -72,9 +86,5 @@ pub(super) async fn readiness(state: web::Data<AppState>) -> HttpResponse {
         },
         checks,
     };
-    if healthy {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    (healthy, body)
 }

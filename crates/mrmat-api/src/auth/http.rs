@@ -1,18 +1,19 @@
 //! The HTTP client of every call to the identity provider: no redirects (following them
-//! invites SSRF), bounded in time, and bounded in what it reads: an answer over
-//! [`MAX_ANSWER_BYTES`] is refused unread, so a broken or hostile provider cannot make the
-//! server buffer hundreds of megabytes.
+//! invites SSRF), bounded in time, trusting the platform's and webpki's roots plus
+//! `--oidc-ca-file`, and bounded in what it reads: an answer over [`MAX_ANSWER_BYTES`] is
+//! refused unread, so a broken or hostile provider cannot make the server buffer hundreds
+//! of megabytes.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::time::Duration;
 
-use oauth2::{AsyncHttpClient, HttpClientError, HttpRequest, HttpResponse};
+use crate::settings::OidcSettings;
 
-/// Largest discovery document or introspection answer read. Real ones are a few KiB.
+/// Largest discovery document, token or introspection answer read. Real ones are a few KiB.
 pub(crate) const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// A failed call to the provider.
-pub(crate) type CallError = HttpClientError<reqwest::Error>;
+/// Idle pooled connections are dropped before the provider's keep-alive (Node's default is
+/// 5 s) would close them under us.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The provider's HTTP client.
 #[derive(Debug, Clone)]
@@ -20,53 +21,66 @@ pub(crate) struct ProviderHttp {
     client: reqwest::Client,
 }
 
+/// Why an answer could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// The connection failed mid-answer.
+    #[error("{0}")]
+    Transport(String),
+    /// Longer than [`MAX_ANSWER_BYTES`].
+    #[error("the answer is larger than {MAX_ANSWER_BYTES} bytes; refused")]
+    TooLarge,
+}
+
 impl ProviderHttp {
-    /// Wraps `client` (built with redirects off and timeouts on).
-    pub(crate) fn new(client: reqwest::Client) -> Self {
-        Self { client }
+    /// The client for `settings`; fails on a CA file reqwest cannot use.
+    pub(crate) fn new(settings: &OidcSettings) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .user_agent(concat!("mrmat-api/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &settings.ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("--oidc-ca-file: {e}"))?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        builder
+            .build()
+            .map(|client| Self { client })
+            .map_err(|e| format!("HTTP client: {e}"))
     }
 
     /// A GET request.
     pub(crate) fn get(&self, url: &str) -> reqwest::RequestBuilder {
         self.client.get(url)
     }
-}
 
-impl<'c> AsyncHttpClient<'c> for ProviderHttp {
-    type Error = CallError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, CallError>> + Send + 'c>>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let request = request.try_into().map_err(Box::new)?;
-            let response = self.client.execute(request).await.map_err(Box::new)?;
-            let mut builder = oauth2::http::Response::builder().status(response.status());
-            for (name, value) in response.headers() {
-                builder = builder.header(name, value);
-            }
-            let body = read_capped(response).await?;
-            builder.body(body).map_err(HttpClientError::Http)
-        })
+    /// A POST request.
+    pub(crate) fn post(&self, url: &str) -> reqwest::RequestBuilder {
+        self.client.post(url)
     }
 }
 
 /// The body of `response`, unless it is larger than [`MAX_ANSWER_BYTES`].
-pub(crate) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, CallError> {
-    let too_large = || {
-        HttpClientError::Other(format!(
-            "the answer is larger than {MAX_ANSWER_BYTES} bytes; refused"
-        ))
-    };
+pub(crate) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, ReadError> {
     if response
         .content_length()
         .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
     {
-        return Err(too_large());
+        return Err(ReadError::TooLarge);
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(Box::new)? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ReadError::Transport(e.without_url().to_string()))?
+    {
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(too_large());
+            return Err(ReadError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }

@@ -1,95 +1,36 @@
-//! Token introspection (RFC 7662) with the server's own client credentials, behind a
+//! Token introspection (RFC 7662), authenticated with the server's own client (HTTP Basic,
+//! or a bearer token of its own with `--oidc-introspection-token-scope`), behind a
 //! single-flight cache keyed by a hash of the token.
+//!
+//! The request is made here rather than with `oauth2`'s introspection support, because
+//! what the provider answers decides the outcome and that crate hides it: the status of an
+//! error answer without a body (Glewlwyd refuses credentials with a bare 401), and the
+//! bearer authentication RFC 7662 allows.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use chrono::Utc;
 use moka::Expiry;
 use moka::future::Cache;
-use oauth2::basic::{
-    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse, BasicTokenResponse,
-    BasicTokenType,
-};
-use oauth2::{
-    AccessToken, Client, ClientId, EndpointNotSet, EndpointSet, ExtraTokenFields, HttpClientError,
-    IntrospectionUrl, RequestTokenError, StandardRevocableToken,
-    StandardTokenIntrospectionResponse, TokenIntrospectionResponse,
-};
-use serde::{Deserialize, Serialize};
+use oauth2::TokenIntrospectionResponse;
+use oauth2::basic::BasicErrorResponse;
+use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use super::Principal;
-use super::http::ProviderHttp;
-use super::provider::{self, ProviderError, ProviderHealth};
+use super::claims::{self, IntrospectionResponse, Rules, Verdict};
+use super::http::{ProviderHttp, read_capped};
+use super::provider::{self, Endpoints, ProviderError, ProviderHealth};
+use super::service_token::{self, ServiceToken};
 use crate::error::ApiError;
 use crate::outage::Outage;
 use crate::settings::OidcSettings;
 
-/// How long a "not valid" answer is remembered, so a client hammering with a dead token
-/// does not hammer the provider too.
-const INVALID_TTL: Duration = Duration::from_secs(10);
-
 /// Most introspection results kept at once.
 const CACHE_CAPACITY: u64 = 100_000;
 
-/// Idle pooled connections are dropped before the provider's keep-alive (Node's default is
-/// 5 s) would close them under us.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
-
-/// Introspection fields beyond RFC 7662 that real providers send.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct ProviderClaims {
-    #[serde(default)]
-    preferred_username: Option<String>,
-    #[serde(default)]
-    azp: Option<String>,
-    /// Keycloak's token type (`Bearer`, `Refresh`, `ID`).
-    #[serde(default)]
-    typ: Option<String>,
-}
-
-impl ExtraTokenFields for ProviderClaims {}
-
-type IntrospectionResponse = StandardTokenIntrospectionResponse<ProviderClaims, BasicTokenType>;
-
-type IntrospectionClient = Client<
-    BasicErrorResponse,
-    BasicTokenResponse,
-    IntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointSet,
-    EndpointNotSet,
-    EndpointNotSet,
->;
-
-/// A cached judgement of one token.
-#[derive(Debug, Clone)]
-struct Verdict {
-    principal: Option<Arc<Principal>>,
-    ttl: Duration,
-}
-
-impl Verdict {
-    fn invalid() -> Self {
-        Self {
-            principal: None,
-            ttl: INVALID_TTL,
-        }
-    }
-
-    /// No verdict outlives the configured ceiling (0 turns caching off).
-    fn capped(self, ceiling: Duration) -> Self {
-        Self {
-            ttl: self.ttl.min(ceiling),
-            ..self
-        }
-    }
-}
+/// What the readiness probe introspects when the server has no token of its own.
+const PROBE_TOKEN: &str = "mrmat-api-readiness-probe";
 
 /// Each entry lives as long as its verdict says.
 struct VerdictExpiry;
@@ -109,7 +50,9 @@ impl Expiry<[u8; 32], Verdict> for VerdictExpiry {
 pub(crate) struct Authenticator {
     settings: OidcSettings,
     http: ProviderHttp,
-    client: OnceCell<IntrospectionClient>,
+    endpoints: OnceCell<Endpoints>,
+    /// Set with `--oidc-introspection-token-scope`: introspect with this, not Basic.
+    service_token: Option<ServiceToken>,
     cache: Cache<[u8; 32], Verdict>,
     /// The provider down, slow or answering garbage: a warning per outage.
     unreachable: Outage,
@@ -127,28 +70,31 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// What the provider answered about one token.
+enum Answer {
+    /// A well-formed introspection answer.
+    Introspected(Box<IntrospectionResponse>),
+    /// An error about the token itself: it is not valid.
+    TokenRefused,
+}
+
 impl Authenticator {
     /// An authenticator for `settings`. Nothing is fetched until the first token arrives,
     /// so the server starts while the provider is still down.
     pub(crate) fn new(settings: OidcSettings) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
-            // Following redirects from the provider invites SSRF; none are expected.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .user_agent(concat!("mrmat-api/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map(ProviderHttp::new)
-            .map_err(|e| ApiError::internal(format!("HTTP client: {e}")))?;
+        let http = ProviderHttp::new(&settings).map_err(ApiError::internal)?;
         let cache = Cache::builder()
             .max_capacity(CACHE_CAPACITY)
             .expire_after(VerdictExpiry)
             .build();
         Ok(Self {
+            service_token: settings
+                .introspection_token_scope
+                .clone()
+                .map(ServiceToken::new),
             settings,
             http,
-            client: OnceCell::new(),
+            endpoints: OnceCell::new(),
             cache,
             unreachable: Outage::new("the identity provider"),
             misconfigured: Outage::logged_at("token introspection", log::Level::Error),
@@ -172,10 +118,7 @@ impl Authenticator {
                 verdict
             }
             Err(error) => {
-                match &*error {
-                    ProviderError::Unreachable(cause) => self.unreachable.failed(cause),
-                    misconfigured => self.misconfigured.failed(misconfigured),
-                }
+                self.observe(&error);
                 return Err((*error).clone().into());
             }
         };
@@ -187,255 +130,180 @@ impl Authenticator {
         }
     }
 
-    /// Checks the provider answers and accepts the server's credentials, by introspecting
-    /// a token that cannot exist. Never cached.
-    pub(crate) async fn check(&self) -> ProviderHealth {
-        match self.introspect("mrmat-api-readiness-probe").await {
-            Ok(_) => ProviderHealth::Ok,
-            Err(ProviderError::Unreachable(_)) => ProviderHealth::Unreachable,
-            Err(ProviderError::Misconfigured { .. }) => ProviderHealth::Misconfigured,
+    fn observe(&self, error: &ProviderError) {
+        match error {
+            ProviderError::Unreachable(cause) => self.unreachable.failed(cause),
+            misconfigured => self.misconfigured.failed(misconfigured),
         }
     }
 
-    async fn introspection_client(&self) -> Result<&IntrospectionClient, ProviderError> {
-        self.client
+    /// Whether the provider answers and lets the server introspect. Where the server can
+    /// have a token of its own, that fresh token must come back active: a provider that
+    /// lets this client introspect only nothing (or only its own tokens) is found out here
+    /// rather than by every user's request. Else a token that cannot exist must be judged.
+    pub(crate) async fn check(&self) -> ProviderHealth {
+        let health = match self.probe().await {
+            Ok(()) => ProviderHealth::Ok,
+            Err(ProviderError::Unreachable(_)) => ProviderHealth::Unreachable,
+            Err(ProviderError::Misconfigured { .. }) => ProviderHealth::Misconfigured,
+        };
+        log::debug!("readiness: the identity provider is {}", health.as_str());
+        health
+    }
+
+    async fn probe(&self) -> Result<(), ProviderError> {
+        let endpoints = self.endpoints().await?;
+        let own = match (&self.service_token, &endpoints.token) {
+            (Some(service), Some(token_endpoint)) => Some(
+                service
+                    .get(&self.http, &self.settings, token_endpoint)
+                    .await?,
+            ),
+            // A Basic client may or may not be granted tokens of its own; when it is not,
+            // the probe falls back to a token that cannot exist.
+            (None, Some(token_endpoint)) => {
+                match service_token::fetch(&self.http, &self.settings, token_endpoint, None).await {
+                    Ok((token, _)) => Some(token),
+                    Err(ProviderError::Misconfigured { .. }) => None,
+                    Err(unreachable) => return Err(unreachable),
+                }
+            }
+            _ => None,
+        };
+        match own {
+            Some(token) => match self.ask(token.expose()).await? {
+                Answer::Introspected(response) if response.active() => Ok(()),
+                _ => Err(ProviderError::Misconfigured {
+                    option: self.credentials_option(),
+                    reason: "the provider answers active:false for the server's own fresh token: this client may not introspect tokens (Keycloak: add the Audience mapper for this client; Glewlwyd: use --oidc-introspection-token-scope)".to_owned(),
+                }),
+            },
+            None => self.ask(PROBE_TOKEN).await.map(|_| ()),
+        }
+    }
+
+    async fn endpoints(&self) -> Result<&Endpoints, ProviderError> {
+        self.endpoints
             .get_or_try_init(|| async {
-                let endpoint = provider::introspection_endpoint(&self.http, &self.settings).await?;
-                log::info!("introspecting tokens at {endpoint}");
-                Ok(Client::new(ClientId::new(self.settings.client_id.clone()))
-                    .set_client_secret(self.settings.client_secret.clone())
-                    .set_introspection_url(IntrospectionUrl::from_url(endpoint)))
+                let endpoints = provider::endpoints(&self.http, &self.settings).await?;
+                log::info!("introspecting tokens at {}", endpoints.introspection);
+                Ok(endpoints)
             })
             .await
     }
 
-    async fn introspect(&self, token: &str) -> Result<Verdict, ProviderError> {
-        self.call_provider(token)
-            .await
-            .map(|verdict| verdict.capped(self.settings.cache_ttl))
+    fn credentials_option(&self) -> &'static str {
+        if self.service_token.is_some() {
+            "--oidc-client-id/--oidc-client-secret/--oidc-introspection-token-scope"
+        } else {
+            "--oidc-client-id/--oidc-client-secret"
+        }
     }
 
-    async fn call_provider(&self, token: &str) -> Result<Verdict, ProviderError> {
-        let client = self.introspection_client().await?;
-        let token = AccessToken::new(token.to_owned());
-        let mut retried = false;
+    async fn introspect(&self, token: &str) -> Result<Verdict, ProviderError> {
+        let rules = Rules {
+            ceiling: self.settings.cache_ttl,
+            audiences: &self.settings.audiences,
+        };
+        let verdict = match self.ask(token).await? {
+            Answer::Introspected(response) => claims::judge(&response, rules),
+            Answer::TokenRefused => Verdict::invalid(),
+        };
+        Ok(verdict.capped(self.settings.cache_ttl))
+    }
+
+    /// Asks the provider about `token`.
+    async fn ask(&self, token: &str) -> Result<Answer, ProviderError> {
+        let endpoints = self.endpoints().await?;
+        let mut reconnected = false;
+        let mut renewed = false;
         loop {
-            let answer = client
-                .introspect(&token)
-                .set_token_type_hint("access_token")
-                .request_async(&self.http)
-                .await;
-            match answer {
-                Ok(response) => return Ok(judge(&response, self.settings.cache_ttl)),
+            let request = self
+                .http
+                .post(endpoints.introspection.as_str())
+                .form(&[("token", token), ("token_type_hint", "access_token")]);
+            let request = match (&self.service_token, &endpoints.token) {
+                (Some(service), Some(token_endpoint)) => request.bearer_auth(
+                    service
+                        .get(&self.http, &self.settings, token_endpoint)
+                        .await?
+                        .expose(),
+                ),
+                (Some(_), None) => {
+                    return Err(ProviderError::Misconfigured {
+                        option: "--oidc-introspection-token-scope",
+                        reason: "the provider names no token endpoint to get the server's own token from".to_owned(),
+                    });
+                }
+                (None, _) => request.basic_auth(
+                    super::form_encode(&self.settings.client_id),
+                    Some(super::form_encode(self.settings.client_secret.secret())),
+                ),
+            };
+            let response = match request.send().await {
+                Ok(response) => response,
                 // A pooled connection the provider closed while idle fails at once; one
                 // fresh attempt tells that apart from a provider that is really down.
-                Err(RequestTokenError::Request(HttpClientError::Reqwest(e)))
-                    if !retried && !e.is_timeout() =>
-                {
-                    retried = true;
+                Err(e) if !reconnected && !e.is_timeout() => {
+                    reconnected = true;
+                    continue;
                 }
-                Err(error) => return classify(error),
+                Err(e) => {
+                    // Without the URL: it is the provider's, and the message is enough.
+                    return Err(ProviderError::Unreachable(format!(
+                        "introspection: {}",
+                        e.without_url()
+                    )));
+                }
+            };
+            let status = response.status();
+            let body = read_capped(response)
+                .await
+                .map_err(|e| ProviderError::Unreachable(format!("introspection: {e}")))?;
+            if status == StatusCode::UNAUTHORIZED && !renewed {
+                // The server's own token may have been revoked or expired early: once more
+                // with a new one.
+                if let Some(service) = &self.service_token {
+                    service.forget().await;
+                    renewed = true;
+                    continue;
+                }
             }
+            return self.interpret(status, &body);
         }
     }
-}
 
-/// What a failed introspection call means. Only errors about the server itself or the
-/// provider's health are errors; an error about the token is a verdict.
-fn classify(
-    error: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
-) -> Result<Verdict, ProviderError> {
-    match error {
-        RequestTokenError::ServerResponse(response) => match response.error() {
-            BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => {
-                Err(ProviderError::Misconfigured {
-                    option: "--oidc-client-id/--oidc-client-secret",
-                    reason: format!(
-                        "the provider refused the server's client credentials ({})",
-                        response.error()
-                    ),
-                })
-            }
-            BasicErrorResponseType::InvalidRequest | BasicErrorResponseType::InvalidGrant => {
-                Ok(Verdict::invalid())
-            }
-            BasicErrorResponseType::Extension(code)
-                if matches!(code.as_str(), "invalid_token" | "unsupported_token_type") =>
-            {
-                Ok(Verdict::invalid())
-            }
-            other => Err(ProviderError::Unreachable(format!(
-                "introspection answered {other}"
+    /// What an answer means. Only errors about the server itself or the provider's health
+    /// are errors; an error about the token is a verdict.
+    fn interpret(&self, status: StatusCode, body: &[u8]) -> Result<Answer, ProviderError> {
+        if status.is_success() {
+            return serde_json::from_slice::<IntrospectionResponse>(body)
+                .map(|response| Answer::Introspected(Box::new(response)))
+                .map_err(|e| {
+                    ProviderError::Unreachable(format!("unreadable introspection answer: {e}"))
+                });
+        }
+        let code = serde_json::from_slice::<BasicErrorResponse>(body)
+            .ok()
+            .map(|e| e.error().to_string());
+        let refused = |what: String| ProviderError::Misconfigured {
+            option: self.credentials_option(),
+            reason: format!("the provider refused the server's credentials ({what})"),
+        };
+        let described = || match &code {
+            Some(code) => format!("{status}, {code}"),
+            None => status.to_string(),
+        };
+        match (status, code.as_deref()) {
+            // Any 401, with or without a body (RFC 6749 section 5.2 wants invalid_client;
+            // not every provider sends it), and a 403 are about the server's own client.
+            (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => Err(refused(described())),
+            (_, Some("invalid_client" | "unauthorized_client")) => Err(refused(described())),
+            (s, _) if s.is_client_error() => Ok(Answer::TokenRefused),
+            _ => Err(ProviderError::Unreachable(format!(
+                "introspection answered {}",
+                described()
             ))),
-        },
-        RequestTokenError::Request(HttpClientError::Reqwest(e)) => {
-            // Without the URL: it is the provider's, and the message is enough.
-            Err(ProviderError::Unreachable(e.without_url().to_string()))
-        }
-        RequestTokenError::Request(e) => Err(ProviderError::Unreachable(e.to_string())),
-        RequestTokenError::Parse(e, _) => Err(ProviderError::Unreachable(format!(
-            "unreadable introspection answer: {e}"
-        ))),
-        RequestTokenError::Other(message) => Err(ProviderError::Unreachable(message)),
-    }
-}
-
-/// Whether an introspection answer describes a usable access token, and whose.
-fn judge(response: &IntrospectionResponse, ceiling: Duration) -> Verdict {
-    if !response.active() {
-        return Verdict::invalid();
-    }
-    let extra = response.extra_fields();
-    // `active` alone would admit refresh and ID tokens: only access tokens are bearers.
-    let is_access_token = match (response.token_type(), extra.typ.as_deref()) {
-        (Some(token_type), _) => *token_type == BasicTokenType::Bearer,
-        (None, Some(typ)) => typ.eq_ignore_ascii_case("bearer"),
-        (None, None) => false,
-    };
-    if !is_access_token {
-        return Verdict::invalid();
-    }
-    let now = Utc::now();
-    if response.nbf().is_some_and(|nbf| nbf > now) {
-        return Verdict::invalid();
-    }
-    let remaining = match response.exp() {
-        Some(exp) if exp <= now => return Verdict::invalid(),
-        Some(exp) => (exp - now).to_std().unwrap_or_default(),
-        None => ceiling,
-    };
-    let client_id = response
-        .client_id()
-        .map(|id| id.as_str().to_owned())
-        .or_else(|| extra.azp.clone());
-    let Some(subject) = response
-        .sub()
-        .map(str::to_owned)
-        .or_else(|| client_id.clone())
-    else {
-        return Verdict::invalid();
-    };
-    let username = extra
-        .preferred_username
-        .clone()
-        .or_else(|| response.username().map(str::to_owned))
-        .unwrap_or_else(|| subject.clone());
-    // PostgreSQL text cannot hold NUL; a claim carrying one must not become a 500.
-    let clean = |s: String| s.replace('\0', "");
-    let principal = Principal {
-        client_id: clean(client_id.unwrap_or_else(|| subject.clone())),
-        username: clean(username),
-        subject: clean(subject),
-        scopes: response
-            .scopes()
-            .map(|scopes| scopes.iter().map(|s| s.to_string()).collect())
-            .unwrap_or_default(),
-        expires_at: response.exp().map(SystemTime::from),
-    };
-    Verdict {
-        principal: Some(Arc::new(principal)),
-        ttl: remaining.min(ceiling),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn verdict(json: serde_json::Value) -> Verdict {
-        let response: IntrospectionResponse = serde_json::from_value(json).unwrap();
-        judge(&response, Duration::from_secs(300))
-    }
-
-    fn in_an_hour() -> i64 {
-        Utc::now().timestamp() + 3600
-    }
-
-    #[test]
-    fn active_bearer_token_names_its_holder() {
-        let v = verdict(serde_json::json!({
-            "active": true, "token_type": "Bearer", "sub": "u1", "client_id": "cli",
-            "preferred_username": "alice", "username": "alice2",
-            "scope": "openid mrmat-api-resource-read", "exp": in_an_hour()
-        }));
-        let p = v.principal.unwrap();
-        assert_eq!(
-            (
-                p.subject.as_str(),
-                p.username.as_str(),
-                p.client_id.as_str()
-            ),
-            ("u1", "alice", "cli")
-        );
-        assert!(p.has_scope(super::super::Scope::ResourceRead));
-        assert!(!p.has_scope(super::super::Scope::ResourceWrite));
-        assert_eq!(v.ttl, Duration::from_secs(300));
-    }
-
-    #[test]
-    fn inactive_token_is_invalid() {
-        assert!(
-            verdict(serde_json::json!({"active": false}))
-                .principal
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn token_without_token_type_is_not_a_bearer() {
-        let v = verdict(
-            serde_json::json!({"active": true, "sub": "u1", "client_id": "c", "exp": in_an_hour()}),
-        );
-        assert!(v.principal.is_none());
-    }
-
-    #[test]
-    fn keycloak_typ_bearer_counts_and_refresh_does_not() {
-        let bearer = verdict(
-            serde_json::json!({"active": true, "typ": "Bearer", "sub": "u", "azp": "c", "username": null, "exp": in_an_hour()}),
-        );
-        let p = bearer.principal.unwrap();
-        assert_eq!((p.client_id.as_str(), p.username.as_str()), ("c", "u"));
-        let refresh = verdict(
-            serde_json::json!({"active": true, "typ": "Refresh", "sub": "u", "exp": in_an_hour()}),
-        );
-        assert!(refresh.principal.is_none());
-    }
-
-    #[test]
-    fn expired_token_is_invalid_even_when_active() {
-        let v = verdict(
-            serde_json::json!({"active": true, "token_type": "bearer", "sub": "u", "exp": Utc::now().timestamp() - 5}),
-        );
-        assert!(v.principal.is_none());
-    }
-
-    #[test]
-    fn client_credentials_token_is_its_client() {
-        let v = verdict(
-            serde_json::json!({"active": true, "token_type": "Bearer", "client_id": "svc", "exp": in_an_hour()}),
-        );
-        assert_eq!(v.principal.unwrap().subject, "svc");
-    }
-
-    #[test]
-    fn cache_life_is_capped_by_the_token_life() {
-        let v = verdict(
-            serde_json::json!({"active": true, "token_type": "Bearer", "sub": "u", "exp": Utc::now().timestamp() + 20}),
-        );
-        assert!(v.ttl <= Duration::from_secs(20));
-    }
-
-    #[test]
-    fn audience_may_be_a_string_or_an_array() {
-        for aud in [
-            serde_json::json!("mrmat-api"),
-            serde_json::json!(["a", "mrmat-api"]),
-        ] {
-            let v = verdict(
-                serde_json::json!({"active": true, "token_type": "Bearer", "sub": "u", "aud": aud, "exp": in_an_hour()}),
-            );
-            assert!(v.principal.is_some());
         }
     }
 }

@@ -5,9 +5,11 @@
 //! parsing, so an unauthenticated request is always answered 401 first.
 
 mod bearer;
+mod claims;
 mod http;
 mod introspection;
 mod provider;
+mod service_token;
 
 use std::marker::PhantomData;
 use std::time::SystemTime;
@@ -69,6 +71,12 @@ impl FromRequest for Principal {
             Ok(principal)
         })
     }
+}
+
+/// `value` as `application/x-www-form-urlencoded` wants it, which RFC 6749 section 2.3.1
+/// asks of a client id and secret before they go into HTTP Basic.
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// What a route demands of its caller, read from the type of its handler's first argument

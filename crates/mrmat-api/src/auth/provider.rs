@@ -72,8 +72,17 @@ struct IntrospectionMetadata {
     token_introspection_endpoint: Option<String>,
 }
 
+/// Where the server talks to the provider.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoints {
+    /// RFC 7662 introspection.
+    pub(crate) introspection: Url,
+    /// The token endpoint, for the server's own client-credentials tokens, if known.
+    pub(crate) token: Option<Url>,
+}
+
 /// Where discovery lives for `issuer` (OIDC Discovery 1.0 section 4).
-pub(super) fn discovery_url(issuer: &Url) -> String {
+pub(crate) fn discovery_url(issuer: &Url) -> String {
     format!(
         "{}/.well-known/openid-configuration",
         issuer.as_str().trim_end_matches('/')
@@ -84,28 +93,48 @@ fn same_issuer(a: &str, b: &Url) -> bool {
     a.trim_end_matches('/') == b.as_str().trim_end_matches('/')
 }
 
-/// The introspection endpoint, from the settings or from discovery.
-pub(super) async fn introspection_endpoint(
+/// The endpoints, from the settings when they name them, else from discovery.
+pub(crate) async fn endpoints(
     http: &ProviderHttp,
     settings: &OidcSettings,
-) -> Result<Url, ProviderError> {
-    if let Some(url) = &settings.introspection_endpoint {
-        return Ok(url.clone());
+) -> Result<Endpoints, ProviderError> {
+    if let Some(introspection) = &settings.introspection_endpoint {
+        // Without a token endpoint the server goes without tokens of its own, unless it
+        // needs one to introspect with; then discovery must name it.
+        if settings.token_endpoint.is_some() || settings.introspection_token_scope.is_none() {
+            return Ok(Endpoints {
+                introspection: introspection.clone(),
+                token: settings.token_endpoint.clone(),
+            });
+        }
     }
+    let discovered = discover(http, settings).await?;
+    Ok(Endpoints {
+        introspection: settings
+            .introspection_endpoint
+            .clone()
+            .unwrap_or(discovered.introspection),
+        token: settings.token_endpoint.clone().or(discovered.token),
+    })
+}
+
+async fn discover(
+    http: &ProviderHttp,
+    settings: &OidcSettings,
+) -> Result<Endpoints, ProviderError> {
     let url = discovery_url(&settings.issuer);
-    let response = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| ProviderError::Unreachable(format!("discovery at {url}: {e}")))?;
+    let misconfigured = |reason: String| ProviderError::Misconfigured {
+        option: "--oidc-issuer",
+        reason,
+    };
+    let response = http.get(&url).send().await.map_err(|e| {
+        ProviderError::Unreachable(format!("discovery at {url}: {}", e.without_url()))
+    })?;
     let status = response.status();
     if !status.is_success() {
         let reason = format!("discovery at {url} answered {status}");
         return Err(if status.is_client_error() {
-            ProviderError::Misconfigured {
-                option: "--oidc-issuer",
-                reason,
-            }
+            misconfigured(reason)
         } else {
             ProviderError::Unreachable(reason)
         });
@@ -113,9 +142,10 @@ pub(super) async fn introspection_endpoint(
     let body = read_capped(response)
         .await
         .map_err(|e| ProviderError::Unreachable(format!("discovery at {url}: {e}")))?;
-    let not_discovery = |e: serde_json::Error| ProviderError::Misconfigured {
-        option: "--oidc-issuer",
-        reason: format!("{url} is not an OpenID Connect discovery document: {e}"),
+    let not_discovery = |e: serde_json::Error| {
+        misconfigured(format!(
+            "{url} is not an OpenID Connect discovery document: {e}"
+        ))
     };
     let metadata: CoreProviderMetadata = serde_json::from_slice(&body).map_err(not_discovery)?;
     let extra: IntrospectionMetadata = serde_json::from_slice(&body).map_err(not_discovery)?;
@@ -140,12 +170,28 @@ pub(super) async fn introspection_endpoint(
         .introspection_endpoint
         .as_deref()
         .or(extra.token_introspection_endpoint.as_deref())
-        .ok_or_else(|| ProviderError::Misconfigured {
-            option: "--oidc-issuer",
-            reason: format!("{url} names no introspection_endpoint"),
-        })?;
-    Url::parse(endpoint).map_err(|e| ProviderError::Misconfigured {
-        option: "--oidc-issuer",
-        reason: format!("introspection_endpoint {endpoint:?} is not a URL: {e}"),
+        .ok_or_else(|| misconfigured(format!("{url} names no introspection_endpoint")))?;
+    let introspection = checked(endpoint, "introspection_endpoint", settings)?;
+    let token = metadata
+        .token_endpoint()
+        .map(|url| checked(url.url().as_str(), "token_endpoint", settings))
+        .transpose()?;
+    Ok(Endpoints {
+        introspection,
+        token,
     })
+}
+
+/// A discovered endpoint, held to the same https rule as the issuer: a document that
+/// sends the server's secret to a plain-http host elsewhere is refused.
+fn checked(value: &str, name: &str, settings: &OidcSettings) -> Result<Url, ProviderError> {
+    let misconfigured = |reason: String| ProviderError::Misconfigured {
+        option: "--oidc-issuer",
+        reason,
+    };
+    let url = Url::parse(value)
+        .map_err(|e| misconfigured(format!("{name} {value:?} is not a URL: {e}")))?;
+    crate::trust::require_https(&url, settings.allow_insecure_http)
+        .map_err(|reason| misconfigured(format!("discovery's {name}: {reason}")))?;
+    Ok(url)
 }

@@ -117,6 +117,96 @@ fn oidc_issuer_that_is_not_a_url_exits_2() {
 }
 
 #[test]
+fn a_plain_http_issuer_elsewhere_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--oidc-issuer",
+        "http://keycloak.example/realms/mrmat",
+        "--oidc-client-id",
+        "a",
+        "--oidc-client-secret",
+        "b",
+    ];
+    assert_bad_config(dir.path(), &args, &[], "--oidc-issuer");
+}
+
+#[test]
+fn a_plain_http_issuer_elsewhere_is_allowed_with_the_flag_and_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--oidc-issuer",
+            "http://keycloak.example/realms/mrmat",
+            "--oidc-client-id",
+            "a",
+            "--oidc-client-secret",
+            "b",
+            "--oidc-allow-insecure-http",
+        ],
+        &[],
+    );
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" WARN ") && l.contains("--oidc-allow-insecure-http")),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_issuer_with_a_user_or_password_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--oidc-issuer",
+        "https://user:pass@keycloak.example/realms/mrmat",
+        "--oidc-client-id",
+        "a",
+        "--oidc-client-secret",
+        "b",
+    ];
+    let output = run(dir.path(), &args, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--oidc-issuer"), "{stderr}");
+    assert!(
+        !stderr.contains("pass@"),
+        "the password is not repeated: {stderr}"
+    );
+}
+
+#[test]
+fn a_placeholder_client_secret_is_warned_about_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--oidc-issuer",
+            "http://127.0.0.1:9/realms/mrmat",
+            "--oidc-client-id",
+            "mrmat-api",
+            "--oidc-client-secret",
+            "change-me-mrmat-api-test",
+        ],
+        &[],
+    );
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" WARN ") && l.contains("placeholder")),
+        "{log}"
+    );
+}
+
+#[test]
 fn oidc_without_client_credentials_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     assert_bad_config(
