@@ -15,7 +15,7 @@ use mrmat_api_types::scope::Scope;
 pub(crate) const REALM: &str = "mrmat-api";
 
 /// Seconds a client should wait before retrying when a dependency is down.
-const RETRY_AFTER_SECONDS: &str = "5";
+pub(crate) const RETRY_AFTER_SECONDS: &str = "5";
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use mrmat_api_types::health::{HealthStatus, Liveness, Readiness};
 
 use super::route::Endpoint;
 use crate::auth::ProviderHealth;
+use crate::error::RETRY_AFTER_SECONDS;
 use crate::state::AppState;
 
 pub(super) fn endpoints() -> Vec<Endpoint> {
@@ -48,7 +50,9 @@ pub(super) async fn readiness(state: web::Data<AppState>) -> HttpResponse {
     if healthy {
         HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().json(body)
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS))
+            .json(body)
     }
 }
 

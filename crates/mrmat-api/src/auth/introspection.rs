@@ -23,7 +23,7 @@ use super::http::{ProviderHttp, read_capped};
 use super::provider::{self, Endpoints, ProviderError, ProviderHealth};
 use super::service_token::{self, ServiceToken};
 use crate::error::ApiError;
-use crate::outage::Outage;
+use crate::outage::{Outage, Part};
 use crate::settings::OidcSettings;
 
 /// Most introspection results kept at once.
@@ -113,8 +113,8 @@ impl Authenticator {
         let verdict = self.cache.try_get_with(key, self.introspect(token)).await;
         let verdict = match verdict {
             Ok(verdict) => {
-                self.unreachable.answered();
-                self.misconfigured.answered();
+                self.unreachable.answered(Part::WHOLE);
+                self.misconfigured.answered(Part::WHOLE);
                 verdict
             }
             Err(error) => {
@@ -132,8 +132,8 @@ impl Authenticator {
 
     fn observe(&self, error: &ProviderError) {
         match error {
-            ProviderError::Unreachable(cause) => self.unreachable.failed(cause),
-            misconfigured => self.misconfigured.failed(misconfigured),
+            ProviderError::Unreachable(cause) => self.unreachable.failed(Part::WHOLE, cause),
+            misconfigured => self.misconfigured.failed(Part::WHOLE, misconfigured),
         }
     }
 

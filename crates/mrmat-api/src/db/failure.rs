@@ -10,7 +10,8 @@ use crate::error::{ApiError, Dependency};
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DbFailure {
     /// Unreachable, busy beyond the timeout, restarting, or the connection was cut: a
-    /// retry later may succeed. Nothing was committed.
+    /// retry later may succeed. Nothing was acknowledged; a write cut while its COMMIT was
+    /// on the wire may still have landed (a retry then answers 409 naming it).
     #[error("{0}")]
     Unavailable(String),
     /// The disk or the database is full. Nothing was committed.

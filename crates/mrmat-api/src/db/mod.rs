@@ -24,7 +24,7 @@ pub(crate) use connection::ConnectionManager;
 pub(crate) use failure::DbFailure;
 
 use crate::error::{ApiError, Dependency};
-use crate::outage::Outage;
+use crate::outage::{Outage, Part};
 use crate::settings::DatabaseUrl;
 
 /// A connection to either backend. Queries written once against it run on both.
@@ -47,11 +47,6 @@ impl std::fmt::Debug for DbConnection {
 
 /// The connection pool shared by all workers.
 pub(crate) type DbPool = Pool<ConnectionManager>;
-
-/// How long after `--db-timeout` a call that is stuck in the driver is given up on. The
-/// driver's own bounds (busy timeout, statement timeout, TCP timeouts) normally end it
-/// first, with an error that says whether anything was written.
-const BACKSTOP_GRACE: Duration = Duration::from_millis(500);
 
 /// The database cannot be used as configured.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +116,8 @@ pub(crate) struct Db {
     /// connection, so a long wait for the write lock never starves the readers.
     writers: Option<Arc<Semaphore>>,
     outage: Arc<Outage>,
+    /// A full disk is an outage of its own, logged at ERROR: an operator must free space.
+    storage: Arc<Outage>,
 }
 
 /// Routes the pool's own connection errors (opening connections in the background) to the
@@ -130,7 +127,8 @@ struct PoolErrors(Arc<Outage>);
 
 impl HandleError<ConnectionError> for PoolErrors {
     fn handle_error(&self, error: ConnectionError) {
-        self.0.failed(&failure::one_line(&error.to_string()));
+        self.0
+            .failed(Part::WHOLE, &failure::one_line(&error.to_string()));
     }
 }
 
@@ -152,6 +150,11 @@ impl Db {
             timeout,
             writers,
             outage,
+            storage: Arc::new(Outage::described(
+                "the database's storage",
+                log::Level::Error,
+                ("is full", "takes writes again"),
+            )),
         }
     }
 
@@ -165,12 +168,24 @@ impl Db {
     {
         let deadline = Instant::now() + self.timeout;
         let result = self.run_until(deadline, access, f).await;
+        let part = match access {
+            Access::Read => Part::READS,
+            Access::Write => Part::WRITES,
+        };
         match &result {
             Err(ApiError::Unavailable {
                 dependency: Dependency::Database,
                 cause,
-            }) => self.outage.failed(cause),
-            _ => self.outage.answered(),
+            }) => self.outage.failed(part, cause),
+            Err(ApiError::StorageFull(cause)) => {
+                self.outage.answered(part);
+                self.storage.failed(Part::WRITES, cause);
+            }
+            Ok(_) if access == Access::Write => {
+                self.outage.answered(part);
+                self.storage.answered(Part::WRITES);
+            }
+            _ => self.outage.answered(part),
         }
         result
     }
@@ -207,6 +222,8 @@ impl Db {
         let timeout = self.timeout;
         let work = actix_web::web::block(move || {
             let _permit = permit;
+            // A write still running when the caller has been answered 503 must not commit.
+            let _deadline = transaction::Deadline::set(deadline);
             let remaining = deadline.saturating_duration_since(Instant::now());
             let mut conn = checkout(&pool, remaining, timeout)?;
             if access == Access::Write {
@@ -215,7 +232,9 @@ impl Db {
             }
             f(&mut conn).map_err(Into::into)
         });
-        match tokio::time::timeout_at((deadline + BACKSTOP_GRACE).into(), work).await {
+        // The backstop: a call stuck in the driver (a link that went silent mid-query) is
+        // answered at the bound; its thread gives up later, and rolls back, not commits.
+        match tokio::time::timeout_at(deadline.into(), work).await {
             Ok(Ok(result)) => result,
             Ok(Err(blocking)) => Err(ApiError::internal(format!(
                 "database task failed: {blocking}"

@@ -8,11 +8,43 @@
 //! and the write-ahead log's auto-checkpoint (which runs when a statement completes) never
 //! ran, so the log grew without bound.
 
+use std::cell::Cell;
+use std::time::Instant;
+
 use diesel::Connection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use diesel::result::Error as DieselError;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::DbConnection;
+
+thread_local! {
+    /// When the request that runs on this thread is answered 503 if not done.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The deadline of the request whose database work runs on this (blocking) thread, for
+/// as long as the guard lives. A write that finds it passed rolls back instead of
+/// committing: its caller has been told 503, so it must not land behind that answer.
+#[derive(Debug)]
+pub(crate) struct Deadline(());
+
+impl Deadline {
+    /// Sets the deadline until the guard is dropped.
+    pub(crate) fn set(at: Instant) -> Self {
+        DEADLINE.with(|deadline| deadline.set(Some(at)));
+        Self(())
+    }
+
+    fn passed() -> bool {
+        DEADLINE.with(|deadline| deadline.get().is_some_and(|at| Instant::now() >= at))
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        DEADLINE.with(|deadline| deadline.set(None));
+    }
+}
 
 /// Runs `work` in one transaction and commits it; rolls back when `work` fails. On SQLite
 /// the transaction takes the write lock at once (`BEGIN IMMEDIATE`): a deferred one that
@@ -31,18 +63,29 @@ where
         DbConnection::Postgres(pg) => AnsiTransactionManager::begin_transaction(pg)?,
     }
     match work(conn) {
+        Ok(_) if Deadline::passed() => {
+            rollback(conn);
+            Err(DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new("timeout expired before the commit; rolled back".to_owned()),
+            )
+            .into())
+        }
         Ok(value) => {
             <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
             Ok(value)
         }
         Err(error) => {
-            // A failed rollback leaves the connection marked broken; the pool drops it.
-            if let Err(rollback) =
-                <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
-            {
-                log::debug!("rollback failed: {rollback}");
-            }
+            rollback(conn);
             Err(error)
         }
+    }
+}
+
+fn rollback(conn: &mut DbConnection) {
+    // A failed rollback leaves the connection marked broken; the pool drops it.
+    if let Err(error) = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
+    {
+        log::debug!("rollback failed: {error}");
     }
 }

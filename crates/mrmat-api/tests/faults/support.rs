@@ -14,8 +14,10 @@ pub const BASE: &str = "/api/resource/v1/";
 /// The database bound the fault tests run with: short, so a test waits little.
 pub const DB_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How much later than the bound an answer may come (scheduling on a busy 2-core machine).
-pub const SLACK: Duration = Duration::from_millis(1500);
+/// How much later than the bound an answer may come: scheduling on a busy 2-core machine
+/// running the whole suite. A hang would take far longer; the bound itself is measured on
+/// a quiet machine in docs/RELIABILITY.md.
+pub const SLACK: Duration = Duration::from_millis(3000);
 
 /// Outside CI a missing capability skips the test, saying so; under CI it fails it.
 pub fn skip_or_fail(reason: &str) {
