@@ -4,6 +4,8 @@
 //!
 //! Set `MRMAT_TEST_POSTGRES_URL` to run every database test on PostgreSQL too, and
 //! `MRMAT_TEST_OIDC_CONFIG` to run the authentication tests against a real Keycloak.
+//! `glewlwyd` runs a second real provider, Glewlwyd, for the suite that checks the server
+//! and client against a provider other than the test one.
 
 // Test support: a panic with a message is how a test reports a broken set-up.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -11,6 +13,7 @@
 pub mod app;
 pub mod db;
 pub mod deadline;
+pub mod glewlwyd;
 pub mod idp;
 pub mod oidc;
 pub mod pg_server;
@@ -19,6 +22,7 @@ pub mod small_fs;
 
 pub use app::TestApp;
 pub use db::{Backend, TestDb};
+pub use glewlwyd::{Glewlwyd, GlewlwydOptions};
 pub use idp::Idp;
 pub use oidc::{Oidc, TestClient};
 

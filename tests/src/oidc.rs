@@ -47,7 +47,8 @@ impl TestClient {
         }
     }
 
-    fn local_id(self) -> &'static str {
+    /// Its client id at the local test providers.
+    pub(crate) fn local_id(self) -> &'static str {
         match self {
             Self::Rw => "mrmat-api-test-rw",
             Self::Rw2 => "mrmat-api-test-rw2",
