@@ -161,3 +161,25 @@ async fn readiness_is_ok_with_glewlwyd() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "OK");
 }
+
+/// Glewlwyd refuses HTTP Basic at introspection with a bare 401 (no `invalid_client`
+/// body): a server left on Basic must call that a configuration fault naming its options,
+/// not an unreachable provider, and say so in readiness.
+#[tokio::test]
+async fn a_server_on_basic_against_a_bare_401_is_misconfigured_not_unreachable() {
+    let Some(glewlwyd) = glewlwyd().await else {
+        return;
+    };
+    let app = TestApp::spawn_with_auth(
+        Backend::Sqlite,
+        glewlwyd.server_settings_basic(DEFAULT_OIDC_CACHE_TTL),
+    )
+    .await;
+    let token = glewlwyd.user_tokens("alice").await.access_token;
+    let response = app.get("/api/greeting/v3/", Some(&token)).await;
+    assert_eq!(response.status(), 503);
+    let ready = app.get("/healthz/ready", None).await;
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["oidc"], "MISCONFIGURED", "{body}");
+}
