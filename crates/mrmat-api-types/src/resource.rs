@@ -5,6 +5,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
+/// The JSON Schema pattern of a valid name, as the OpenAPI document states it (ECMA-262
+/// syntax): optional white space (Unicode White_Space, what `str::trim` removes), then 1
+/// to 255 characters that begin and end with neither white space nor NUL and hold no NUL,
+/// then optional white space: the length and NUL rules after trimming, in one expression.
+pub const NAME_PATTERN: &str = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000](?:[^\u0000]{0,253}[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
+
 /// Longest accepted resource name, in Unicode characters after trimming.
 pub const NAME_MAX_CHARS: u64 = 255;
 
@@ -58,7 +64,9 @@ pub struct ResourceInput {
         length(min = 1, max = NAME_MAX_CHARS, message = "must be 1 to 255 characters after trimming"),
         custom(function = "no_nul")
     )]
-    #[schema(min_length = 1, max_length = 255, example = "my resource")]
+    // The length rule applies after trimming, which JSON Schema's maxLength cannot say:
+    // the OpenAPI document states it as NAME_PATTERN instead (set where it is assembled).
+    #[schema(example = "my resource")]
     pub name: String,
 }
 
@@ -112,6 +120,46 @@ mod tests {
     fn nul_character_fails_validation() {
         let errors = ResourceInput::new("a\0b").validate().unwrap_err();
         assert!(errors.field_errors().contains_key("name"));
+    }
+
+    /// The pattern the OpenAPI document publishes and the rule the server enforces agree.
+    #[test]
+    fn the_published_pattern_matches_what_validation_accepts() {
+        let pattern = regex::Regex::new(&ecma_to_rust(NAME_PATTERN)).unwrap();
+        let samples = [
+            "a".to_owned(),
+            " a ".to_owned(),
+            "\u{3000}a\u{2028}".to_owned(),
+            "a b".to_owned(),
+            "".to_owned(),
+            "   ".to_owned(),
+            "a\0b".to_owned(),
+            "\0".to_owned(),
+            "é".repeat(255),
+            "é".repeat(256),
+            format!("  {}  ", "x".repeat(255)),
+            format!(" {} ", "x".repeat(256)),
+            "\u{1c}".to_owned(),
+            "\u{feff}x".to_owned(),
+            "🦀".repeat(255),
+        ];
+        for name in samples {
+            let valid = ResourceInput::new(name.trim()).validate().is_ok();
+            assert_eq!(pattern.is_match(&name), valid, "{name:?}");
+        }
+    }
+
+    /// `\uXXXX` (ECMA) as `\x{XXXX}` (the regex crate).
+    fn ecma_to_rust(pattern: &str) -> String {
+        let mut out = String::new();
+        let mut rest = pattern;
+        while let Some(at) = rest.find("\\u") {
+            out.push_str(&rest[..at]);
+            out.push_str(&format!("\\x{{{}}}", &rest[at + 2..at + 6]));
+            rest = &rest[at + 6..];
+        }
+        out.push_str(rest);
+        out
     }
 
     #[test]

@@ -11,9 +11,11 @@ use actix_web::HttpResponse;
 use actix_web::http::Method;
 use mrmat_api_types::Problem;
 use mrmat_api_types::problem::PROBLEM_JSON;
+use mrmat_api_types::resource::NAME_PATTERN;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Response, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi as _};
 
 use super::Mount;
@@ -58,6 +60,24 @@ impl Modify for BearerScheme {
 )]
 struct BaseDoc;
 
+/// States the body rules the way the server applies them: the name's length after
+/// trimming (see [`NAME_PATTERN`]), which a `maxLength` cannot, and no unknown fields.
+fn name_rule(doc: &mut OpenApi) {
+    let input = doc
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("ResourceInput"));
+    let Some(RefOr::T(Schema::Object(input))) = input else {
+        return;
+    };
+    input.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+    if let Some(RefOr::T(Schema::Object(name))) = input.properties.get_mut("name") {
+        name.pattern = Some(NAME_PATTERN.to_owned());
+        name.min_length = None;
+        name.max_length = None;
+    }
+}
+
 /// The document of the open endpoints and of every API in `apis`.
 pub(super) fn document(open: &[Endpoint], apis: &[Mount]) -> OpenApi {
     let mut doc = BaseDoc::openapi();
@@ -81,6 +101,7 @@ pub(super) fn document(open: &[Endpoint], apis: &[Mount]) -> OpenApi {
             );
         }
     }
+    name_rule(&mut doc);
     doc
 }
 

@@ -73,9 +73,9 @@ fn owner(principal: &Principal) -> OwnerIdentity<'_> {
     path = "/",
     tag = "resource",
     params(
-        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 100)"),
-        ("offset" = Option<i64>, Query, description = "Resources to skip (default 0)"),
-        ("after" = Option<i64>, Query, description = "Only resources with a larger id: the keyset cursor of `next`")
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size, 1 to 1000 (default 100)"),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "Resources to skip (default 0)"),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Only resources with a larger id: the keyset cursor of `next`")
     ),
     responses(
         (status = 200, description = "One page of resources; `next` (and a `Link` header with rel=\"next\") when there are more", body = ResourceList),
@@ -124,7 +124,7 @@ async fn list(
     get,
     path = "/{id}",
     tag = "resource",
-    params(("id" = i64, Path, description = "Resource id")),
+    params(("id" = i64, Path, minimum = 1, description = "Resource id: a positive integer")),
     responses(
         (status = 200, description = "The resource", body = Resource)
     )
@@ -183,7 +183,7 @@ async fn create(
     put,
     path = "/{id}",
     tag = "resource",
-    params(("id" = i64, Path, description = "Resource id")),
+    params(("id" = i64, Path, minimum = 1, description = "Resource id: a positive integer")),
     request_body = ResourceInput,
     responses(
         (status = 200, description = "The changed resource", body = Resource),
@@ -214,7 +214,7 @@ async fn update(
     delete,
     path = "/{id}",
     tag = "resource",
-    params(("id" = i64, Path, description = "Resource id")),
+    params(("id" = i64, Path, minimum = 1, description = "Resource id: a positive integer")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "Token lacks the write scope, or the caller is not the owner", body = Problem, content_type = "application/problem+json")
