@@ -29,16 +29,11 @@ pub struct TestApp {
 /// Settings for a test server on `db`: loopback, port 0, one worker.
 pub fn test_settings(db: &TestDb, oidc: Option<OidcSettings>) -> Settings {
     Settings {
-        debug: false,
         host: "127.0.0.1".to_owned(),
         port: 0,
         instance_path: db.dir.path().to_path_buf(),
-        database: db.url.clone(),
-        db_timeout: mrmat_api::settings::DEFAULT_DB_TIMEOUT,
         oidc,
-        workers: 1,
-        migrate: true,
-        trusted_proxies: Vec::new(),
+        ..Settings::with_database(db.url.clone())
     }
 }
 

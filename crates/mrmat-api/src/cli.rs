@@ -3,7 +3,8 @@
 //! snake_case keys). `settings` merges the two and checks every value.
 //!
 //! Reads: `MRMAT_API_CONFIG`, `MRMAT_API_DEBUG`, `MRMAT_API_HOST`, `MRMAT_API_PORT` (and
-//! `PORT`, through `settings`), `MRMAT_API_INSTANCE_PATH`, `MRMAT_API_DB`,
+//! `PORT`, through `settings`), `MRMAT_API_BIND`, `MRMAT_API_SOCKET_MODE`,
+//! `MRMAT_API_METRICS_ADDR`, `MRMAT_API_INSTANCE_PATH`, `MRMAT_API_DB`,
 //! `MRMAT_API_DB_TIMEOUT`, `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`,
 //! `MRMAT_API_OIDC_CLIENT_ID`, `MRMAT_API_OIDC_CLIENT_SECRET`, `MRMAT_API_OIDC_PUBLIC_ISSUER`,
 //! `MRMAT_API_OIDC_CACHE_TTL`, `MRMAT_API_OIDC_ALLOW_INSECURE_HTTP`,
@@ -91,6 +92,20 @@ options! {
     /// Port to bind; 0 picks a free one [default: 8080; env: PORT too].
     #[arg(long, global = true, env = "MRMAT_API_PORT")]
     port: u16,
+
+    /// Listen on a unix socket instead of --host/--port: `unix:/path/to/socket`. Peers on
+    /// the socket are trusted like --trusted-proxies: its file mode decides who connects.
+    #[arg(long, global = true, env = "MRMAT_API_BIND", value_name = "unix:PATH")]
+    bind: String,
+
+    /// File mode of the unix socket, in octal [default: 660].
+    #[arg(long, global = true, env = "MRMAT_API_SOCKET_MODE", value_name = "OCTAL")]
+    socket_mode: String,
+
+    /// Serve GET /metrics (Prometheus) on this HOST:PORT instead of the public port, e.g.
+    /// 0.0.0.0:9090 in a cluster [default: /metrics on the public port].
+    #[arg(long, global = true, env = "MRMAT_API_METRICS_ADDR", value_name = "HOST:PORT")]
+    metrics_addr: String,
 
     /// Instance directory, created if missing; holds the default SQLite database
     /// [default: var/instance].

@@ -84,7 +84,11 @@ impl<'de> Deserialize<'de> for TrustedProxy {
 
 /// The configured trusted proxies.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TrustedProxies(Vec<TrustedProxy>);
+pub(crate) struct TrustedProxies {
+    proxies: Vec<TrustedProxy>,
+    /// Peers on a unix socket, which has no addresses: its file mode decides who connects.
+    unix_peers: bool,
+}
 
 /// What a trusted chain says about the original request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,11 +101,22 @@ struct Origin {
 impl TrustedProxies {
     /// The proxies `list` names.
     pub(crate) fn new(list: Vec<TrustedProxy>) -> Self {
-        Self(list)
+        Self {
+            proxies: list,
+            unix_peers: false,
+        }
+    }
+
+    /// These, and every peer on the unix socket the server listens on.
+    pub(crate) fn and_unix_peers(self) -> Self {
+        Self {
+            unix_peers: true,
+            ..self
+        }
     }
 
     fn trusts(&self, addr: IpAddr) -> bool {
-        self.0.iter().any(|proxy| proxy.contains(addr))
+        self.proxies.iter().any(|proxy| proxy.contains(addr))
     }
 
     fn trusts_text(&self, hop: &str) -> bool {
@@ -109,14 +124,25 @@ impl TrustedProxies {
     }
 
     fn peer_is_trusted(&self, req: &HttpRequest) -> bool {
-        !self.0.is_empty() && req.peer_addr().is_some_and(|peer| self.trusts(peer.ip()))
+        match req.peer_addr() {
+            Some(peer) => self.trusts(peer.ip()),
+            None => self.unix_peers,
+        }
     }
 
     /// The client address for logs.
     pub(crate) fn client_addr(&self, req: &HttpRequest) -> String {
         let peer = || {
-            req.peer_addr()
-                .map_or_else(|| "-".to_owned(), |addr| canonical(addr.ip()).to_string())
+            req.peer_addr().map_or_else(
+                || {
+                    if self.unix_peers {
+                        "unix".to_owned()
+                    } else {
+                        "-".to_owned()
+                    }
+                },
+                |addr| canonical(addr.ip()).to_string(),
+            )
         };
         if !self.peer_is_trusted(req) {
             return peer();

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod logging;
+mod metrics;
 pub mod settings;
 pub mod startup;
 

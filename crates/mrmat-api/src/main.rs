@@ -69,8 +69,11 @@ fn migrate(settings: &Settings) -> ExitCode {
 fn serve(settings: Settings) -> ExitCode {
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;
-        for addr in app.addrs() {
-            log::info!("listening on http://{addr}");
+        for listening in app.listening() {
+            log::info!("listening on {listening}");
+        }
+        for addr in app.metrics_listening() {
+            log::info!("metrics on http://{addr}/metrics");
         }
         app.run_until_stopped()
             .await

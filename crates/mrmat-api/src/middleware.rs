@@ -12,6 +12,7 @@ use actix_web::{Error, HttpMessage, web};
 
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
+use crate::metrics::{self, Metrics, RouteName};
 use crate::request_id::{RequestId, X_REQUEST_ID};
 
 /// Tags the request with an id, echoes it on the response and logs the outcome.
@@ -24,11 +25,16 @@ pub(crate) async fn request_context(
     req.extensions_mut().insert(id.clone());
     let method = req.method().clone();
     let path = req.path().to_owned();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let client = match req.app_data::<web::Data<TrustedProxies>>() {
         Some(proxies) => proxies.client_addr(req.request()),
         None => TrustedProxies::default().client_addr(req.request()),
     };
-    let log = |status: u16, error: Option<&Error>| {
+    let log = |status: u16, route: Option<&RouteName>, error: Option<&Error>| {
+        if let Some(metrics) = &metrics {
+            let route = route.map_or(metrics::UNMATCHED, |name| name.0);
+            metrics.request(route, &method, status, started.elapsed());
+        }
         if let Some((level, cause)) = error
             .and_then(|e| e.as_error::<ApiError>())
             .and_then(ApiError::log_cause)
@@ -48,13 +54,17 @@ pub(crate) async fn request_context(
         Ok(response) => {
             let mut response = response.map_into_boxed_body();
             response.headers_mut().insert(X_REQUEST_ID, id.0.clone());
-            log(response.status().as_u16(), response.response().error());
+            log(
+                response.status().as_u16(),
+                response.request().app_data::<RouteName>(),
+                response.response().error(),
+            );
             Ok(response)
         }
         Err(error) => {
             let mut response = error.error_response();
             response.headers_mut().insert(X_REQUEST_ID, id.0.clone());
-            log(response.status().as_u16(), Some(&error));
+            log(response.status().as_u16(), None, Some(&error));
             Err(InternalError::from_response(error.to_string(), response).into())
         }
     }

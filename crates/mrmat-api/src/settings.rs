@@ -25,6 +25,10 @@ pub struct Settings {
     pub host: String,
     /// Port to bind; 0 lets the OS pick.
     pub port: u16,
+    /// A unix socket to listen on instead of `host`:`port`.
+    pub unix_socket: Option<UnixSocket>,
+    /// Where `/metrics` is served instead of the public port.
+    pub metrics_addr: Option<(String, u16)>,
     /// Instance directory (default SQLite database lives here).
     pub instance_path: PathBuf,
     /// Where the data lives.
@@ -40,6 +44,18 @@ pub struct Settings {
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<TrustedProxy>,
 }
+
+/// A unix socket to listen on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixSocket {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its file mode.
+    pub mode: u32,
+}
+
+/// Default file mode of the unix socket: the owner and its group (the proxy's) connect.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
 
 /// A database the server can use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,6 +283,22 @@ impl Settings {
         if host.trim().is_empty() {
             return Err(ConfigError::invalid("--host", "must not be empty"));
         }
+        let unix_socket = options
+            .bind
+            .as_deref()
+            .map(|bind| parse_bind(bind, options.socket_mode.as_deref()))
+            .transpose()?;
+        if unix_socket.is_none() && options.socket_mode.is_some() {
+            return Err(ConfigError::invalid(
+                "--socket-mode",
+                "applies only with --bind unix:PATH",
+            ));
+        }
+        let metrics_addr = options
+            .metrics_addr
+            .as_deref()
+            .map(parse_host_port)
+            .transpose()?;
         let oidc = resolve_oidc(
             options.oidc_secrets.as_deref(),
             OidcOptions {
@@ -287,6 +319,8 @@ impl Settings {
             debug: options.debug.unwrap_or(false),
             host,
             port: options.port.unwrap_or(8080),
+            unix_socket,
+            metrics_addr,
             instance_path,
             database,
             db_timeout,
@@ -299,6 +333,25 @@ impl Settings {
 }
 
 impl Settings {
+    /// The defaults, on `database`, without authentication: for embedding the server (the
+    /// tests do) without a command line.
+    pub fn with_database(database: DatabaseUrl) -> Self {
+        Self {
+            debug: false,
+            host: "localhost".to_owned(),
+            port: 8080,
+            unix_socket: None,
+            metrics_addr: None,
+            instance_path: PathBuf::from("var/instance"),
+            database,
+            db_timeout: DEFAULT_DB_TIMEOUT,
+            oidc: None,
+            workers: 1,
+            migrate: true,
+            trusted_proxies: Vec::new(),
+        }
+    }
+
     /// One line describing the effective configuration, secrets left out.
     pub fn summary(&self) -> String {
         let database = match &self.database {
@@ -319,6 +372,49 @@ impl Settings {
             self.host, self.port, self.workers, self.db_timeout, self.migrate, self.trusted_proxies
         )
     }
+}
+
+/// `unix:PATH` and an octal mode.
+fn parse_bind(bind: &str, mode: Option<&str>) -> Result<UnixSocket, ConfigError> {
+    let path = bind
+        .strip_prefix("unix:")
+        .filter(|path| !path.is_empty())
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                "--bind",
+                "must be unix:PATH (for TCP use --host and --port)",
+            )
+        })?;
+    let mode = match mode {
+        None => DEFAULT_SOCKET_MODE,
+        Some(text) => u32::from_str_radix(text.trim().trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|mode| *mode <= 0o777)
+            .ok_or_else(|| {
+                ConfigError::invalid("--socket-mode", "must be an octal file mode such as 660")
+            })?,
+    };
+    Ok(UnixSocket {
+        path: PathBuf::from(path),
+        mode,
+    })
+}
+
+/// `HOST:PORT`, with `[v6]:PORT` for IPv6.
+fn parse_host_port(text: &str) -> Result<(String, u16), ConfigError> {
+    let invalid = || {
+        ConfigError::invalid(
+            "--metrics-addr",
+            format!("{text:?} is not HOST:PORT (e.g. 0.0.0.0:9090)"),
+        )
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(invalid)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse::<u16>().map_err(|_| invalid())?;
+    if host.is_empty() {
+        return Err(invalid());
+    }
+    Ok((host.to_owned(), port))
 }
 
 fn port_from_env() -> Result<Option<u16>, ConfigError> {

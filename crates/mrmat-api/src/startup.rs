@@ -1,6 +1,8 @@
 //! Building and running the application: the function `main` and the tests both call.
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
@@ -11,8 +13,9 @@ use crate::auth::Authenticator;
 use crate::db::{self, Db, DbError, migrate};
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
+use crate::metrics::Metrics;
 use crate::middleware::request_context;
-use crate::settings::{ConfigError, OidcSettings, Settings};
+use crate::settings::{ConfigError, OidcSettings, Settings, UnixSocket};
 use crate::state::AppState;
 
 /// Why the server could not start. Each is a configuration problem the operator fixes.
@@ -63,7 +66,7 @@ pub fn openapi_json() -> Result<String, StartupError> {
 
 /// Opens the database and brings its schema up to date (or checks it is, with
 /// `--no-migrate`), then opens the pool. Blocking: call it before serving.
-fn prepare_database(settings: &Settings) -> Result<Db, StartupError> {
+fn prepare_database(settings: &Settings, metrics: Arc<Metrics>) -> Result<Db, StartupError> {
     std::fs::create_dir_all(&settings.instance_path).map_err(|e| {
         ConfigError::invalid(
             "--instance-path",
@@ -83,19 +86,46 @@ fn prepare_database(settings: &Settings) -> Result<Db, StartupError> {
     let pool_size = u32::try_from(settings.workers.saturating_mul(2))
         .unwrap_or(u32::MAX)
         .max(8);
-    Ok(Db::new(&settings.database, pool_size, settings.db_timeout))
+    Ok(Db::new(
+        &settings.database,
+        pool_size,
+        settings.db_timeout,
+        metrics,
+    ))
+}
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listening {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A unix socket.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "http://{addr}"),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
 }
 
 /// A bound, ready-to-run server.
 pub struct Application {
-    addrs: Vec<SocketAddr>,
+    listening: Vec<Listening>,
+    metrics_listening: Vec<SocketAddr>,
     server: Server,
+    /// The metrics listener of `--metrics-addr`, stopped with the server.
+    metrics_server: Option<Server>,
 }
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
-            .field("addrs", &self.addrs)
+            .field("listening", &self.listening)
+            .field("metrics_listening", &self.metrics_listening)
             .finish_non_exhaustive()
     }
 }
@@ -104,36 +134,41 @@ impl Application {
     /// Opens the database, binds the listeners and builds the server. Binding port 0 picks
     /// a free port; [`Application::port`] tells which.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let db = prepare_database(&settings)?;
+        let metrics = Arc::new(Metrics::new());
+        let db = prepare_database(&settings, metrics.clone())?;
         if let Some(oidc) = &settings.oidc {
             warn_about(oidc);
         }
         let auth = settings
             .oidc
             .clone()
-            .map(Authenticator::new)
+            .map(|oidc| Authenticator::new(oidc, metrics.clone()))
             .transpose()?
             .map(web::Data::new);
         if auth.is_none() {
             log::warn!("Running without any authentication/authorisation");
         }
-        let proxies = web::Data::new(TrustedProxies::new(settings.trusted_proxies.clone()));
+        let mut proxies = TrustedProxies::new(settings.trusted_proxies.clone());
+        if settings.unix_socket.is_some() {
+            proxies = proxies.and_unix_peers();
+        }
         let state = web::Data::new(AppState {
             db,
             auth,
-            proxies,
+            proxies: web::Data::new(proxies),
             readiness: AppState::readiness_cache(),
         });
-        let listeners = bind(&settings.host, settings.port)?;
-        let addrs = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect::<Vec<_>>();
+        let metrics = web::Data::from(metrics);
+        let public_metrics = settings.metrics_addr.is_none();
 
-        let mut server = HttpServer::new(move || {
+        let app_state = state.clone();
+        let app_metrics = metrics.clone();
+        let server = HttpServer::new(move || {
+            let state = app_state.clone();
             let mut app = App::new()
                 .app_data(state.clone())
-                .app_data(state.proxies.clone());
+                .app_data(state.proxies.clone())
+                .app_data(app_metrics.clone());
             // The bearer-token extractor looks for the authenticator on its own.
             if let Some(auth) = &state.auth {
                 app = app.app_data(auth.clone());
@@ -146,6 +181,11 @@ impl Application {
                 ApiError::BadRequest(format!("bad query string: {e}")).into()
             }))
             .configure(api::configure)
+            .configure(|cfg| {
+                if public_metrics {
+                    api::metrics::configure(cfg);
+                }
+            })
             .default_service(web::to(api::not_found))
             // Trailing slashes are trimmed before routing, so both forms are served
             // without a redirect.
@@ -154,26 +194,97 @@ impl Application {
         })
         .workers(settings.workers)
         .shutdown_timeout(10);
-        for listener in listeners {
-            server = server.listen(listener).map_err(|e| StartupError::Bind {
-                address: format!("{}:{}", settings.host, settings.port),
-                reason: e.to_string(),
-            })?;
-        }
+
+        let bound = match &settings.unix_socket {
+            Some(socket) => bind_unix(socket)?,
+            None => Bound::Tcp(bind(&settings.host, settings.port)?),
+        };
+        let listening = bound.listening();
+        let address = match &settings.unix_socket {
+            Some(socket) => format!("unix:{}", socket.path.display()),
+            None => format!("{}:{}", settings.host, settings.port),
+        };
+        let fail = |e: std::io::Error| StartupError::Bind {
+            address: address.clone(),
+            reason: e.to_string(),
+        };
+        let server = match bound {
+            Bound::Tcp(listeners) => {
+                let mut server = server;
+                for listener in listeners {
+                    server = server.listen(listener).map_err(fail)?;
+                }
+                server
+            }
+            Bound::Unix(listener, _) => server.listen_uds(listener).map_err(fail)?,
+        };
+
+        let (metrics_server, metrics_listening) = match &settings.metrics_addr {
+            None => (None, Vec::new()),
+            Some((host, port)) => {
+                let listeners = bind(host, *port).map_err(|e| match e {
+                    StartupError::Bind { address, reason } => StartupError::Bind {
+                        address: format!("--metrics-addr {address}"),
+                        reason,
+                    },
+                    other => other,
+                })?;
+                let addrs: Vec<SocketAddr> = listeners
+                    .iter()
+                    .filter_map(|l| l.local_addr().ok())
+                    .collect();
+                let mut metrics_server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .app_data(metrics.clone())
+                        .configure(api::metrics::configure)
+                        .default_service(web::to(api::not_found))
+                        .wrap(NormalizePath::new(TrailingSlash::Trim))
+                })
+                .workers(1)
+                // The main server owns the signals and stops this one with it.
+                .disable_signals()
+                .shutdown_timeout(1);
+                for listener in listeners {
+                    metrics_server =
+                        metrics_server
+                            .listen(listener)
+                            .map_err(|e| StartupError::Bind {
+                                address: format!("--metrics-addr {host}:{port}"),
+                                reason: e.to_string(),
+                            })?;
+                }
+                (Some(metrics_server.run()), addrs)
+            }
+        };
+
         Ok(Self {
-            addrs,
+            listening,
+            metrics_listening,
             server: server.run(),
+            metrics_server,
         })
     }
 
-    /// The bound port.
+    /// The bound TCP port (0 on a unix socket).
     pub fn port(&self) -> u16 {
-        self.addrs.first().map_or(0, SocketAddr::port)
+        self.listening
+            .iter()
+            .find_map(|l| match l {
+                Listening::Tcp(addr) => Some(addr.port()),
+                Listening::Unix(_) => None,
+            })
+            .unwrap_or(0)
     }
 
-    /// Every bound address.
-    pub fn addrs(&self) -> &[SocketAddr] {
-        &self.addrs
+    /// Where the server listens.
+    pub fn listening(&self) -> &[Listening] {
+        &self.listening
+    }
+
+    /// Where `/metrics` is served on its own, with `--metrics-addr`.
+    pub fn metrics_listening(&self) -> &[SocketAddr] {
+        &self.metrics_listening
     }
 
     /// A handle that stops the server.
@@ -184,7 +295,68 @@ impl Application {
     /// Serves until SIGTERM/SIGINT (graceful: in-flight requests finish) or a stop through
     /// [`Application::handle`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Some(metrics_server) = self.metrics_server else {
+            return self.server.await;
+        };
+        let metrics_handle = metrics_server.handle();
+        let metrics_task = actix_web::rt::spawn(metrics_server);
+        let result = self.server.await;
+        metrics_handle.stop(true).await;
+        let _ = metrics_task.await;
+        result
+    }
+}
+
+/// The listening sockets, bound before the server is built so that a bad address ends the
+/// start with a clear message.
+enum Bound {
+    Tcp(Vec<TcpListener>),
+    Unix(std::os::unix::net::UnixListener, PathBuf),
+}
+
+impl Bound {
+    fn listening(&self) -> Vec<Listening> {
+        match self {
+            Self::Tcp(listeners) => listeners
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .map(Listening::Tcp)
+                .collect(),
+            Self::Unix(_, path) => vec![Listening::Unix(path.clone())],
+        }
+    }
+}
+
+/// Binds the unix socket with its mode.
+fn bind_unix(socket: &UnixSocket) -> Result<Bound, StartupError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |reason: String| StartupError::Bind {
+        address: format!("unix:{}", socket.path.display()),
+        reason,
+    };
+    remove_stale_socket(&socket.path).map_err(fail)?;
+    let listener =
+        std::os::unix::net::UnixListener::bind(&socket.path).map_err(|e| fail(e.to_string()))?;
+    std::fs::set_permissions(&socket.path, std::fs::Permissions::from_mode(socket.mode))
+        .map_err(|e| fail(format!("cannot set its mode: {e}")))?;
+    Ok(Bound::Unix(listener, socket.path.clone()))
+}
+
+/// A socket file left by a server that is gone is removed; one in use, or a file that is
+/// not a socket, is not.
+fn remove_stale_socket(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !metadata.file_type().is_socket() {
+        return Err("the path exists and is not a socket".to_owned());
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err("another process is listening there".to_owned()),
+        Err(_) => {
+            std::fs::remove_file(path).map_err(|e| format!("cannot remove the stale socket: {e}"))
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod docs;
 pub(crate) mod greeting;
 pub(crate) mod healthz;
 pub(crate) mod index;
+pub(crate) mod metrics;
 pub(crate) mod resource;
 pub(crate) mod route;
 pub(crate) mod well_known;
@@ -52,12 +53,12 @@ fn open_endpoints() -> Vec<Endpoint> {
 /// Registers every route of the application.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     for endpoint in open_endpoints() {
-        endpoint.register(cfg);
+        endpoint.register(cfg, "");
     }
     for api in APIS {
         cfg.service(web::scope(api.prefix).configure(|cfg| {
             for endpoint in (api.endpoints)() {
-                endpoint.register(cfg);
+                endpoint.register(cfg, api.prefix);
             }
         }));
     }

@@ -9,6 +9,7 @@ use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Respo
 use crate::auth::{Access, Requirement};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
+use crate::metrics::RouteName;
 
 /// What a handler demands of its caller: the [`Access`] of its first argument; nothing
 /// when it takes none.
@@ -51,6 +52,24 @@ impl<T> Access for web::Path<T> {
 }
 impl Access for JsonBody {
     const REQUIREMENT: Requirement = Requirement::Open;
+}
+
+/// `name` as a `&'static str`: route templates are few and live as long as the process,
+/// and a static label costs the metrics no allocation per request. Each is kept once,
+/// however often the routes are registered (once per worker, and per test server).
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 /// One path and the methods it answers.
@@ -158,18 +177,20 @@ impl Endpoint {
             .join(", ")
     }
 
-    /// Registers the routes, and 405 with `Allow` for any other method.
-    pub(crate) fn register(self, cfg: &mut web::ServiceConfig) {
+    /// Registers the routes under `prefix` (the mount's, or empty), and 405 with `Allow`
+    /// for any other method. Each request carries its route template ([`RouteName`]) for
+    /// the metrics.
+    pub(crate) fn register(self, cfg: &mut web::ServiceConfig, prefix: &str) {
         let allow = self.allow();
-        cfg.service(
-            self.resource
-                .default_service(web::to(move |req: HttpRequest| {
-                    let error = ApiError::MethodNotAllowed {
-                        method: req.method().to_string(),
-                        allow: allow.clone(),
-                    };
-                    async move { Err::<HttpResponse, _>(error) }
-                })),
-        );
+        let name = RouteName(intern(&format!("{prefix}{}", self.path)));
+        cfg.service(self.resource.app_data(name).default_service(web::to(
+            move |req: HttpRequest| {
+                let error = ApiError::MethodNotAllowed {
+                    method: req.method().to_string(),
+                    allow: allow.clone(),
+                };
+                async move { Err::<HttpResponse, _>(error) }
+            },
+        )));
     }
 }

@@ -7,7 +7,8 @@
 //! error answer without a body (Glewlwyd refuses credentials with a bare 401), and the
 //! bearer authentication RFC 7662 allows.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::future::Cache;
@@ -23,6 +24,7 @@ use super::http::{ProviderHttp, read_capped};
 use super::provider::{self, Endpoints, ProviderError, ProviderHealth};
 use super::service_token::{self, ServiceToken};
 use crate::error::ApiError;
+use crate::metrics::{Metrics, Outcome};
 use crate::outage::{Outage, Part};
 use crate::settings::OidcSettings;
 
@@ -59,6 +61,7 @@ pub(crate) struct Authenticator {
     /// The provider refusing the server's own credentials: an error per episode, naming
     /// the option to fix.
     misconfigured: Outage,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -81,7 +84,7 @@ enum Answer {
 impl Authenticator {
     /// An authenticator for `settings`. Nothing is fetched until the first token arrives,
     /// so the server starts while the provider is still down.
-    pub(crate) fn new(settings: OidcSettings) -> Result<Self, ApiError> {
+    pub(crate) fn new(settings: OidcSettings, metrics: Arc<Metrics>) -> Result<Self, ApiError> {
         let http = ProviderHttp::new(&settings).map_err(ApiError::internal)?;
         let cache = Cache::builder()
             .max_capacity(CACHE_CAPACITY)
@@ -98,6 +101,7 @@ impl Authenticator {
             cache,
             unreachable: Outage::new("the identity provider"),
             misconfigured: Outage::logged_at("token introspection", log::Level::Error),
+            metrics,
         })
     }
 
@@ -110,7 +114,12 @@ impl Authenticator {
     /// uncached token share one provider call.
     pub(crate) async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let verdict = self.cache.try_get_with(key, self.introspect(token)).await;
+        let cached = self.cache.get(&key).await;
+        self.metrics.cache(cached.is_some());
+        let verdict = match cached {
+            Some(verdict) => Ok(verdict),
+            None => self.cache.try_get_with(key, self.introspect(token)).await,
+        };
         let verdict = match verdict {
             Ok(verdict) => {
                 self.unreachable.answered(Part::WHOLE);
@@ -205,11 +214,24 @@ impl Authenticator {
             ceiling: self.settings.cache_ttl,
             audiences: &self.settings.audiences,
         };
-        let verdict = match self.ask(token).await? {
-            Answer::Introspected(response) => claims::judge(&response, rules),
-            Answer::TokenRefused => Verdict::invalid(),
+        let started = Instant::now();
+        let answer = self.ask(token).await;
+        let verdict = match &answer {
+            Ok(Answer::Introspected(response)) => Some(claims::judge(response, rules)),
+            Ok(Answer::TokenRefused) => Some(Verdict::invalid()),
+            Err(_) => None,
         };
-        Ok(verdict.capped(self.settings.cache_ttl))
+        let outcome = match &verdict {
+            Some(verdict) if verdict.principal.is_some() => Outcome::active,
+            Some(_) => Outcome::inactive,
+            None => Outcome::error,
+        };
+        self.metrics.introspection(outcome, started.elapsed());
+        match (verdict, answer) {
+            (Some(verdict), _) => Ok(verdict.capped(self.settings.cache_ttl)),
+            (None, Err(error)) => Err(error),
+            (None, Ok(_)) => Err(ProviderError::Unreachable("no verdict".to_owned())),
+        }
     }
 
     /// Asks the provider about `token`.

@@ -24,6 +24,7 @@ pub(crate) use connection::ConnectionManager;
 pub(crate) use failure::DbFailure;
 
 use crate::error::{ApiError, Dependency};
+use crate::metrics::Metrics;
 use crate::outage::{Outage, Part};
 use crate::settings::DatabaseUrl;
 
@@ -118,6 +119,7 @@ pub(crate) struct Db {
     outage: Arc<Outage>,
     /// A full disk is an outage of its own, logged at ERROR: an operator must free space.
     storage: Arc<Outage>,
+    metrics: Arc<Metrics>,
 }
 
 /// Routes the pool's own connection errors (opening connections in the background) to the
@@ -135,7 +137,12 @@ impl HandleError<ConnectionError> for PoolErrors {
 impl Db {
     /// A pool of at most `max_size` connections to `url`; every wait bounded by `timeout`.
     /// Call it once [`establish`] has shown the database works.
-    pub(crate) fn new(url: &DatabaseUrl, max_size: u32, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        url: &DatabaseUrl,
+        max_size: u32,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let outage = Arc::new(Outage::new("the database"));
         let manager = ConnectionManager::new(url.clone(), timeout);
         let writers = manager.is_sqlite().then(|| Arc::new(Semaphore::new(1)));
@@ -155,6 +162,7 @@ impl Db {
                 log::Level::Error,
                 ("is full", "takes writes again"),
             )),
+            metrics,
         }
     }
 
@@ -220,12 +228,16 @@ impl Db {
         };
         let pool = self.pool.clone();
         let timeout = self.timeout;
+        let metrics = self.metrics.clone();
         let work = actix_web::web::block(move || {
             let _permit = permit;
             // A write still running when the caller has been answered 503 must not commit.
             let _deadline = transaction::Deadline::set(deadline);
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let mut conn = checkout(&pool, remaining, timeout)?;
+            let waiting = Instant::now();
+            let conn = checkout(&pool, remaining, timeout);
+            metrics.pool_wait(waiting.elapsed());
+            let mut conn = conn?;
             if access == Access::Write {
                 // The lock wait gets what is left of the bound, not a fresh one.
                 sqlite_busy_timeout(&mut conn, deadline)?;
@@ -241,6 +253,12 @@ impl Db {
             ))),
             Err(_) => Err(unavailable(format!("no answer within {:?}", self.timeout))),
         }
+    }
+
+    /// Connections the pool holds, and how many of them are idle.
+    pub(crate) fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
     }
 
     /// Whether the database answers; for the readiness check.

@@ -9,5 +9,6 @@ mod greeting;
 mod health;
 mod helpers;
 mod meta;
+mod metrics;
 mod resource;
 mod trust;

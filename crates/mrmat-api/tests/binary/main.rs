@@ -4,5 +4,6 @@
 
 mod config;
 mod lifecycle;
+mod listeners;
 mod logs;
 mod process;
