@@ -37,12 +37,28 @@ pub struct Cli {
 /// What to do; `serve` when none is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
 pub enum Command {
+    /// Check the set-up: configuration, database and schema, the identity provider, and a
+    /// token from MRMAT_API_DOCTOR_TOKEN when set. Exits non-zero when a check fails.
+    Doctor {
+        /// How to print the checks.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        output: ReportFormat,
+    },
     /// Apply pending migrations (unless --no-migrate) and serve HTTP (the default).
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI 3.1 document and exit.
     Openapi,
+}
+
+/// How `doctor` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// A line a check, for people.
+    Text,
+    /// One JSON document, for automation.
+    Json,
 }
 
 /// Declares [`Options`] once: every field optional, so "not given" is visible and the

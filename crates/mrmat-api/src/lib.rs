@@ -8,6 +8,7 @@
 //! `middleware`; then `api`; then `startup`.
 
 pub mod cli;
+pub mod doctor;
 pub mod logging;
 mod metrics;
 pub mod settings;

@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mrmat_api::cli::{Cli, Command};
+use mrmat_api::cli::{Cli, Command, ReportFormat};
+use mrmat_api::doctor::{DOCTOR_TOKEN_ENV, examine};
 use mrmat_api::{Application, Settings, StartupError, logging};
+use mrmat_api_types::secret::Secret;
 
 /// Exit code of every configuration problem.
 const CONFIG_ERROR: u8 = 2;
@@ -30,6 +32,10 @@ fn main() -> ExitCode {
         };
     }
 
+    if let Command::Doctor { output } = command {
+        return doctor(cli.options, output);
+    }
+
     let settings = match Settings::load(cli.options) {
         Ok(settings) => settings,
         Err(e) => return fail(&e.into()),
@@ -40,6 +46,29 @@ fn main() -> ExitCode {
     match command {
         Command::Migrate => migrate(&settings),
         _ => serve(settings),
+    }
+}
+
+/// Runs the checks and prints them; 0 only when none failed.
+fn doctor(options: mrmat_api::cli::Options, output: ReportFormat) -> ExitCode {
+    let settings = Settings::load(options);
+    if let Ok(settings) = &settings {
+        logging::init(settings.debug);
+    }
+    let token = std::env::var(DOCTOR_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| Secret::new(t.trim()));
+    let report = actix_web::rt::System::new().block_on(examine(settings, token));
+    let text = match output {
+        ReportFormat::Text => report.to_text(),
+        ReportFormat::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+    };
+    print!("{text}");
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -73,6 +73,15 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// What `doctor` learns about a token.
+#[derive(Debug)]
+pub(crate) struct Examined {
+    /// The introspection answer; `None` when the provider refused the token outright.
+    pub(crate) answer: Option<Box<IntrospectionResponse>>,
+    /// Whether the server would accept the token.
+    pub(crate) accepted: bool,
+}
+
 /// What the provider answered about one token.
 enum Answer {
     /// A well-formed introspection answer.
@@ -160,7 +169,8 @@ impl Authenticator {
         health
     }
 
-    async fn probe(&self) -> Result<(), ProviderError> {
+    /// The readiness probe itself: the same verdict, with the provider's reason.
+    pub(crate) async fn probe(&self) -> Result<(), ProviderError> {
         let endpoints = self.endpoints().await?;
         let own = match (&self.service_token, &endpoints.token) {
             (Some(service), Some(token_endpoint)) => Some(
@@ -191,7 +201,8 @@ impl Authenticator {
         }
     }
 
-    async fn endpoints(&self) -> Result<&Endpoints, ProviderError> {
+    /// Where the server introspects, and where it gets tokens of its own.
+    pub(crate) async fn endpoints(&self) -> Result<&Endpoints, ProviderError> {
         self.endpoints
             .get_or_try_init(|| async {
                 let endpoints = provider::endpoints(&self.http, &self.settings).await?;
@@ -232,6 +243,28 @@ impl Authenticator {
             (None, Err(error)) => Err(error),
             (None, Ok(_)) => Err(ProviderError::Unreachable("no verdict".to_owned())),
         }
+    }
+
+    /// What the provider says about `token`, for `doctor`: the raw answer and the
+    /// server's verdict on it. Never cached.
+    pub(crate) async fn examine(&self, token: &str) -> Result<Examined, ProviderError> {
+        let rules = Rules {
+            ceiling: self.settings.cache_ttl,
+            audiences: &self.settings.audiences,
+        };
+        Ok(match self.ask(token).await? {
+            Answer::Introspected(response) => {
+                let accepted = claims::judge(&response, rules).principal.is_some();
+                Examined {
+                    answer: Some(response),
+                    accepted,
+                }
+            }
+            Answer::TokenRefused => Examined {
+                answer: None,
+                accepted: false,
+            },
+        })
     }
 
     /// Asks the provider about `token`.

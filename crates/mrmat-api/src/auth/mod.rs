@@ -5,10 +5,10 @@
 //! parsing, so an unauthenticated request is always answered 401 first.
 
 mod bearer;
-mod claims;
+pub(crate) mod claims;
 mod http;
 mod introspection;
-mod provider;
+pub(crate) mod provider;
 mod service_token;
 
 use std::marker::PhantomData;

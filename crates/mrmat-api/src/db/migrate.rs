@@ -30,6 +30,56 @@ pub(crate) fn ensure_current(conn: &mut DbConnection) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Where the schema stands against this binary's migrations.
+#[derive(Debug, Clone)]
+pub(crate) struct SchemaStatus {
+    /// Versions applied in the database.
+    pub(crate) applied: Vec<String>,
+    /// Versions this binary has that the database lacks.
+    pub(crate) pending: Vec<String>,
+    /// Versions the database has that this binary does not know: a newer binary migrated.
+    pub(crate) unknown: Vec<String>,
+}
+
+/// Compares the database's applied migrations with this binary's.
+pub(crate) fn status(conn: &mut DbConnection) -> Result<SchemaStatus, DbError> {
+    let (applied, known) = match conn {
+        DbConnection::Postgres(c) => (
+            c.applied_migrations().map(versions),
+            embedded_versions(POSTGRES),
+        ),
+        DbConnection::Sqlite(c) => (
+            c.applied_migrations().map(versions),
+            embedded_versions(SQLITE),
+        ),
+    };
+    let applied = applied.map_err(|e| DbError::Migration(e.to_string()))?;
+    let known = known?;
+    Ok(SchemaStatus {
+        pending: known
+            .iter()
+            .filter(|v| !applied.contains(v))
+            .cloned()
+            .collect(),
+        unknown: applied
+            .iter()
+            .filter(|v| !known.contains(v))
+            .cloned()
+            .collect(),
+        applied,
+    })
+}
+
+fn embedded_versions(migrations: EmbeddedMigrations) -> Result<Vec<String>, DbError> {
+    use diesel::migration::MigrationSource;
+    let list = MigrationSource::<diesel::pg::Pg>::migrations(&migrations)
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    Ok(list
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect())
+}
+
 fn versions(applied: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
     applied.iter().map(ToString::to_string).collect()
 }

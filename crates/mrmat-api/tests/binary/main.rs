@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config;
+mod doctor;
 mod lifecycle;
 mod listeners;
 mod logs;

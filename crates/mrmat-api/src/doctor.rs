@@ -1,0 +1,372 @@
+//! `mrmat-api doctor`: checks a set-up from the outside in (configuration, database and
+//! schema, the identity provider's discovery, the https rule, whether the server's own
+//! client may introspect, and a real token when `MRMAT_API_DOCTOR_TOKEN` holds one) and
+//! prints each check as ok, warn or fail with a one-line fix. Exit code 0 only when
+//! nothing failed.
+//!
+//! Reads: `MRMAT_API_DOCTOR_TOKEN` (an access token to try; never printed).
+
+use std::sync::Arc;
+
+use mrmat_api_types::secret::Secret;
+use oauth2::TokenIntrospectionResponse;
+use serde::Serialize;
+
+use crate::auth::Authenticator;
+use crate::auth::provider::ProviderError;
+use crate::db::{self, migrate};
+use crate::metrics::Metrics;
+use crate::settings::{ConfigError, DatabaseUrl, Settings};
+use crate::trust;
+
+/// The variable holding a token for the doctor to try.
+pub const DOCTOR_TOKEN_ENV: &str = "MRMAT_API_DOCTOR_TOKEN";
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Fine.
+    Ok,
+    /// Works, but needs a look.
+    Warn,
+    /// Broken: the server will not work as configured.
+    Fail,
+}
+
+/// One check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// How it came out.
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// What to do, when something is to be done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// Every check, in order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// True when no check failed.
+    pub ok: bool,
+    /// The checks.
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// The report as text: one line a check, the fix indented below it.
+    pub fn to_text(&self) -> String {
+        let mut text = String::new();
+        for check in &self.checks {
+            let status = match check.status {
+                Status::Ok => "ok",
+                Status::Warn => "warn",
+                Status::Fail => "FAIL",
+            };
+            text.push_str(&format!(
+                "{status:<5} {:<13} {}\n",
+                check.name, check.detail
+            ));
+            if let Some(fix) = &check.fix {
+                text.push_str(&format!("{:<19}fix: {fix}\n", ""));
+            }
+        }
+        text.push_str(if self.ok {
+            "\nno check failed\n"
+        } else {
+            "\nsome checks failed\n"
+        });
+        text
+    }
+}
+
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn ok(&mut self, name: &'static str, detail: impl Into<String>) {
+        self.push(name, Status::Ok, detail, None::<String>);
+    }
+
+    fn warn(&mut self, name: &'static str, detail: impl Into<String>, fix: impl Into<String>) {
+        self.push(name, Status::Warn, detail, Some(fix));
+    }
+
+    fn fail(&mut self, name: &'static str, detail: impl Into<String>, fix: impl Into<String>) {
+        self.push(name, Status::Fail, detail, Some(fix));
+    }
+
+    fn push(
+        &mut self,
+        name: &'static str,
+        status: Status,
+        detail: impl Into<String>,
+        fix: Option<impl Into<String>>,
+    ) {
+        self.0.push(Check {
+            name,
+            status,
+            detail: detail.into(),
+            fix: fix.map(Into::into),
+        });
+    }
+}
+
+/// Runs every check `settings` allows (a configuration that does not load is the only
+/// check then).
+pub async fn examine(settings: Result<Settings, ConfigError>, token: Option<Secret>) -> Report {
+    let mut checks = Checks(Vec::new());
+    match settings {
+        Err(error) => checks.fail(
+            "configuration",
+            error.to_string(),
+            "correct the option named above (flag, MRMAT_API_* variable or config file)",
+        ),
+        Ok(settings) => {
+            checks.ok("configuration", summary(&settings));
+            database(&settings, &mut checks).await;
+            provider(&settings, token, &mut checks).await;
+        }
+    }
+    Report {
+        ok: checks.0.iter().all(|c| c.status != Status::Fail),
+        checks: checks.0,
+    }
+}
+
+fn summary(settings: &Settings) -> String {
+    let database = match &settings.database {
+        DatabaseUrl::Sqlite(path) => format!("sqlite {}", path.display()),
+        DatabaseUrl::Postgres(_) => "postgres".to_owned(),
+    };
+    let listen = match &settings.unix_socket {
+        Some(socket) => format!("unix:{}", socket.path.display()),
+        None => format!("{}:{}", settings.host, settings.port),
+    };
+    format!(
+        "{listen}, {} worker(s), database {database}",
+        settings.workers
+    )
+}
+
+async fn database(settings: &Settings, checks: &mut Checks) {
+    // A check creates nothing: a missing SQLite file is what `serve` will create.
+    if let DatabaseUrl::Sqlite(path) = &settings.database
+        && !path.exists()
+    {
+        checks.warn(
+            "database",
+            format!("{} does not exist yet", path.display()),
+            "start the server (or run `mrmat-api migrate`) to create it; check --db or --instance-path if it should exist",
+        );
+        return;
+    }
+    let url = settings.database.clone();
+    let timeout = settings.db_timeout;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut conn = db::establish(&url, timeout)?;
+        migrate::status(&mut conn)
+    })
+    .await;
+    let status = match outcome {
+        Ok(Ok(status)) => status,
+        Ok(Err(error)) => {
+            checks.fail(
+                "database",
+                error.to_string(),
+                "check --db, that the database server runs and that this host may reach it",
+            );
+            return;
+        }
+        Err(error) => {
+            checks.fail("database", error.to_string(), "report this as a bug");
+            return;
+        }
+    };
+    checks.ok(
+        "database",
+        format!("reachable ({})", settings.database.backend()),
+    );
+    let latest = status
+        .applied
+        .iter()
+        .max()
+        .cloned()
+        .unwrap_or_else(|| "none".to_owned());
+    match (status.pending.len(), status.unknown.is_empty()) {
+        (0, true) => checks.ok(
+            "schema",
+            format!("current: {} migration(s), latest {latest}", status.applied.len()),
+        ),
+        (pending, true) => checks.warn(
+            "schema",
+            format!("{pending} migration(s) pending ({})", status.pending.join(", ")),
+            "run `mrmat-api migrate` (serve applies them at start unless --no-migrate)",
+        ),
+        (_, false) => checks.warn(
+            "schema",
+            format!(
+                "the database has migrations this binary does not know ({}): a newer version migrated it",
+                status.unknown.join(", ")
+            ),
+            "run the newer binary, or check that the old one still works with the new schema (expand, then contract)",
+        ),
+    }
+}
+
+async fn provider(settings: &Settings, token: Option<Secret>, checks: &mut Checks) {
+    let Some(oidc) = &settings.oidc else {
+        checks.warn(
+            "oidc",
+            "not configured: protected endpoints answer 503",
+            "give --oidc-issuer, --oidc-client-id and --oidc-client-secret (or --oidc-secrets)",
+        );
+        return;
+    };
+    if oidc.allow_insecure_http
+        && !trust::is_loopback(&oidc.issuer)
+        && oidc.issuer.scheme() == "http"
+    {
+        checks.warn(
+            "https",
+            format!(
+                "plain http to {} is allowed by --oidc-allow-insecure-http",
+                oidc.issuer
+            ),
+            "use the provider's https URL and drop --oidc-allow-insecure-http",
+        );
+    } else {
+        checks.ok(
+            "https",
+            format!("the provider is reached at {}", oidc.issuer),
+        );
+    }
+    if oidc.has_placeholder_secret() {
+        checks.warn(
+            "secret",
+            "--oidc-client-secret is a published placeholder",
+            "set the secret the provider generated for this client",
+        );
+    }
+    let auth = match Authenticator::new(oidc.clone(), Arc::new(Metrics::new())) {
+        Ok(auth) => auth,
+        Err(error) => {
+            checks.fail("oidc", error.to_string(), "check --oidc-ca-file");
+            return;
+        }
+    };
+    match auth.endpoints().await {
+        Ok(endpoints) => checks.ok(
+            "discovery",
+            format!(
+                "introspection at {}{}",
+                endpoints.introspection,
+                endpoints
+                    .token
+                    .as_ref()
+                    .map(|t| format!(", tokens at {t}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Err(error) => {
+            checks.fail("discovery", error.to_string(), fix_for(&error));
+            return;
+        }
+    }
+    match auth.probe().await {
+        Ok(()) => checks.ok(
+            "introspection",
+            format!("the provider lets {} introspect", oidc.client_id),
+        ),
+        Err(error) => checks.fail("introspection", error.to_string(), fix_for(&error)),
+    }
+    match token {
+        None => checks.ok(
+            "token",
+            format!("not tried: set {DOCTOR_TOKEN_ENV} to an access token to try one"),
+        ),
+        Some(token) => try_token(&auth, &token, &oidc.audiences, checks).await,
+    }
+}
+
+fn fix_for(error: &ProviderError) -> String {
+    match error {
+        ProviderError::Unreachable(_) => {
+            "check that the provider runs and that --oidc-issuer is the URL this host reaches it at (--oidc-timeout to wait longer)".to_owned()
+        }
+        ProviderError::Misconfigured { option, .. } => format!("check {option}"),
+    }
+}
+
+async fn try_token(
+    auth: &Authenticator,
+    token: &Secret,
+    audiences: &[String],
+    checks: &mut Checks,
+) {
+    let examined = match auth.examine(token.expose()).await {
+        Ok(examined) => examined,
+        Err(error) => {
+            checks.fail("token", error.to_string(), fix_for(&error));
+            return;
+        }
+    };
+    let Some(answer) = examined.answer else {
+        checks.fail(
+            "token",
+            "the provider refused the token (not an access token it knows)",
+            format!("put an access token, not an ID or refresh token, in {DOCTOR_TOKEN_ENV}"),
+        );
+        return;
+    };
+    if !answer.active() {
+        checks.fail(
+            "token",
+            "introspection says active: false",
+            "if the token is fresh: recent Keycloak answers active:false unless the introspecting client is in the token's aud; add the Audience mapper (docs/keycloak.md)",
+        );
+        return;
+    }
+    let scopes = answer
+        .scopes()
+        .map(|scopes| scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let aud = answer.aud().cloned().unwrap_or_default();
+    let described = format!(
+        "active; scopes [{}]; aud [{}]",
+        scopes.join(" "),
+        aud.join(" ")
+    );
+    if !examined.accepted {
+        let fix = if !audiences.is_empty() && !aud.iter().any(|a| audiences.contains(a)) {
+            format!(
+                "the token's aud names none of --oidc-audience ({}): add the Audience mapper for it",
+                audiences.join(", ")
+            )
+        } else {
+            "the token is not an access token the server accepts (token_type Bearer, not expired, with sub or client_id)".to_owned()
+        };
+        checks.fail(
+            "token",
+            format!("{described}, but the server would refuse it"),
+            fix,
+        );
+        return;
+    }
+    let resource_scopes = mrmat_api_types::scope::Scope::ALL
+        .iter()
+        .filter(|scope| scopes.iter().any(|s| s == scope.as_str()))
+        .count();
+    if resource_scopes == 0 {
+        checks.warn(
+            "token",
+            format!("{described}: accepted, but it carries no resource scope"),
+            "ask for mrmat-api-resource-read/-write when the token is issued",
+        );
+    } else {
+        checks.ok("token", format!("{described}: accepted"));
+    }
+}
