@@ -1,17 +1,86 @@
-//! Logging set-up: `env_logger` filtered by `RUST_LOG` (or `--debug`), behind a thin filter
-//! of our own that demotes what the HTTP layer logs about bad clients.
+//! Logging: `RUST_LOG` (or `--debug`) filters as `env_logger` does, and one dedicated
+//! thread writes everything, in batches, so a request never formats its access line, waits
+//! for a lock on stderr or makes a system call to log.
+//!
+//! The access log is not written through `log!` (which must format on the caller's
+//! thread): the request hands [`access`] the raw facts and the writer formats them. Other
+//! records are rare and are formatted where they happen. The queue is bounded: when the
+//! writer cannot keep up (or stderr is blocked), lines are dropped and counted, and the
+//! count is written once it can be; logging never makes a request wait.
 //!
 //! actix-http answers a malformed request line, an oversized head or a stalled head (400,
 //! 431, 408) before any application code runs, then logs the parse error at ERROR. Any
 //! client could flood the log that way, and an ERROR should mean the operator has work to
 //! do, so those records are logged at DEBUG instead.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::{Duration, SystemTime};
+
+use actix_web::http::Method;
+use actix_web::http::header::HeaderValue;
 use log::{Level, Log, Metadata, Record};
 
 /// Targets whose ERROR records are about the peer, not the server.
 const PEER_FAULT_TARGETS: &[&str] = &["actix_http::h1"];
 
-/// Starts logging; `debug` selects the default filter when `RUST_LOG` is not set.
+/// The target of the access log, as `RUST_LOG` names it.
+pub const ACCESS_TARGET: &str = "mrmat_api::access";
+
+/// Lines queued for the writer at most; beyond, lines are dropped and counted.
+const QUEUE: usize = 16 * 1024;
+
+/// Bytes written in one go at most.
+const BATCH: usize = 64 * 1024;
+
+/// What the writer writes.
+enum Entry {
+    /// A formatted line.
+    Line(String),
+    /// An access-log record, formatted by the writer.
+    Access(AccessRecord),
+    /// Write what is queued, then say so.
+    Flush(SyncSender<()>),
+}
+
+/// Who called, as a request's extensions carry it for the access log.
+#[derive(Debug, Clone)]
+pub struct Subject(pub Arc<str>);
+
+/// One answered request, as the access log records it.
+#[derive(Debug)]
+pub struct AccessRecord {
+    /// The client address (from a trusted proxy's headers, or the peer).
+    pub client: String,
+    /// The method.
+    pub method: Method,
+    /// The path, without its query string (tokens could hide there).
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+    /// How long it took.
+    pub took: Duration,
+    /// The request id.
+    pub request_id: HeaderValue,
+    /// Who the bearer token said the caller is, when a token was checked.
+    pub subject: Option<Arc<str>>,
+}
+
+struct Logger {
+    filter: env_logger::Logger,
+    queue: SyncSender<Entry>,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+static ACCESS_ON: AtomicBool = AtomicBool::new(false);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Starts logging; `debug` selects the default filter when `RUST_LOG` is not set. Call
+/// [`flush`] before the process ends.
 pub fn init(debug: bool) {
     // Debug logging is ours; the HTTP stack's debug output is noise.
     let default = if debug {
@@ -19,18 +88,66 @@ pub fn init(debug: bool) {
     } else {
         "info"
     };
-    let inner =
+    let filter =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
             .build();
-    let max = inner.filter();
-    if log::set_boxed_logger(Box::new(Demoting { inner })).is_ok() {
+    let max = filter.filter();
+    let access = filter.enabled(
+        &Metadata::builder()
+            .level(Level::Info)
+            .target(ACCESS_TARGET)
+            .build(),
+    );
+    let (queue, entries) = std::sync::mpsc::sync_channel(QUEUE);
+    let spawned = std::thread::Builder::new()
+        .name("log-writer".to_owned())
+        .spawn(move || write_loop(&entries));
+    if spawned.is_err() {
+        // No writer thread: log synchronously rather than not at all.
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).init();
+        return;
+    }
+    if LOGGER.set(Logger { filter, queue }).is_ok()
+        && let Some(logger) = LOGGER.get()
+        && log::set_logger(logger).is_ok()
+    {
         log::set_max_level(max);
+        ACCESS_ON.store(access, Ordering::Relaxed);
     }
 }
 
-/// Passes records on, with the HTTP layer's peer-fault errors lowered to DEBUG.
-struct Demoting {
-    inner: env_logger::Logger,
+/// Records one answered request, when the access log is on. Never blocks.
+pub fn access(record: AccessRecord) {
+    if !ACCESS_ON.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Some(logger) = LOGGER.get() {
+        enqueue(&logger.queue, Entry::Access(record));
+    }
+}
+
+/// Whether [`access`] records anything: lets the caller skip gathering the facts.
+pub fn access_enabled() -> bool {
+    ACCESS_ON.load(Ordering::Relaxed)
+}
+
+/// Writes everything queued so far; waits at most two seconds.
+pub fn flush() {
+    if let Some(logger) = LOGGER.get() {
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        if logger.queue.send(Entry::Flush(done)).is_ok() {
+            let _ = wait.recv_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+fn enqueue(queue: &SyncSender<Entry>, entry: Entry) {
+    match queue.try_send(entry) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 fn is_peer_fault(metadata: &Metadata<'_>) -> bool {
@@ -40,36 +157,136 @@ fn is_peer_fault(metadata: &Metadata<'_>) -> bool {
             .any(|target| metadata.target().starts_with(target))
 }
 
-impl Log for Demoting {
+impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.inner.enabled(metadata)
+        self.filter.enabled(metadata)
     }
 
     fn log(&self, record: &Record<'_>) {
-        if !is_peer_fault(record.metadata()) {
-            self.inner.log(record);
-            return;
-        }
-        let demoted = Metadata::builder()
-            .level(Level::Debug)
+        let level = if is_peer_fault(record.metadata()) {
+            Level::Debug
+        } else {
+            record.level()
+        };
+        let metadata = Metadata::builder()
+            .level(level)
             .target(record.target())
             .build();
-        if self.inner.enabled(&demoted) {
-            self.inner.log(
-                &Record::builder()
-                    .metadata(demoted)
-                    .args(*record.args())
-                    .module_path(record.module_path())
-                    .file(record.file())
-                    .line(record.line())
-                    .build(),
-            );
+        if !self.filter.enabled(&metadata) {
+            return;
         }
+        let mut line = String::with_capacity(128);
+        let _ = write!(
+            line,
+            "{} {:<5} {}] {}",
+            Timestamp::now(),
+            level,
+            record.target(),
+            record.args()
+        );
+        enqueue(&self.queue, Entry::Line(line));
     }
 
-    fn flush(&self) {
-        self.inner.flush();
+    fn flush(&self) {}
+}
+
+/// `[2026-12-01T21:26:45Z`, the timestamp env_logger writes (opening bracket included).
+struct Timestamp(String);
+
+impl Timestamp {
+    fn now() -> Self {
+        let now = chrono::DateTime::<chrono::Utc>::from(SystemTime::now());
+        Self(now.format("[%Y-%m-%dT%H:%M:%SZ").to_string())
     }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The writer: takes what is queued, formats it, writes it in one system call per batch.
+fn write_loop(entries: &Receiver<Entry>) {
+    let mut buffer = String::with_capacity(BATCH);
+    let mut clock = Clock::default();
+    let mut stderr = std::io::stderr();
+    while let Ok(first) = entries.recv() {
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(entry) = next {
+            match entry {
+                Entry::Line(line) => {
+                    buffer.push_str(&line);
+                    buffer.push('\n');
+                }
+                Entry::Access(record) => format_access(&mut buffer, clock.stamp(), &record),
+                Entry::Flush(done) => flushes.push(done),
+            }
+            next = if buffer.len() < BATCH {
+                entries.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        let dropped = DROPPED.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let _ = writeln!(
+                buffer,
+                "{} WARN  mrmat_api::logging] {dropped} log line(s) dropped: the log could not be written fast enough",
+                clock.stamp()
+            );
+        }
+        // A failed write (stderr closed) loses the batch; there is nowhere to say so.
+        let _ = stderr.write_all(buffer.as_bytes());
+        buffer.clear();
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// The writer's timestamp, formatted once per second.
+#[derive(Default)]
+struct Clock {
+    second: u64,
+    text: String,
+}
+
+impl Clock {
+    fn stamp(&mut self) -> &str {
+        let now = SystemTime::now();
+        let second = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if second != self.second || self.text.is_empty() {
+            self.second = second;
+            self.text = chrono::DateTime::<chrono::Utc>::from(now)
+                .format("[%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+        }
+        &self.text
+    }
+}
+
+/// `[ts INFO  mrmat_api::access] CLIENT "METHOD PATH" STATUS 1.2ms request_id=ID [subject=S]`
+fn format_access(buffer: &mut String, stamp: &str, record: &AccessRecord) {
+    let _ = write!(
+        buffer,
+        "{stamp} INFO  {ACCESS_TARGET}] {} \"{} {}\" {} {:.1}ms request_id={}",
+        record.client,
+        record.method,
+        record.path,
+        record.status,
+        record.took.as_secs_f64() * 1000.0,
+        record.request_id.to_str().unwrap_or("-"),
+    );
+    if let Some(subject) = &record.subject {
+        // A subject is the provider's text: no control characters reach the log.
+        buffer.push_str(" subject=");
+        buffer.extend(subject.chars().filter(|c| !c.is_control()));
+    }
+    buffer.push('\n');
 }
 
 #[cfg(test)]
@@ -92,5 +309,27 @@ mod tests {
             .target("mrmat_api::error")
             .build();
         assert!(!is_peer_fault(&metadata));
+    }
+
+    #[test]
+    fn access_lines_keep_their_shape() {
+        let mut buffer = String::new();
+        format_access(
+            &mut buffer,
+            "[2026-12-01T21:00:00Z",
+            &AccessRecord {
+                client: "127.0.0.1".to_owned(),
+                method: Method::GET,
+                path: "/api/".to_owned(),
+                status: 200,
+                took: Duration::from_micros(1234),
+                request_id: HeaderValue::from_static("abc"),
+                subject: Some(Arc::from("alice\n")),
+            },
+        );
+        assert_eq!(
+            buffer,
+            "[2026-12-01T21:00:00Z INFO  mrmat_api::access] 127.0.0.1 \"GET /api/\" 200 1.2ms request_id=abc subject=alice\n"
+        );
     }
 }

@@ -43,10 +43,12 @@ fn main() -> ExitCode {
     // After the settings, so `debug` from the config file counts too.
     logging::init(settings.debug);
     log::debug!("{}", settings.summary());
-    match command {
+    let code = match command {
         Command::Migrate => migrate(&settings),
         _ => serve(settings),
-    }
+    };
+    logging::flush();
+    code
 }
 
 /// Runs the checks and prints them; 0 only when none failed.
@@ -73,6 +75,8 @@ fn doctor(options: mrmat_api::cli::Options, output: ReportFormat) -> ExitCode {
 }
 
 fn fail(error: &StartupError) -> ExitCode {
+    // What was logged comes first.
+    logging::flush();
     eprintln!("error: {error}");
     ExitCode::from(CONFIG_ERROR)
 }

@@ -8,10 +8,11 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, web};
+use actix_web::{Error, HttpMessage, HttpRequest, web};
 
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
+use crate::logging::{self, AccessRecord, Subject};
 use crate::metrics::{self, Metrics, RouteName};
 use crate::request_id::{RequestId, X_REQUEST_ID};
 
@@ -24,16 +25,22 @@ pub(crate) async fn request_context(
     let id = RequestId::for_request(req.headers().get(X_REQUEST_ID));
     req.extensions_mut().insert(id.clone());
     let method = req.method().clone();
-    let path = req.path().to_owned();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let client = match req.app_data::<web::Data<TrustedProxies>>() {
-        Some(proxies) => proxies.client_addr(req.request()),
-        None => TrustedProxies::default().client_addr(req.request()),
-    };
-    let log = |status: u16, route: Option<&RouteName>, error: Option<&Error>| {
+    // Gathered only when the access log is on; the writer thread formats it.
+    let access = logging::access_enabled().then(|| {
+        let client = match req.app_data::<web::Data<TrustedProxies>>() {
+            Some(proxies) => proxies.client_addr(req.request()),
+            None => TrustedProxies::default().client_addr(req.request()),
+        };
+        (client, req.path().to_owned())
+    });
+    let finish = |status: u16, request: Option<&HttpRequest>, error: Option<&Error>| {
+        let took = started.elapsed();
         if let Some(metrics) = &metrics {
-            let route = route.map_or(metrics::UNMATCHED, |name| name.0);
-            metrics.request(route, &method, status, started.elapsed());
+            let route = request
+                .and_then(|r| r.app_data::<RouteName>())
+                .map_or(metrics::UNMATCHED, |name| name.0);
+            metrics.request(route, &method, status, took);
         }
         if let Some((level, cause)) = error
             .and_then(|e| e.as_error::<ApiError>())
@@ -41,12 +48,17 @@ pub(crate) async fn request_context(
         {
             log::log!(level, "request_id={} {cause}", id.as_str());
         }
-        log::info!(
-            target: "mrmat_api::access",
-            "{client} \"{method} {path}\" {status} {:.1}ms request_id={}",
-            started.elapsed().as_secs_f64() * 1000.0,
-            id.as_str(),
-        );
+        if let Some((client, path)) = access {
+            logging::access(AccessRecord {
+                client,
+                method: method.clone(),
+                path,
+                status,
+                took,
+                request_id: id.0.clone(),
+                subject: request.and_then(|r| r.extensions().get::<Subject>().map(|s| s.0.clone())),
+            });
+        }
     };
 
     // The request is not cloned to keep for the error case: routing needs it unshared.
@@ -54,9 +66,9 @@ pub(crate) async fn request_context(
         Ok(response) => {
             let mut response = response.map_into_boxed_body();
             response.headers_mut().insert(X_REQUEST_ID, id.0.clone());
-            log(
+            finish(
                 response.status().as_u16(),
-                response.request().app_data::<RouteName>(),
+                Some(response.request()),
                 response.response().error(),
             );
             Ok(response)
@@ -64,7 +76,7 @@ pub(crate) async fn request_context(
         Err(error) => {
             let mut response = error.error_response();
             response.headers_mut().insert(X_REQUEST_ID, id.0.clone());
-            log(response.status().as_u16(), None, Some(&error));
+            finish(response.status().as_u16(), None, Some(&error));
             Err(InternalError::from_response(error.to_string(), response).into())
         }
     }

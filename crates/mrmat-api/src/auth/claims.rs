@@ -9,7 +9,7 @@ use oauth2::basic::BasicTokenType;
 use oauth2::{ExtraTokenFields, StandardTokenIntrospectionResponse, TokenIntrospectionResponse};
 use serde::{Deserialize, Serialize};
 
-use super::Principal;
+use super::Identity;
 
 /// How long a "not valid" answer is remembered, so a client hammering with a dead token
 /// does not hammer the provider too.
@@ -40,7 +40,7 @@ pub(crate) type IntrospectionResponse =
 /// A judgement of one token, and how long it may be trusted.
 #[derive(Debug, Clone)]
 pub(crate) struct Verdict {
-    pub(crate) principal: Option<Arc<Principal>>,
+    pub(crate) principal: Option<Arc<Identity>>,
     pub(crate) ttl: Duration,
 }
 
@@ -127,10 +127,10 @@ pub(crate) fn judge(response: &IntrospectionResponse, rules: Rules<'_>) -> Verdi
     // Names are for display; PostgreSQL text cannot hold NUL, so a claim carrying one
     // must not become a 500.
     let display = |s: String| s.chars().filter(|c| *c != '\0').collect::<String>();
-    let principal = Principal {
+    let principal = Identity {
         client_id: display(client_id.unwrap_or_else(|| subject.clone())),
         username: display(username),
-        subject,
+        subject: Arc::from(subject),
         scopes: response
             .scopes()
             .map(|scopes| scopes.iter().map(|s| s.to_string()).collect())
@@ -176,11 +176,7 @@ mod tests {
         }));
         let p = v.principal.unwrap();
         assert_eq!(
-            (
-                p.subject.as_str(),
-                p.username.as_str(),
-                p.client_id.as_str()
-            ),
+            (&*p.subject, p.username.as_str(), p.client_id.as_str()),
             ("u1", "alice", "cli")
         );
         assert!(p.has_scope(Scope::ResourceRead));
@@ -232,7 +228,7 @@ mod tests {
             serde_json::json!({"active": true, "token_type": "Bearer", "client_id": "svc", "exp": in_an_hour()}),
         );
         let p = v.principal.unwrap();
-        assert_eq!(p.subject, "client:svc");
+        assert_eq!(&*p.subject, "client:svc");
         assert_eq!(p.username, "svc");
     }
 

@@ -141,7 +141,7 @@ impl Authenticator {
             }
         };
         match verdict.principal {
-            Some(principal) => Ok((*principal).clone()),
+            Some(identity) => Ok(Principal(identity)),
             None => Err(ApiError::Unauthenticated {
                 invalid_token: true,
             }),

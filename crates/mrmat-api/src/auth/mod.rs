@@ -12,10 +12,11 @@ pub(crate) mod provider;
 mod service_token;
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
 pub(crate) use introspection::Authenticator;
@@ -23,13 +24,15 @@ pub(crate) use mrmat_api_types::scope::Scope;
 pub(crate) use provider::ProviderHealth;
 
 use crate::error::ApiError;
+use crate::logging::Subject;
 
-/// The holder of a valid access token.
+/// What a valid access token says about its holder; shared, not copied, between the
+/// introspection cache and the requests that present the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Principal {
-    /// Stable identity: the token's `sub`, or its `client_id` for a token that has no
-    /// user (client credentials).
-    pub(crate) subject: String,
+pub(crate) struct Identity {
+    /// Stable identity: the token's `sub`, or `client:<client_id>` for a token that has
+    /// no user (client credentials).
+    pub(crate) subject: Arc<str>,
     /// Display name: `preferred_username`, else `username`, else the subject.
     pub(crate) username: String,
     /// The client the token was issued to: `client_id`, else `azp`.
@@ -40,7 +43,19 @@ pub(crate) struct Principal {
     pub(crate) expires_at: Option<SystemTime>,
 }
 
-impl Principal {
+/// The holder of a valid access token: the extractor for "any valid access token".
+#[derive(Debug, Clone)]
+pub(crate) struct Principal(pub(crate) Arc<Identity>);
+
+impl std::ops::Deref for Principal {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.0
+    }
+}
+
+impl Identity {
     /// Whether the token carries `scope`.
     pub(crate) fn has_scope(&self, scope: Scope) -> bool {
         self.scopes.iter().any(|s| s == scope.as_str())
@@ -59,6 +74,7 @@ impl FromRequest for Principal {
         // Registered only when OIDC is configured.
         let auth = req.app_data::<web::Data<Authenticator>>().cloned();
         let token = bearer::token(req);
+        let req = req.clone();
         Box::pin(async move {
             let auth = auth.ok_or(ApiError::AuthNotConfigured)?;
             let token = token?;
@@ -68,6 +84,9 @@ impl FromRequest for Principal {
                     invalid_token: true,
                 });
             }
+            // The access log names who called.
+            req.extensions_mut()
+                .insert(Subject(principal.subject.clone()));
             Ok(principal)
         })
     }

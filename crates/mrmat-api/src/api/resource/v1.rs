@@ -61,7 +61,7 @@ fn utc(naive: NaiveDateTime) -> DateTime<Utc> {
 
 fn owner(principal: &Principal) -> OwnerIdentity<'_> {
     OwnerIdentity {
-        subject: &principal.subject,
+        subject: &principal.subject[..],
         client_id: &principal.client_id,
         name: &principal.username,
     }
