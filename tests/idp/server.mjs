@@ -15,8 +15,19 @@ for (const level of ['log', 'info', 'warn', 'debug']) {
   console[level] = (...args) => { process.stderr.write(`${format(...args)}\n`); };
 }
 
+// Test-only: how the harness proves that a provider which never gets ready is
+// killed, started again and reported with its stderr (see README.md). It blocks
+// the main thread, as the old key-generation deadlock did, so JavaScript signal
+// handlers never run and only SIGKILL ends it; it does so before the library
+// loads, so it blocks within milliseconds of the start.
+if (process.env.IDP_TEST_HANG_BEFORE_READY) {
+  process.stderr.write('idp: IDP_TEST_HANG_BEFORE_READY is set: blocking before the ready line\n');
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+}
+
 const http = await import('node:http');
 const crypto = await import('node:crypto');
+const { readFile } = await import('node:fs/promises');
 const querystring = await import('node:querystring');
 const { default: Provider, errors } = await import('oidc-provider');
 
@@ -241,12 +252,14 @@ const COOKIE_KEY = crypto.randomBytes(32).toString('base64url');
 const FORM_KEY = crypto.randomBytes(32);
 const formToken = (uid) => crypto.createHmac('sha256', FORM_KEY).update(uid).digest('base64url');
 
-const signingKey = {
-  ...crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }),
-  kid: 'idp-test-rs256',
-  alg: 'RS256',
-  use: 'sig',
-};
+// A fixed, test-only RSA key (see the file's own note), never one generated here:
+// generating (and exporting) a key at start cost up to 2 s per start and could
+// deadlock Node 20's main thread inside a garbage collection (KeyGenJob's
+// destructor waits on a lock the JWK export holds), so the provider never
+// printed its ready line and the test hung.
+const { key: signingKey } = JSON.parse(
+  await readFile(new URL('./test-signing-key.json', import.meta.url), 'utf8'),
+);
 
 function tokenTtl(client) {
   return client?.clientId === 'mrmat-api-cli-short' ? SHORT_ACCESS_TOKEN_TTL : ACCESS_TOKEN_TTL;
