@@ -1,14 +1,36 @@
 //! The test identity provider: `tests/idp/server.mjs` (the `oidc-provider` npm package) as
 //! a child process on a random loopback port. Its npm dependencies are installed on first
 //! use (`npm ci`), under a file lock so parallel test processes install once.
+//!
+//! Every wait is bounded: `npm ci`, the provider's ready line (a provider that does not
+//! print it in time is killed and started once more; the test then fails with its
+//! stderr), `approve.mjs`. Set `MRMAT_TEST_IDP_LOG=1` to see the provider's stderr as it
+//! is written.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
+
+use crate::process::{self, Echo, Running, Streams, TAIL_BYTES, WaitError};
+
+/// How long `npm ci` may take on a fresh clone (it downloads the packages).
+const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long a provider may take to print its ready line before it is killed. It needs
+/// about a second on a busy machine.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many times a provider is started before the test gives up.
+const START_ATTEMPTS: usize = 2;
+
+/// How long `approve.mjs` may take; it bounds itself at 30 s.
+const APPROVE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The variable that passes the provider's stderr through to the test's.
+pub const IDP_LOG_ENV: &str = "MRMAT_TEST_IDP_LOG";
 
 /// The directory of the provider's sources.
 pub fn idp_dir() -> PathBuf {
@@ -33,35 +55,59 @@ pub fn ensure_installed() {
     }
     let lock =
         std::fs::File::create(dir.join(".npm-ci.lock")).expect("create tests/idp/.npm-ci.lock");
-    lock.lock().expect("lock tests/idp/.npm-ci.lock");
+    // Another test process may be installing; it holds the lock for at most its own
+    // `npm ci` bound (then it is killed, or its test process dies and the lock goes).
+    let deadline = Instant::now() + NPM_CI_TIMEOUT + Duration::from_secs(30);
+    while let Err(e) = lock.try_lock() {
+        assert!(
+            matches!(e, std::fs::TryLockError::WouldBlock) && Instant::now() < deadline,
+            "lock tests/idp/.npm-ci.lock: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     if current() {
         return;
     }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .status()
-        .expect("npm is required to install the test identity provider (Node.js 20+)");
+    let output = process::output(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir),
+        NPM_CI_TIMEOUT,
+    );
     assert!(
-        status.success(),
-        "npm ci in {} failed: {status}",
-        dir.display()
+        output.status.success(),
+        "npm ci in {} failed ({}); Node.js 20+ and npm are required for the test identity provider:\n{}",
+        dir.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 
 /// Options of one provider instance.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct IdpOptions {
     /// Port; 0 for a random one.
     pub port: u16,
     /// Extra environment, e.g. `IDP_ACCESS_TOKEN_TTL`.
     pub env: Vec<(String, String)>,
+    /// How long each start may take to print the ready line.
+    pub ready_timeout: Duration,
+}
+
+impl Default for IdpOptions {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            env: Vec::new(),
+            ready_timeout: READY_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Debug)]
-struct Running {
-    child: Child,
+struct Provider {
+    // Held: dropping it kills the provider.
+    _process: Running,
     // Held open: the provider exits when its stdin closes, i.e. when this process dies.
     _stdin: ChildStdin,
 }
@@ -74,7 +120,7 @@ pub struct Idp {
     /// Its port.
     pub port: u16,
     options: IdpOptions,
-    running: Mutex<Option<Running>>,
+    running: Mutex<Option<Provider>>,
 }
 
 /// What the provider counted (`GET /__stats`).
@@ -132,10 +178,8 @@ impl Idp {
 
     /// Stops the provider (its port then refuses connections).
     pub fn stop(&self) {
-        if let Some(mut running) = self.running.lock().expect("idp lock").take() {
-            let _ = running.child.kill();
-            let _ = running.child.wait();
-        }
+        // Dropping the process kills and reaps it.
+        drop(self.running.lock().expect("idp lock").take());
     }
 
     /// Starts it again on the same port. It forgets every token it issued.
@@ -176,40 +220,85 @@ impl Drop for Idp {
     }
 }
 
-fn spawn(options: &IdpOptions) -> (Running, Ready) {
-    let dir = idp_dir();
-    let stderr = if std::env::var_os("MRMAT_TEST_IDP_LOG").is_some() {
-        Stdio::inherit()
-    } else {
-        Stdio::null()
-    };
-    let mut child = Command::new("node")
-        .arg(dir.join("server.mjs"))
-        .current_dir(&dir)
-        .env("IDP_PORT", options.port.to_string())
-        .envs(options.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("Node.js 20+ (`node`) is required for the test identity provider");
-    let stdin = child.stdin.take().expect("piped stdin");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the provider's ready line");
-    let ready: Ready = serde_json::from_str(&line).unwrap_or_else(|e| {
-        let _ = child.kill();
-        panic!("the test identity provider did not start (set MRMAT_TEST_IDP_LOG=1 to see why): {e}: {line:?}")
-    });
-    (
-        Running {
-            child,
-            _stdin: stdin,
-        },
-        ready,
+/// Starts a provider, a second time if the first does not get ready; panics with what
+/// each attempt wrote to stderr when neither does.
+fn spawn(options: &IdpOptions) -> (Provider, Ready) {
+    let mut failures = Vec::new();
+    for attempt in 1..=START_ATTEMPTS {
+        match spawn_once(options) {
+            Ok(started) => return started,
+            Err(failure) => {
+                eprintln!(
+                    "the test identity provider did not start (attempt {attempt}/{START_ATTEMPTS}): {failure}"
+                );
+                failures.push(format!("attempt {attempt}: {failure}"));
+            }
+        }
+    }
+    panic!(
+        "the test identity provider (node tests/idp/server.mjs) did not start in {START_ATTEMPTS} attempts:\n{}",
+        failures.join("\n")
     )
+}
+
+/// One start: the ready line within the bound, or the reason and the provider's stderr.
+fn spawn_once(options: &IdpOptions) -> Result<(Provider, Ready), String> {
+    let dir = idp_dir();
+    let echo = if std::env::var_os(IDP_LOG_ENV).is_some() {
+        Echo::Stderr
+    } else {
+        Echo::Off
+    };
+    let mut process = Running::spawn_with(
+        Command::new("node")
+            .arg(dir.join("server.mjs"))
+            .current_dir(&dir)
+            .env("IDP_PORT", options.port.to_string())
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        Streams {
+            stdout_limit: TAIL_BYTES,
+            stderr_limit: TAIL_BYTES,
+            stderr_echo: echo,
+        },
+    );
+    let stdin = process.take_stdin().expect("piped stdin");
+    let stdout = process.stdout.clone().expect("piped stdout");
+    let line = stdout.wait_for(options.ready_timeout, |text| {
+        text.split_once('\n').map(|(line, _)| line.to_owned())
+    });
+    let reason = match line {
+        Ok(line) => match serde_json::from_str::<Ready>(&line) {
+            Ok(ready) => {
+                return Ok((
+                    Provider {
+                        _process: process,
+                        _stdin: stdin,
+                    },
+                    ready,
+                ));
+            }
+            Err(e) => format!("its first line is not the ready line ({e}): {line:?}"),
+        },
+        Err(WaitError::TimedOut) => {
+            format!("no ready line within {:?}; killed", options.ready_timeout)
+        }
+        Err(WaitError::Closed) => {
+            let status = process.wait_or_kill(Duration::from_secs(5));
+            format!(
+                "it exited ({}) without a ready line",
+                status.map_or_else(|| "status unknown".to_owned(), |s| s.to_string())
+            )
+        }
+    };
+    process.kill();
+    if let Some(stderr) = &process.stderr {
+        // Dead now: what it wrote last is still in the pipe for a moment.
+        stderr.wait_closed(Duration::from_secs(2));
+    }
+    Err(format!("{reason}; its stderr:\n{}", process.stderr_text()))
 }
 
 /// Tokens from a device login.
@@ -274,17 +363,18 @@ impl Idp {
         password: &str,
         answer: Approval,
     ) -> i32 {
-        let mut command = tokio::process::Command::new("node");
+        let mut command = Command::new("node");
         command
             .arg(idp_dir().join("approve.mjs"))
             .args(["--verification-uri-complete", verification_uri_complete])
-            .args(["--username", username, "--password", password])
-            .stdout(Stdio::null());
+            .args(["--username", username, "--password", password]);
         if answer == Approval::Deny {
             command.arg("--deny");
         }
-        let status = command.status().await.expect("run approve.mjs");
-        status.code().unwrap_or(-1)
+        let output = process::output_async(command, APPROVE_TIMEOUT).await;
+        // Its one line on stderr says why it failed; show it with the test's output.
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        output.status.code().unwrap_or(-1)
     }
 
     /// A complete device login of `username` through `client_id`: authorization, the
@@ -336,5 +426,35 @@ where
             "condition not met within {timeout:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_that_never_gets_ready_is_started_twice_then_fails_with_its_stderr() {
+        let options = IdpOptions {
+            env: vec![("IDP_TEST_HANG_BEFORE_READY".to_owned(), "1".to_owned())],
+            ready_timeout: Duration::from_secs(2),
+            ..IdpOptions::default()
+        };
+        let started = Instant::now();
+        let panic = std::panic::catch_unwind(|| Idp::start_with(options))
+            .expect_err("a provider that never prints its ready line");
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains("did not start in 2 attempts"), "{message}");
+        for attempt in ["attempt 1: no ready line", "attempt 2: no ready line"] {
+            assert!(message.contains(attempt), "{message}");
+        }
+        assert_eq!(
+            message
+                .matches("IDP_TEST_HANG_BEFORE_READY is set: blocking")
+                .count(),
+            2,
+            "each attempt's stderr: {message}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(20), "{message}");
     }
 }

@@ -1,6 +1,7 @@
 //! Test harness shared by the workspace's tests: the real test identity provider
 //! (`tests/idp/`), a fresh database per test on SQLite and PostgreSQL, and the real
-//! application spawned on a random port.
+//! application spawned on a random port; every child process a test starts is bounded in
+//! time (`process`).
 //!
 //! Set `MRMAT_TEST_POSTGRES_URL` to run every database test on PostgreSQL too, and
 //! `MRMAT_TEST_OIDC_CONFIG` to run the authentication tests against a real Keycloak.
@@ -17,6 +18,7 @@ pub mod glewlwyd;
 pub mod idp;
 pub mod oidc;
 pub mod pg_server;
+pub mod process;
 pub mod proxy;
 pub mod small_fs;
 
