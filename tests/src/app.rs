@@ -11,6 +11,9 @@ use reqwest::{Method, RequestBuilder, Response};
 use crate::db::{Backend, TestDb};
 use crate::idp::eventually;
 
+/// How long `Application::build` may take (it connects to the database and migrates).
+const BUILD_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A running server for one test. Stopped when dropped.
 #[derive(Debug)]
 pub struct TestApp {
@@ -69,11 +72,14 @@ impl TestApp {
                 }
             });
         });
-        let (port, handle) = tokio::task::spawn_blocking(move || ready_rx.recv())
-            .await
-            .expect("join")
-            .expect("server thread")
-            .unwrap_or_else(|e| panic!("build the application: {e}"));
+        let (port, handle) =
+            tokio::task::spawn_blocking(move || ready_rx.recv_timeout(BUILD_TIMEOUT))
+                .await
+                .expect("join")
+                .unwrap_or_else(|e| {
+                    panic!("the application was not built within {BUILD_TIMEOUT:?}: {e}")
+                })
+                .unwrap_or_else(|e| panic!("build the application: {e}"));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

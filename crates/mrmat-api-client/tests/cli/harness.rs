@@ -1,11 +1,16 @@
-//! Running the client binary with a home of its own.
+//! Running the client binary with a home of its own; every run is bounded in time (the
+//! testkit's `process`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use mrmat_api_testkit::idp::{Approval, Idp};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use mrmat_api_testkit::process::{self, COMMAND_TIMEOUT, Running, WaitError};
+
+/// How long a whole login may take, the person's answer included.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A user's machine: its own cache and config directories.
 pub struct Home {
@@ -27,8 +32,8 @@ impl Home {
         }
     }
 
-    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mrmat-api-client"));
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mrmat-api-client"));
         for (key, _) in std::env::vars() {
             if key.starts_with("MRMAT_API") {
                 command.env_remove(key);
@@ -45,15 +50,13 @@ impl Home {
     }
 
     pub async fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().await.unwrap()
+        process::output_async(self.command(args), COMMAND_TIMEOUT).await
     }
 
     pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        self.command(args)
-            .envs(env.iter().copied())
-            .output()
-            .await
-            .unwrap()
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        process::output_async(command, COMMAND_TIMEOUT).await
     }
 
     /// Runs and returns stdout, asserting success.
@@ -88,28 +91,37 @@ impl Home {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
+        let deadline = Instant::now() + LOGIN_TIMEOUT;
         let mut args = vec!["login"];
         args.extend_from_slice(extra);
-        let mut child = self
-            .command(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let mut uri = None;
-        while uri.is_none() {
-            let mut line = String::new();
-            if stderr.read_line(&mut line).await.unwrap() == 0 {
-                break;
-            }
-            uri = line
-                .split_whitespace()
-                .find(|w| w.contains("user_code="))
-                .map(str::to_owned);
-            seen.push_str(&line);
-        }
+        let mut login = Running::spawn(
+            self.command(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let stderr = login.stderr.clone().unwrap();
+        // The prompt names the verification URI with the code filled in; only complete
+        // lines count, so a half-read URI is never taken.
+        let prompt = stderr.clone();
+        let uri = tokio::task::spawn_blocking(move || {
+            prompt.wait_for(LOGIN_TIMEOUT, |text| {
+                let (complete, _) = text.rsplit_once('\n')?;
+                complete
+                    .split_whitespace()
+                    .find(|w| w.contains("user_code="))
+                    .map(str::to_owned)
+            })
+        })
+        .await
+        .unwrap();
+        let uri = match uri {
+            Ok(uri) => Some(uri),
+            Err(WaitError::Closed) => None,
+            Err(WaitError::TimedOut) => panic!(
+                "login showed no code within {LOGIN_TIMEOUT:?}: {}",
+                stderr.text()
+            ),
+        };
         if let (Some(uri), Some(answer)) = (&uri, answer) {
             before_answer().await;
             let password = format!("{username}-password");
@@ -119,13 +131,23 @@ impl Home {
                 "approve.mjs"
             );
         }
-        let mut rest = String::new();
-        stderr.read_to_string(&mut rest).await.unwrap();
-        seen.push_str(&rest);
-        let status = child.wait().await.unwrap();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (login, status) = tokio::task::spawn_blocking(move || {
+            let status = login.wait_or_kill(left);
+            (login, status)
+        })
+        .await
+        .unwrap();
+        let Some(status) = status else {
+            panic!(
+                "login did not finish within {LOGIN_TIMEOUT:?} and was killed: {}",
+                login.stderr_text()
+            );
+        };
+        stderr.wait_closed(Duration::from_secs(10));
         LoginResult {
             code: status.code(),
-            stderr: seen,
+            stderr: stderr.text(),
         }
     }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use mrmat_api_testkit::idp::{Idp, eventually};
+use mrmat_api_testkit::process;
 use mrmat_api_testkit::{Backend, Oidc, TestApp, TestClient};
 
 use crate::harness::{Home, stderr};
@@ -299,12 +300,9 @@ async fn a_reader_closing_the_pipe_early_is_not_a_crash() {
         env!("CARGO_BIN_EXE_mrmat-api-client"),
         app.address
     );
-    let output = tokio::process::Command::new("bash")
-        .args(["-c", &script])
-        .env("MRMAT_API_TOKEN", &token)
-        .output()
-        .await
-        .unwrap();
+    let mut command = std::process::Command::new("bash");
+    command.args(["-c", &script]).env("MRMAT_API_TOKEN", &token);
+    let output = process::output_async(command, process::COMMAND_TIMEOUT).await;
     assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
     assert_eq!(output.status.code(), Some(0));
 }

@@ -1,10 +1,17 @@
-//! Running the binary in a scratch directory with a clean environment.
+//! Running the binary in a scratch directory with a clean environment; every run and
+//! every wait for the process is bounded in time (the testkit's `process`).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use mrmat_api_testkit::process::{self, COMMAND_TIMEOUT, Running};
+
+/// How long the server may take to log that it is listening.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the server may take to exit after a signal.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The binary under test, in `dir`, with no inherited MRMAT_API_* or PORT variables.
 pub fn command(dir: &Path) -> Command {
@@ -18,55 +25,50 @@ pub fn command(dir: &Path) -> Command {
     command
 }
 
-/// Runs to completion.
+/// Runs to completion (killed, and the test failed, after `COMMAND_TIMEOUT`).
 pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    command(dir)
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run mrmat-api")
+    process::output(
+        command(dir).args(args).envs(env.iter().copied()),
+        COMMAND_TIMEOUT,
+    )
 }
 
-/// A running server process.
+/// A running server process, killed when dropped.
 pub struct Server {
-    pub child: Child,
+    process: Running,
     pub port: u16,
-    pub log: Arc<Mutex<String>>,
+}
+
+/// The port of a complete "listening on http://HOST:PORT" line in the log so far.
+fn listening_port(log: &str) -> Option<u16> {
+    let (complete, _) = log.rsplit_once('\n')?;
+    complete.lines().find_map(|line| {
+        line.split("listening on http://")
+            .nth(1)?
+            .rsplit(':')
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 impl Server {
     /// Starts `mrmat-api` and waits for its "listening on" line.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = command(dir)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mrmat-api");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(port) = line
-                    .split("listening on http://")
-                    .nth(1)
-                    .and_then(|addr| addr.rsplit(':').next())
-                    .and_then(|p| p.trim().parse::<u16>().ok())
-                {
-                    let _ = port_tx.send(port);
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let port = port_rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
-        Self { child, port, log }
+        let process = Running::spawn(
+            command(dir)
+                .args(args)
+                .envs(env.iter().copied())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        let log = process.stderr.clone().unwrap();
+        let port = log
+            .wait_for(START_TIMEOUT, listening_port)
+            .unwrap_or_else(|e| panic!("server did not start ({e:?}): {}", log.text()));
+        Self { process, port }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -75,30 +77,26 @@ impl Server {
 
     /// Sends `signal` and waits for the exit code.
     pub fn stop_with(mut self, signal: i32) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args([format!("-{signal}").as_str(), pid.as_str()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "server did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let pid = self.process.id().to_string();
+        let kill = process::output(
+            Command::new("kill").args([format!("-{signal}").as_str(), pid.as_str()]),
+            COMMAND_TIMEOUT,
+        );
+        assert!(kill.status.success(), "kill -{signal} {pid}");
+        let status = self.process.wait_or_kill(STOP_TIMEOUT);
+        status
+            .unwrap_or_else(|| {
+                panic!(
+                    "server did not stop within {STOP_TIMEOUT:?}: {}",
+                    self.log()
+                )
+            })
+            .code()
     }
 
+    /// What it logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.stderr_text()
     }
 }
 
