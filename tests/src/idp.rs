@@ -31,7 +31,7 @@ const START_ATTEMPTS: usize = 2;
 const APPROVE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The variable that passes the provider's stderr through to the test's.
-pub const IDP_LOG_ENV: &str = "MRMAT_TEST_IDP_LOG";
+const IDP_LOG_ENV: &str = "MRMAT_TEST_IDP_LOG";
 
 /// The directory of the provider's sources.
 pub fn idp_dir() -> PathBuf {

@@ -227,13 +227,17 @@ impl Running {
 
     /// Waits for it to exit, for at most `timeout`; `None` if it is still running.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.reap_within(timeout)
+            .unwrap_or_else(|e| panic!("wait for {}: {e}", self.name))
+    }
+
+    fn reap_within(&mut self, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
         let deadline = Instant::now() + timeout;
         loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
-                Ok(None) => return None,
-                Err(e) => panic!("wait for {}: {e}", self.name),
+            match self.child.try_wait()? {
+                Some(status) => return Ok(Some(status)),
+                None if Instant::now() < deadline => std::thread::sleep(POLL),
+                None => return Ok(None),
             }
         }
     }
@@ -247,11 +251,12 @@ impl Running {
         status
     }
 
-    /// Kills it (SIGKILL) and reaps it.
+    /// Kills it (SIGKILL) and reaps it. Never panics: it runs in `drop`, also while a
+    /// failing test unwinds.
     pub fn kill(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.child.kill();
-            if self.wait_timeout(REAP_TIMEOUT).is_none() {
+            if !matches!(self.reap_within(REAP_TIMEOUT), Ok(Some(_))) {
                 // Only an uninterruptible kernel wait survives SIGKILL this long.
                 eprintln!("{} (pid {}) survived SIGKILL", self.name, self.id());
             }
