@@ -13,7 +13,6 @@
 
 pub mod app;
 pub mod db;
-pub mod deadline;
 pub mod glewlwyd;
 pub mod idp;
 pub mod oidc;

@@ -11,7 +11,7 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, pg::PgConnection};
 use tempfile::TempDir;
 
-use crate::deadline::run_with_deadline;
+use crate::process::{COMMAND_TIMEOUT, run_with_deadline};
 
 /// A private PostgreSQL server. Stopped (immediately) and deleted when dropped.
 #[derive(Debug)]
@@ -35,10 +35,8 @@ pub fn postgres_bin() -> Option<PathBuf> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+    let id = run_with_deadline(Command::new("id").arg("-u"), COMMAND_TIMEOUT);
+    id.success && id.output.trim() == "0"
 }
 
 /// Whether a private server can run here.
@@ -168,12 +166,16 @@ fn as_postgres(program: &Path) -> Command {
 
 /// Gives `path` to the `postgres` user.
 pub fn chown_to_postgres(path: &Path) {
-    let status = Command::new("chown")
-        .args(["postgres:postgres"])
-        .arg(path)
-        .status()
-        .expect("chown");
-    assert!(status.success(), "chown postgres {}", path.display());
+    let chown = run_with_deadline(
+        Command::new("chown").args(["postgres:postgres"]).arg(path),
+        COMMAND_TIMEOUT,
+    );
+    assert!(
+        chown.success,
+        "chown postgres {}: {}",
+        path.display(),
+        chown.output
+    );
 }
 
 fn free_port() -> u16 {

@@ -190,10 +190,15 @@ impl Running {
 
     /// Spawns `command` as configured, capturing piped streams as `streams` says.
     pub fn spawn_with(command: &mut Command, streams: Streams) -> Self {
+        Self::try_spawn_with(command, streams).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_spawn_with(command: &mut Command, streams: Streams) -> Result<Self, RunError> {
         let name = program_name(command);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let mut child = command.spawn().map_err(|e| RunError::Start {
+            program: name.clone(),
+            error: e.to_string(),
+        })?;
         let stdout = child
             .stdout
             .take()
@@ -202,12 +207,12 @@ impl Running {
             .stderr
             .take()
             .map(|s| Capture::start(s, streams.stderr_limit, streams.stderr_echo));
-        Self {
+        Ok(Self {
             child,
             name,
             stdout,
             stderr,
-        }
+        })
     }
 
     /// The program's file name, for messages (never its arguments: they may hold secrets).
@@ -277,20 +282,60 @@ impl Drop for Running {
     }
 }
 
+/// Why [`try_output`] has no output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// It could not be started (not installed, not executable).
+    Start {
+        /// The program's file name.
+        program: String,
+        /// Why.
+        error: String,
+    },
+    /// It was still running at its deadline and was killed.
+    Overran {
+        /// The program's file name.
+        program: String,
+        /// The deadline it missed.
+        timeout: Duration,
+        /// What it had written to stderr (the last [`TAIL_BYTES`]).
+        stderr: String,
+    },
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Start { program, error } => write!(f, "cannot run {program}: {error}"),
+            Self::Overran {
+                program,
+                timeout,
+                stderr,
+            } => write!(
+                f,
+                "{program} did not finish within {timeout:?} and was killed; its stderr:\n{stderr}"
+            ),
+        }
+    }
+}
+
 /// Runs `command` to completion with stdin empty and its output collected, like
-/// [`Command::output`], but kills it after `timeout` and then panics with its stderr.
-pub fn output(command: &mut Command, timeout: Duration) -> Output {
+/// [`Command::output`], but kills it after `timeout`. Never panics (fit for `drop`).
+pub fn try_output(command: &mut Command, timeout: Duration) -> Result<Output, RunError> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut running = Running::spawn(command);
-    let Some(status) = running.wait_or_kill(timeout) else {
-        panic!(
-            "{} did not finish within {timeout:?} and was killed; its stderr:\n{}",
-            running.name(),
-            running.stderr_text()
-        );
+    let mut running = Running::try_spawn_with(command, Streams::default())?;
+    let Some(status) = running.reap_within(timeout).ok().flatten() else {
+        running.kill();
+        let stderr = running.stderr_text();
+        let kept = stderr.len().saturating_sub(TAIL_BYTES);
+        return Err(RunError::Overran {
+            program: running.name.clone(),
+            timeout,
+            stderr: stderr[stderr.ceil_char_boundary(kept)..].to_owned(),
+        });
     };
     let [stdout, stderr] = [&running.stdout, &running.stderr].map(|capture| {
         capture.as_ref().map_or_else(Vec::new, |c| {
@@ -299,10 +344,44 @@ pub fn output(command: &mut Command, timeout: Duration) -> Output {
             c.bytes()
         })
     });
-    Output {
+    Ok(Output {
         status,
         stdout,
         stderr,
+    })
+}
+
+/// [`try_output`] for a test: panics (with the program's stderr) when it cannot be run
+/// or overruns `timeout`.
+pub fn output(command: &mut Command, timeout: Duration) -> Output {
+    try_output(command, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// How a command run by [`run_with_deadline`] ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// Exit code 0.
+    pub success: bool,
+    /// Its stdout and stderr together, or why it did not finish, for failure messages.
+    pub output: String,
+}
+
+/// [`try_output`] for set-up and clean-up tools (`initdb`, `pg_ctl`, `mount`): whether it
+/// succeeded and what it said. Never panics.
+pub fn run_with_deadline(command: &mut Command, timeout: Duration) -> Finished {
+    match try_output(command, timeout) {
+        Ok(output) => Finished {
+            success: output.status.success(),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        },
+        Err(e) => Finished {
+            success: false,
+            output: e.to_string(),
+        },
     }
 }
 
@@ -358,6 +437,15 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("still working"), "{message}");
+    }
+
+    #[test]
+    fn a_program_that_cannot_start_is_an_error_not_a_panic() {
+        let result = try_output(&mut Command::new("/nonexistent/program"), COMMAND_TIMEOUT);
+        assert!(
+            matches!(&result, Err(RunError::Start { program, .. }) if program == "program"),
+            "{result:?}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::deadline::run_with_deadline;
+use crate::process::{COMMAND_TIMEOUT, run_with_deadline};
 
 /// A mounted tmpfs, unmounted when dropped.
 #[derive(Debug)]
@@ -52,11 +52,12 @@ impl SmallFs {
 }
 
 fn id_of(user: &str, flag: &str) -> Result<String, String> {
-    let out = Command::new("id")
-        .args([flag, user])
-        .output()
-        .map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    let id = run_with_deadline(Command::new("id").args([flag, user]), COMMAND_TIMEOUT);
+    if id.success {
+        Ok(id.output.trim().to_owned())
+    } else {
+        Err(id.output)
+    }
 }
 
 impl Drop for SmallFs {
