@@ -19,6 +19,7 @@ pub mod oidc;
 pub mod pg_server;
 pub mod process;
 pub mod proxy;
+pub mod server_process;
 pub mod small_fs;
 
 pub use app::TestApp;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::process::{Server, free_port, run};
+use crate::process::{free_port, run, start_server};
 
 /// Runs with `args` and asserts exit code 2 and one `error:` line naming `option`.
 fn assert_bad_config(dir: &Path, args: &[&str], env: &[(&str, &str)], option: &str) {
@@ -133,7 +133,7 @@ fn a_plain_http_issuer_elsewhere_exits_2() {
 #[test]
 fn a_plain_http_issuer_elsewhere_is_allowed_with_the_flag_and_a_warning() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = start_server(
         dir.path(),
         &[
             "--host",
@@ -182,7 +182,7 @@ fn an_issuer_with_a_user_or_password_exits_2() {
 #[test]
 fn a_placeholder_client_secret_is_warned_about_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = start_server(
         dir.path(),
         &[
             "--host",
@@ -249,17 +249,17 @@ fn flag_beats_env_beats_file_beats_default() {
     let env = [("MRMAT_API_PORT", env_value.as_str())];
     let flag_value = flag_port.to_string();
 
-    let server = Server::start(
+    let server = start_server(
         dir.path(),
         &["--config", "config.toml", "--port", &flag_value],
         &env,
     );
     assert_eq!(server.port, flag_port);
     drop(server);
-    let server = Server::start(dir.path(), &["--config", "config.toml"], &env);
+    let server = start_server(dir.path(), &["--config", "config.toml"], &env);
     assert_eq!(server.port, env_port);
     drop(server);
-    let server = Server::start(dir.path(), &["--config", "config.toml"], &[]);
+    let server = start_server(dir.path(), &["--config", "config.toml"], &[]);
     assert_eq!(server.port, file_port);
     drop(server);
 
@@ -278,7 +278,7 @@ fn json_config_files_work_too() {
         format!(r#"{{"host": "127.0.0.1", "port": {port}}}"#),
     )
     .unwrap();
-    let server = Server::start(dir.path(), &["--config", "config.json"], &[]);
+    let server = start_server(dir.path(), &["--config", "config.json"], &[]);
     assert_eq!(server.port, port);
 }
 
@@ -291,7 +291,7 @@ fn dot_env_in_the_working_directory_is_loaded() {
         format!("MRMAT_API_HOST=127.0.0.1\nMRMAT_API_PORT={port}\n"),
     )
     .unwrap();
-    let server = Server::start(dir.path(), &[], &[]);
+    let server = start_server(dir.path(), &[], &[]);
     assert_eq!(server.port, port);
 }
 
@@ -307,7 +307,7 @@ fn dot_env_in_a_parent_directory_is_ignored() {
     )
     .unwrap();
     let port = free_port();
-    let server = Server::start(
+    let server = start_server(
         &dir,
         &["--host", "127.0.0.1", "--port", &port.to_string()],
         &[],
@@ -319,7 +319,7 @@ fn dot_env_in_a_parent_directory_is_ignored() {
 fn container_port_variable_is_honoured() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().to_string();
-    let server = Server::start(
+    let server = start_server(
         dir.path(),
         &["--host", "127.0.0.1"],
         &[("PORT", port.as_str())],
@@ -335,7 +335,7 @@ fn debug_in_the_config_file_turns_on_debug_logging() {
         "debug = true\nhost = \"127.0.0.1\"\nport = 0\n",
     )
     .unwrap();
-    let server = Server::start(dir.path(), &["--config", "config.toml"], &[]);
+    let server = start_server(dir.path(), &["--config", "config.toml"], &[]);
     let log = server.log();
     assert!(
         log.contains("DEBUG") && log.contains("configuration: 127.0.0.1:0"),

@@ -2,7 +2,7 @@
 
 use mrmat_api_testkit::{Backend, TestDb};
 
-use crate::process::{Server, get, run};
+use crate::process::{get, run, start_server};
 
 const SIGINT: i32 = 2;
 const SIGTERM: i32 = 15;
@@ -10,7 +10,7 @@ const SIGTERM: i32 = 15;
 #[tokio::test]
 async fn starts_on_a_random_port_answers_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--host", "127.0.0.1", "--port", "0"], &[]);
+    let server = start_server(dir.path(), &["--host", "127.0.0.1", "--port", "0"], &[]);
     assert_eq!(get(&server.url("/healthz/"), None).await.status(), 200);
     assert_eq!(server.stop_with(SIGTERM), Some(0));
 }
@@ -18,7 +18,7 @@ async fn starts_on_a_random_port_answers_and_exits_0_on_sigterm() {
 #[tokio::test]
 async fn exits_0_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--host", "127.0.0.1", "--port", "0"], &[]);
+    let server = start_server(dir.path(), &["--host", "127.0.0.1", "--port", "0"], &[]);
     assert_eq!(get(&server.url("/healthz/"), None).await.status(), 200);
     assert_eq!(server.stop_with(SIGINT), Some(0));
 }
@@ -26,7 +26,7 @@ async fn exits_0_on_sigint() {
 #[tokio::test]
 async fn default_database_is_sqlite_in_the_created_instance_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--host", "127.0.0.1", "--port", "0"], &[]);
+    let server = start_server(dir.path(), &["--host", "127.0.0.1", "--port", "0"], &[]);
     assert!(dir.path().join("var/instance/mrmat-api.sqlite").exists());
     drop(server);
 }
@@ -34,7 +34,7 @@ async fn default_database_is_sqlite_in_the_created_instance_directory() {
 #[tokio::test]
 async fn warns_when_running_without_authentication() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--host", "127.0.0.1", "--port", "0"], &[]);
+    let server = start_server(dir.path(), &["--host", "127.0.0.1", "--port", "0"], &[]);
     assert!(
         server
             .log()
@@ -108,7 +108,7 @@ async fn no_migrate_after_migrate_serves() {
             .status
             .success()
     );
-    let server = Server::start(
+    let server = start_server(
         db.dir.path(),
         &[
             "--no-migrate",

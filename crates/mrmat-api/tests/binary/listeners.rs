@@ -7,7 +7,9 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::process::{Server, command, free_port, get};
+use mrmat_api_testkit::process::Running;
+
+use crate::process::{command, free_port, get, run, start_server};
 
 /// GET `path` over the unix socket; the status line and the body.
 fn get_over_socket(socket: &Path, path: &str, headers: &str) -> (String, String) {
@@ -36,19 +38,20 @@ fn the_server_listens_on_a_unix_socket_with_its_mode() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("api.sock");
     let bind = format!("unix:{}", socket.display());
-    let mut child = command(dir.path())
-        .args(["--bind", &bind, "--socket-mode", "600"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed when dropped, also when a check below fails.
+    let mut server = Running::spawn(
+        command(dir.path())
+            .args(["--bind", &bind, "--socket-mode", "600"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
     let started = Instant::now();
     while UnixStream::connect(&socket).is_err() {
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("no socket at {}", socket.display());
-        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no socket at {}",
+            socket.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
@@ -59,8 +62,7 @@ fn the_server_listens_on_a_unix_socket_with_its_mode() {
         "/.well-known/oauth-protected-resource",
         "X-Forwarded-Proto: https\r\nX-Forwarded-Host: api.example.org\r\n",
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
     assert_eq!(mode, 0o600);
     assert!(status.contains(" 200 "), "{status}");
     assert!(body.contains("\"OK\""), "{body}");
@@ -70,10 +72,7 @@ fn the_server_listens_on_a_unix_socket_with_its_mode() {
 #[test]
 fn a_bind_that_is_not_a_unix_socket_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let output = command(dir.path())
-        .args(["--bind", "tcp:127.0.0.1:80"])
-        .output()
-        .unwrap();
+    let output = run(dir.path(), &["--bind", "tcp:127.0.0.1:80"], &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--bind"));
 }
@@ -83,7 +82,7 @@ async fn metrics_move_to_their_own_listener_with_metrics_addr() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let metrics_addr = format!("127.0.0.1:{port}");
-    let server = Server::start(
+    let server = start_server(
         dir.path(),
         &[
             "--host",

@@ -2,7 +2,7 @@
 
 use mrmat_api_testkit::{Oidc, TestClient};
 
-use crate::process::{Server, get};
+use crate::process::{get, start_server};
 
 #[tokio::test]
 async fn tokens_and_secrets_never_appear_in_logs() {
@@ -10,7 +10,7 @@ async fn tokens_and_secrets_never_appear_in_logs() {
     let dir = tempfile::tempdir().unwrap();
     let (client_id, secret) = oidc.server_credentials();
     let issuer = oidc.issuer.clone();
-    let server = Server::start(
+    let server = start_server(
         dir.path(),
         &[
             "-d",
@@ -72,7 +72,7 @@ async fn flask_oidc_client_secrets_file_configures_authentication() {
         "redirect_uris": ["http://localhost/oidc_callback"]
     }});
     std::fs::write(dir.path().join("client_secrets.json"), secrets.to_string()).unwrap();
-    let server = Server::start(
+    let server = start_server(
         dir.path(),
         &[
             "--host",

@@ -11,7 +11,7 @@ use mrmat_api::settings::DatabaseUrl;
 use mrmat_api_testkit::{Backend, Oidc, TestClient, TestDb, backend_tests};
 use serde_json::{Value, json};
 
-use crate::process::ServerProcess;
+use crate::process::start_server;
 
 const WRITERS: usize = 4;
 
@@ -41,7 +41,7 @@ async fn kill_during_writes(backend: Backend) {
     let db = TestDb::new(backend);
     let (client_id, secret) = oidc.server_credentials();
     let url = db.url_string();
-    let mut server = ServerProcess::start(
+    let mut server = start_server(
         db.dir.path(),
         &[
             "--db",

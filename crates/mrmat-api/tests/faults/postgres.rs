@@ -16,7 +16,7 @@ use mrmat_api_types::secret::Secret;
 use serde_json::json;
 use url::Url;
 
-use crate::process::ServerProcess;
+use crate::process::start_server;
 use crate::support::{BASE, assert_unavailable, recovery_time, skip_or_fail, spawn_on};
 
 /// A fresh database on the shared server and a proxy in front of it; `None` when
@@ -226,7 +226,7 @@ async fn a_database_outage_logs_one_warning_and_one_recovery_line() {
     };
     let oidc = Oidc::shared();
     let (client_id, secret) = oidc.server_credentials();
-    let server = ServerProcess::start(
+    let server = start_server(
         db.dir.path(),
         &[
             "--db",

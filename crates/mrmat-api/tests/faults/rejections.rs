@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::process::ServerProcess;
+use crate::process::start_server;
 
 /// Sends `request` raw and returns the status line of the answer.
 fn raw_status(port: u16, request: &[u8]) -> String {
@@ -28,7 +28,7 @@ fn raw_status(port: u16, request: &[u8]) -> String {
 #[test]
 fn requests_the_http_layer_refuses_are_not_logged_as_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[], &[("RUST_LOG", "info")]);
+    let server = start_server(dir.path(), &[], &[("RUST_LOG", "info")]);
     let bad_line = raw_status(server.port, b"NOT A REQUEST LINE\r\n\r\n");
     assert!(bad_line.contains(" 400 "), "{bad_line}");
     let mut huge_head = b"GET /healthz/ HTTP/1.1\r\nHost: x\r\n".to_vec();
