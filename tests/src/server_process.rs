@@ -75,6 +75,15 @@ impl ServerProcess {
         self.process.stderr_text()
     }
 
+    /// Its log once `complete` says it is, or as it is after `timeout`. A line the
+    /// server writes as it answers may reach the pipe after the answer reaches the test.
+    pub fn log_when(&self, timeout: Duration, mut complete: impl FnMut(&str) -> bool) -> String {
+        if let Some(stderr) = &self.process.stderr {
+            let _ = stderr.wait_for(timeout, |log| complete(log).then_some(()));
+        }
+        self.log()
+    }
+
     /// Sends `signal` and waits for the exit code.
     pub fn stop_with(mut self, signal: i32) -> Option<i32> {
         let pid = self.process.id().to_string();

@@ -282,7 +282,9 @@ async fn a_database_outage_logs_one_warning_and_one_recovery_line() {
         assert!(started.elapsed() < Duration::from_secs(15), "no recovery");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = server.log();
+    let log = server.log_when(Duration::from_secs(5), |log| {
+        log.contains("the database is available again")
+    });
     let count = |needle: &str| log.lines().filter(|line| line.contains(needle)).count();
     assert_eq!(count("the database is unavailable"), 1, "{log}");
     assert_eq!(count("the database is available again"), 1, "{log}");
