@@ -4,10 +4,10 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use super::process::wait_with_timeout;
+use crate::process::try_output;
 
 /// The variable that asks the harness to install Glewlwyd outside CI.
 pub const INSTALL_ENV: &str = "MRMAT_TEST_GLEWLWYD_INSTALL";
@@ -42,17 +42,13 @@ fn is_root() -> bool {
 }
 
 fn apt_get(args: &[&str]) -> bool {
-    let mut child = match Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(_) => return false,
-    };
-    wait_with_timeout(&mut child, APT_TIMEOUT).is_some_and(|s| s.success())
+    try_output(
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        APT_TIMEOUT,
+    )
+    .is_ok_and(|output| output.status.success())
 }
 
 fn install() {

@@ -1,14 +1,17 @@
 //! Glewlwyd as a child process: a free loopback port, its output in a log file, a watchdog
-//! that stops it if the test process dies, and waits that always end.
+//! that stops it if the test process dies, and waits that always end (the testkit's
+//! `process::Running`).
 
 use std::fs::File;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
-/// How long a stopped process gets to exit before it is killed, and its killer waited for.
+use crate::process::Running;
+
+/// How long the watchdog gets to exit once told Glewlwyd stopped, before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A free port on 127.0.0.1. Glewlwyd cannot bind port 0 and report the port it got, so
@@ -21,28 +24,11 @@ pub(super) fn free_port() -> u16 {
         .port()
 }
 
-/// Waits for `child` until `timeout`; kills it then. `None` when it had to be killed.
-pub(crate) fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                // SIGKILL cannot be ignored: this wait ends.
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-}
-
 /// A running Glewlwyd and its watchdog.
 #[derive(Debug)]
 pub(super) struct Process {
-    child: Child,
-    watchdog: Child,
+    child: Running,
+    watchdog: Running,
     // The watchdog kills Glewlwyd when this closes without "stopped" written to it first,
     // i.e. when the test process dies without dropping the handle.
     watchdog_stdin: Option<ChildStdin>,
@@ -54,27 +40,27 @@ impl Process {
     pub(super) fn spawn(config: &Path, log: &Path) -> Self {
         let out = File::create(log).expect("create the Glewlwyd log");
         let err = out.try_clone().expect("clone the log handle");
-        let child = Command::new(super::install::BINARY)
-            .arg("--config-file")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start glewlwyd");
-        let mut watchdog = Command::new("sh")
-            .args([
-                "-c",
-                r#"read -r line; [ "$line" = stopped ] || kill -9 "$1""#,
-                "glewlwyd-watchdog",
-            ])
-            .arg(child.id().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the Glewlwyd watchdog (sh)");
-        let watchdog_stdin = watchdog.stdin.take();
+        let child = Running::spawn(
+            Command::new(super::install::BINARY)
+                .arg("--config-file")
+                .arg(config)
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err),
+        );
+        let mut watchdog = Running::spawn(
+            Command::new("sh")
+                .args([
+                    "-c",
+                    r#"read -r line; [ "$line" = stopped ] || kill -9 "$1""#,
+                    "glewlwyd-watchdog",
+                ])
+                .arg(child.id().to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        let watchdog_stdin = watchdog.take_stdin();
         Self {
             child,
             watchdog,
@@ -85,7 +71,7 @@ impl Process {
 
     /// Whether it exited already (say, because its port was taken).
     pub(super) fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        self.child.wait_timeout(Duration::ZERO)
     }
 
     /// Whether this very process listens on `127.0.0.1:port`. Glewlwyd logs "started"
@@ -111,13 +97,12 @@ impl Process {
 
     /// Kills it and waits for it and its watchdog, each with a timeout.
     pub(super) fn stop(&mut self) {
-        let _ = self.child.kill();
-        wait_with_timeout(&mut self.child, STOP_TIMEOUT);
+        self.child.kill();
         if let Some(mut stdin) = self.watchdog_stdin.take() {
             // Glewlwyd is gone and its pid may be reused: tell the watchdog not to kill.
             let _ = writeln!(stdin, "stopped");
         }
-        wait_with_timeout(&mut self.watchdog, STOP_TIMEOUT);
+        self.watchdog.wait_or_kill(STOP_TIMEOUT);
     }
 }
 
