@@ -195,10 +195,21 @@ impl Running {
 
     fn try_spawn_with(command: &mut Command, streams: Streams) -> Result<Self, RunError> {
         let name = program_name(command);
-        let mut child = command.spawn().map_err(|e| RunError::Start {
+        let child = command.spawn().map_err(|e| RunError::Start {
             program: name.clone(),
             error: e.to_string(),
         })?;
+        Ok(Self::adopt_with(child, name, streams))
+    }
+
+    /// Takes charge of a child spawned elsewhere, called `name` in messages: it is killed
+    /// and reaped when dropped. The piped streams still in `child` are captured; take one
+    /// out first to handle it yourself (say, a pipe a test must leave unread).
+    pub fn adopt(child: Child, name: &str) -> Self {
+        Self::adopt_with(child, name.to_owned(), Streams::default())
+    }
+
+    fn adopt_with(mut child: Child, name: String, streams: Streams) -> Self {
         let stdout = child
             .stdout
             .take()
@@ -207,12 +218,12 @@ impl Running {
             .stderr
             .take()
             .map(|s| Capture::start(s, streams.stderr_limit, streams.stderr_echo));
-        Ok(Self {
+        Self {
             child,
             name,
             stdout,
             stderr,
-        })
+        }
     }
 
     /// The program's file name, for messages (never its arguments: they may hold secrets).

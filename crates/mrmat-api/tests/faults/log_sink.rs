@@ -4,6 +4,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mrmat_api_testkit::process::Running;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stderr_nobody_reads_never_holds_up_a_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -23,6 +25,8 @@ async fn a_stderr_nobody_reads_never_holds_up_a_request() {
         .spawn()
         .unwrap();
     let _unread = child.stderr.take();
+    // Killed when dropped, also when a check below fails.
+    let mut server = Running::adopt(child, "mrmat-api");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -46,6 +50,5 @@ async fn a_stderr_nobody_reads_never_holds_up_a_request() {
             started.elapsed()
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
 }
