@@ -3,9 +3,20 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use mrmat_api_testkit::idp::{Approval, Idp};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+/// No run of the client may take longer; a hung one is killed and the test fails.
+pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Awaits `future` (a child process's end), failing the test after [`PROCESS_TIMEOUT`].
+pub async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(PROCESS_TIMEOUT, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {PROCESS_TIMEOUT:?}"))
+}
 
 /// A user's machine: its own cache and config directories.
 pub struct Home {
@@ -27,7 +38,13 @@ impl Home {
         }
     }
 
+    /// The client against this home's server; killed if the test lets go of it.
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        self.command_on(&self.server, args)
+    }
+
+    /// The client against `server`, with this home's cache and config.
+    pub fn command_on(&self, server: &str, args: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mrmat-api-client"));
         for (key, _) in std::env::vars() {
             if key.starts_with("MRMAT_API") {
@@ -35,25 +52,29 @@ impl Home {
             }
         }
         command
+            .env_remove("COLUMNS")
             .env("HOME", self.dir.path())
             .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
-            .args(["--server", &self.server])
+            .args(["--server", server])
             .args(args)
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         command
     }
 
     pub async fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().await.unwrap()
+        self.run_with_env(args, &[]).await
     }
 
     pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        self.command(args)
-            .envs(env.iter().copied())
-            .output()
-            .await
-            .unwrap()
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        finish(command, args).await
+    }
+
+    pub async fn run_on(&self, server: &str, args: &[&str]) -> Output {
+        finish(self.command_on(server, args), args).await
     }
 
     /// Runs and returns stdout, asserting success.
@@ -72,6 +93,28 @@ impl Home {
         let mut all = vec!["--output", "json"];
         all.extend_from_slice(args);
         serde_json::from_str(&self.ok(&all).await).unwrap()
+    }
+
+    /// `auth status` as JSON, whatever its exit code, and the exit code.
+    pub async fn status(&self, extra: &[&str]) -> (serde_json::Value, Option<i32>) {
+        let mut args = vec!["--output", "json", "auth", "status"];
+        args.extend_from_slice(extra);
+        let output = self.run(&args).await;
+        let json = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("auth status printed no JSON ({e}): {}", stderr(&output)));
+        (json, output.status.code())
+    }
+
+    /// The login to this home's server, from `auth status`.
+    pub async fn current_login(&self) -> serde_json::Value {
+        let (status, _) = self.status(&[]).await;
+        status["logins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["current"] == true)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
     }
 
     /// `login`, answered by `username` on the provider's pages once the code is shown.
@@ -101,7 +144,11 @@ impl Home {
         let mut uri = None;
         while uri.is_none() {
             let mut line = String::new();
-            if stderr.read_line(&mut line).await.unwrap() == 0 {
+            if bounded("login's prompt", stderr.read_line(&mut line))
+                .await
+                .unwrap()
+                == 0
+            {
                 break;
             }
             uri = line
@@ -120,9 +167,11 @@ impl Home {
             );
         }
         let mut rest = String::new();
-        stderr.read_to_string(&mut rest).await.unwrap();
+        bounded("login", stderr.read_to_string(&mut rest))
+            .await
+            .unwrap();
         seen.push_str(&rest);
-        let status = child.wait().await.unwrap();
+        let status = bounded("login", child.wait()).await.unwrap();
         LoginResult {
             code: status.code(),
             stderr: seen,
@@ -146,9 +195,26 @@ impl Home {
             .find(|p| p.extension().is_some_and(|e| e == "json"))
     }
 
+    /// The cached login, as stored.
+    pub fn cached(&self) -> serde_json::Value {
+        let file = self.cache_file().expect("a cache file");
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    }
+
     pub fn mode(path: &std::path::Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
+}
+
+/// Runs `command` to its end, bounded in time.
+pub async fn finish(mut command: tokio::process::Command, args: &[&str]) -> Output {
+    bounded(&format!("mrmat-api-client {args:?}"), command.output())
+        .await
+        .unwrap()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 pub fn stderr(output: &Output) -> String {
