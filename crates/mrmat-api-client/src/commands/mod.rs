@@ -54,6 +54,12 @@ pub async fn run(cli: Cli) -> Result<(), (String, u8)> {
         _ = tokio::signal::ctrl_c() => Err(ClientError::Cancelled(what)),
     };
     progress.clear();
+    if let Err(ClientError::Cancelled(_)) = &result
+        && std::io::stderr().is_terminal()
+    {
+        // The terminal echoed ^C where the cursor was; start the message on a line of its own.
+        eprintln!();
+    }
     result.map_err(|error| (context.explain(&error), error.exit_code()))
 }
 

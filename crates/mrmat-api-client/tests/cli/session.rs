@@ -385,3 +385,26 @@ async fn hints_leave_out_the_server_only_when_it_is_the_default() {
         "error: not logged in to http://127.0.0.1:8080; to log in: `mrmat-api-client --server http://127.0.0.1:8080 login`\n"
     );
 }
+
+#[tokio::test]
+async fn a_refused_environment_token_is_named_as_the_cause() {
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, Oidc::shared().settings()).await;
+    let home = Home::new(&app.address);
+    let output = home
+        .run_with_env(
+            &["greeting", "--api", "v3"],
+            &[("MRMAT_API_TOKEN", "not-a-valid-token")],
+        )
+        .await;
+    assert_eq!(output.status.code(), Some(3));
+    let message = stderr(&output);
+    assert!(
+        message.starts_with("error: the server refused the token in MRMAT_API_TOKEN: "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("; set a valid token, or unset MRMAT_API_TOKEN to use your login\n"),
+        "{message}"
+    );
+    assert!(!message.contains("not-a-valid-token"), "{message}");
+}
