@@ -43,10 +43,28 @@ pub fn print<T: Serialize>(
         OutputFormat::Json => {
             let json = serde_json::to_string_pretty(value)
                 .map_err(|e| ClientError::Output(e.to_string()))?;
-            write(&format!("{json}\n"))
+            write(&format!("{}\n", escape_for_terminal(&json)))
         }
         OutputFormat::Table => write(&table(value).render(terminal_width())),
     }
+}
+
+/// `json` with the characters serde leaves raw but a terminal would act on (C1 controls,
+/// bidi controls) written as `\uXXXX` escapes: the same JSON value, safe to print. They
+/// can only occur inside strings, where such an escape means the same character.
+fn escape_for_terminal(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        // ASCII controls other than DEL are escaped by serde already; newlines and
+        // indentation outside strings are the layout.
+        let raw = !c.is_ascii() || c == '\u{7f}';
+        if raw && printable(&c.to_string()) != c.to_string() {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The width to fit tables into: `COLUMNS` when set (as shells and tests set it), else
@@ -258,6 +276,18 @@ mod tests {
         table.row(vec!["12345678".into(), "n".repeat(40)]);
         let text = table.render(Some(12));
         assert!(widths(&text).iter().all(|&w| w <= 12), "{text}");
+    }
+
+    #[test]
+    fn json_output_escapes_what_a_terminal_would_act_on_and_keeps_the_value() {
+        let value = serde_json::json!({"name": "a\u{9b}2J\u{202e}b\u{1b}[0m 名"});
+        let json = serde_json::to_string_pretty(&value).unwrap();
+        let safe = escape_for_terminal(&json);
+        assert!(safe.contains(r"a\u009b2J\u202eb\u001b[0m 名"), "{safe}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&safe).unwrap(),
+            value
+        );
     }
 
     #[test]
