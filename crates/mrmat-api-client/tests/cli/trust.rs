@@ -212,3 +212,146 @@ async fn a_server_that_is_not_mrmat_api_is_named_as_such() {
     assert_eq!(list.status.code(), Some(2));
     assert_eq!(stderr(&list), expected("/api/resource/v1/"));
 }
+
+/// Runs `openssl` with `args` in `dir`, bounded.
+async fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = crate::harness::bounded(
+        "openssl",
+        tokio::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("openssl (Debian package openssl) is needed for the TLS test");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn a_server_behind_a_private_ca_is_trusted_only_with_ca_file() {
+    use tokio::io::AsyncBufReadExt;
+
+    // A private CA and a certificate for localhost it signed; `openssl s_server` is a
+    // real TLS server on loopback (it answers every request with an HTML status page).
+    let dir = tempfile::tempdir().unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=mrmat test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    openssl(dir.path(), &ca).await;
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(dir.path(), &csr).await;
+    std::fs::write(
+        dir.path().join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir.path(),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ],
+    )
+    .await;
+    let mut server = tokio::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            "127.0.0.1:0",
+            "-cert",
+            "leaf.pem",
+            "-key",
+            "leaf.key",
+            "-www",
+        ])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let port = loop {
+        let line = crate::harness::bounded("s_server's ACCEPT line", lines.next_line())
+            .await
+            .unwrap()
+            .expect("s_server printed its port");
+        if let Some(address) = line.strip_prefix("ACCEPT ") {
+            break address.rsplit(':').next().unwrap().to_owned();
+        }
+    };
+    let home = Home::new(&format!("https://localhost:{port}"));
+
+    let untrusted = home.run(&["greeting"]).await;
+    assert_eq!(untrusted.status.code(), Some(1));
+    assert!(
+        stderr(&untrusted).contains("invalid peer certificate: UnknownIssuer"),
+        "{}",
+        stderr(&untrusted)
+    );
+
+    let ca_file = dir.path().join("ca.pem");
+    let trusted = home
+        .run(&["--ca-file", ca_file.to_str().unwrap(), "greeting"])
+        .await;
+    // The handshake passed: what answered is a TLS test server, not mrmat-api.
+    assert_eq!(trusted.status.code(), Some(2), "{}", stderr(&trusted));
+    assert!(
+        stderr(&trusted).contains("is not an mrmat-api server"),
+        "{}",
+        stderr(&trusted)
+    );
+
+    server.start_kill().unwrap();
+    crate::harness::bounded("s_server", server.wait())
+        .await
+        .unwrap();
+}
