@@ -278,7 +278,7 @@ fn observer(
     let server = server.clone();
     Arc::new(move |event: &HttpEvent<'_>| match event {
         HttpEvent::Waiting { method, url } => {
-            let who = if url.as_str().starts_with(server.as_str()) {
+            let who = if url.origin() == server.url().origin() {
                 format!("the server at {server}")
             } else {
                 format!(

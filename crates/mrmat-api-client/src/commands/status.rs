@@ -249,7 +249,7 @@ impl Context {
             (State::Active, true) => "works (checked: refreshed just now)".into(),
             (State::Active, false) => "active".into(),
             (State::Refreshable, _) => {
-                "access token expired; the refresh token renews it on next use (--check tries now)"
+                "the access token is due for renewal; the refresh token renews it on next use (--check tries now)"
                     .into()
             }
             (State::Ended, _) => format!("ended ({reason}); log in again: {login_command}"),
