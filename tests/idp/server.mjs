@@ -53,6 +53,13 @@ const DEVICE_INTERVAL = intFromEnv('IDP_DEVICE_INTERVAL', 1, { min: 0 });
 // server refuses oversized answers instead of reading them whole.
 const PAD_INTROSPECTION = intFromEnv('IDP_PAD_INTROSPECTION', 0);
 const PAD_DISCOVERY = intFromEnv('IDP_PAD_DISCOVERY', 0);
+// Test-only refusals, to reproduce other providers' answers (see README.md).
+const REFUSE_REVOCATION = new Set((process.env.IDP_REFUSE_REVOCATION ?? '').split(',').filter(Boolean));
+const REFUSE_REFRESH = process.env.IDP_REFUSE_REFRESH ?? '';
+if (!['', 'empty', 'hostile'].includes(REFUSE_REFRESH)) {
+  process.stderr.write(`idp: IDP_REFUSE_REFRESH must be "empty" or "hostile", got ${JSON.stringify(REFUSE_REFRESH)}\n`);
+  process.exit(2);
+}
 
 // --- 3. lifecycle: exit with the parent ---------------------------------------
 function shutdown() { process.exit(0); }
@@ -497,8 +504,11 @@ provider.use(async (ctx, next) => {
         let grantType = null;
         let clientId = null;
         try {
-          grantType = ctx.oidc?.params?.grant_type ?? null;
-          clientId = ctx.oidc?.client?.clientId ?? ctx.oidc?.params?.client_id ?? null;
+          // A request refused by the test-only middleware below never reaches the
+          // library; its form is in ctx.request.body.
+          grantType = ctx.oidc?.params?.grant_type ?? ctx.request.body?.grant_type ?? null;
+          clientId = ctx.oidc?.client?.clientId ?? ctx.oidc?.params?.client_id
+            ?? ctx.request.body?.client_id ?? null;
         } catch { /* request rejected before its parameters were read */ }
         stats.token_requests.push({
           at_ms: at,
@@ -510,6 +520,40 @@ provider.use(async (ctx, next) => {
       return;
     }
     default: break;
+  }
+  await next();
+});
+
+// Test-only refusals, as other providers answer (IDP_REFUSE_REVOCATION,
+// IDP_REFUSE_REFRESH). The form is read here and handed to the library as an
+// already parsed body, which it accepts, so requests not refused go on as usual.
+const HOSTILE_DESCRIPTION = '\u001b]8;;https://evil.example/\u0007Open https://idp.example/\u001b]8;;\u0007'
+  + ' \u001b[2J\u001b[31mthe grant is gone\u001b[0m \u202eeulav';
+provider.use(async (ctx, next) => {
+  const watched = (ctx.path === routes.revocation && REFUSE_REVOCATION.size > 0)
+    || (ctx.path === routes.token && REFUSE_REFRESH !== '');
+  if (ctx.method !== 'POST' || !watched || !ctx.is('application/x-www-form-urlencoded')) {
+    await next();
+    return;
+  }
+  const form = await readForm(ctx);
+  ctx.request.body = form;
+  if (ctx.path === routes.revocation) {
+    const clientId = form.client_id ?? basicClientId(ctx);
+    if (REFUSE_REVOCATION.has(clientId)) {
+      ctx.status = 401;
+      ctx.body = '';
+      return;
+    }
+  } else if (form.grant_type === 'refresh_token') {
+    ctx.status = 400;
+    ctx.set('Cache-Control', 'no-store');
+    if (REFUSE_REFRESH === 'empty') {
+      ctx.body = '';
+    } else {
+      ctx.body = { error: 'invalid_grant', error_description: HOSTILE_DESCRIPTION };
+    }
+    return;
   }
   await next();
 });

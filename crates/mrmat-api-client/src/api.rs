@@ -1,17 +1,20 @@
 //! A typed client of the mrmat-api HTTP interface. It sends what it is given as the bearer
-//! token and turns problem+json answers into [`ClientError::Api`].
-
-use std::time::Duration;
+//! token and turns problem+json answers into [`ClientError::Api`]. An answer that no
+//! mrmat-api server would give (a 404 without a problem body, JSON of another shape) is
+//! checked against `GET /api/`, so a `--server` pointing elsewhere is named as such.
 
 use mrmat_api_types::Problem;
 use mrmat_api_types::greeting::Greeting;
+use mrmat_api_types::index::ApiIndex;
 use mrmat_api_types::metadata::ProtectedResourceMetadata;
 use mrmat_api_types::resource::{Resource, ResourceInput, ResourceList};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
-use url::Url;
 
-use crate::error::{ClientError, display_url, printable};
+use crate::error::{ClientError, display_url};
+use crate::http::Http;
+use crate::sanitise::printable;
+use crate::server_url::ServerUrl;
 
 /// The greeting API versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,11 +38,22 @@ impl GreetingVersion {
     }
 }
 
+/// Which page of resources to ask for; the server's defaults where `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Page size, 1..=1000.
+    pub limit: Option<u32>,
+    /// Resources to skip.
+    pub offset: Option<u64>,
+    /// Keyset cursor: only ids above this one.
+    pub after: Option<i64>,
+}
+
 /// A client of one mrmat-api server.
 #[derive(Clone)]
 pub struct ApiClient {
-    base: Url,
-    http: reqwest::Client,
+    base: ServerUrl,
+    http: Http,
     token: Option<String>,
 }
 
@@ -52,26 +66,18 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
-/// Builds the HTTP client every part of this crate uses: bounded in time, no redirects
-/// (a redirect could carry the bearer token elsewhere).
-pub fn http_client() -> Result<reqwest::Client, ClientError> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .user_agent(concat!("mrmat-api-client/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ClientError::Config(format!("cannot build the HTTP client: {e}")))
-}
-
 impl ApiClient {
-    /// A client of the server at `base` (e.g. `http://localhost:8080`).
-    pub fn new(base: Url) -> Result<Self, ClientError> {
-        Ok(Self::with_http(base, http_client()?))
+    /// A client of the server at `base` (e.g. `http://localhost:8080`) with default
+    /// HTTP options.
+    pub fn new(base: &str) -> Result<Self, ClientError> {
+        let base = ServerUrl::parse("the server URL", base)?;
+        let http = Http::new(&crate::http::HttpOptions::default())?;
+        http.check_url("the server URL", base.url())?;
+        Ok(Self::with_http(base, http))
     }
 
     /// A client of `base` sharing an existing HTTP client (and its connection pool).
-    pub fn with_http(base: Url, http: reqwest::Client) -> Self {
+    pub fn with_http(base: ServerUrl, http: Http) -> Self {
         Self {
             base,
             http,
@@ -86,16 +92,21 @@ impl ApiClient {
     }
 
     /// The server's base URL.
-    pub fn base(&self) -> &Url {
+    pub fn base(&self) -> &ServerUrl {
         &self.base
     }
 
+    /// Whether this client carries a token.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
+        self.base.join(path)
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let request = self.http.request(method, self.url(path));
+        let request = self.http.request(method, &self.url(path));
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -103,14 +114,19 @@ impl ApiClient {
     }
 
     async fn send(&self, request: RequestBuilder, path: &str) -> Result<Response, ClientError> {
-        let response = request
-            .send()
+        let response = self
+            .http
+            .send(request)
             .await
-            .map_err(|e| ClientError::unreachable("the server", &self.url(path), &e))?;
+            .map_err(|e| ClientError::http("the server", &self.url(path), &e))?;
         if response.status().is_success() {
             return Ok(response);
         }
-        Err(problem(response).await)
+        let (error, from_mrmat_api) = problem(response).await;
+        if from_mrmat_api {
+            return Err(error);
+        }
+        Err(self.unless_foreign(error, path).await)
     }
 
     async fn json<T: DeserializeOwned>(
@@ -118,14 +134,71 @@ impl ApiClient {
         request: RequestBuilder,
         path: &str,
     ) -> Result<T, ClientError> {
-        self.send(request, path)
+        let body = self
+            .send(request, path)
             .await?
-            .json()
+            .bytes()
             .await
-            .map_err(|e| ClientError::Protocol {
-                what: "the server",
-                reason: e.without_url().to_string(),
-            })
+            .map_err(|e| ClientError::unreachable("the server", &self.url(path), &e))?;
+        match serde_json::from_slice(&body) {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                let error = ClientError::Protocol {
+                    what: "the server",
+                    reason: format!("GET {path}: {e}"),
+                };
+                Err(self.unless_foreign(error, path).await)
+            }
+        }
+    }
+
+    /// `error`, unless the server turns out not to be an mrmat-api server at all: then
+    /// that, which is what the person has to fix. Only answers no mrmat-api server gives
+    /// (a 404 or 405 without a problem body, a body of another shape) are checked.
+    async fn unless_foreign(&self, error: ClientError, path: &str) -> ClientError {
+        let suspicious = matches!(
+            error,
+            ClientError::Protocol { .. }
+                | ClientError::Api {
+                    status: 404 | 405,
+                    ..
+                }
+        );
+        if !suspicious {
+            return error;
+        }
+        match self.index().await {
+            Ok(index) if index.apis.iter().any(|a| a.path.starts_with("/api/")) => error,
+            Ok(_) | Err(ClientError::Api { .. } | ClientError::Protocol { .. }) => {
+                ClientError::NotMrmatApi {
+                    url: self.base.to_string(),
+                    reason: format!("neither {path} nor {INDEX_PATH} answers like one"),
+                }
+            }
+            Err(_) => error,
+        }
+    }
+
+    /// `GET /api/`: the APIs the server mounts. Used to tell whether a server is an
+    /// mrmat-api server, so it never asks that question itself.
+    pub async fn index(&self) -> Result<ApiIndex, ClientError> {
+        let url = self.url(INDEX_PATH);
+        let response = self
+            .http
+            .send(self.http.request(Method::GET, &url))
+            .await
+            .map_err(|e| ClientError::http("the server", &url, &e))?;
+        if !response.status().is_success() {
+            return Err(problem(response).await.0);
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::unreachable("the server", &url, &e))?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
+            what: "the server",
+            reason: format!("GET {INDEX_PATH}: {e}"),
+        })
     }
 
     /// `GET /api/greeting/vN/`, with `?name=` for v2.
@@ -141,21 +214,37 @@ impl ApiClient {
         self.json(request, version.path()).await
     }
 
-    /// One page of resources.
-    pub async fn list_resources(
-        &self,
-        limit: Option<u32>,
-        offset: Option<u64>,
-    ) -> Result<ResourceList, ClientError> {
+    /// One page of resources; its `next` names the following page, if there is one.
+    pub async fn list_resources(&self, query: &ListQuery) -> Result<ResourceList, ClientError> {
         let path = "/api/resource/v1/";
         let mut request = self.request(Method::GET, path);
-        if let Some(limit) = limit {
+        if let Some(limit) = query.limit {
             request = request.query(&[("limit", limit)]);
         }
-        if let Some(offset) = offset {
+        if let Some(offset) = query.offset {
             request = request.query(&[("offset", offset)]);
         }
+        if let Some(after) = query.after {
+            request = request.query(&[("after", after)]);
+        }
         self.json(request, path).await
+    }
+
+    /// The page a previous page's `next` names. `next` must be a path on this server: the
+    /// token is never sent anywhere else, whatever a page says.
+    pub async fn list_resources_next(&self, next: &str) -> Result<ResourceList, ClientError> {
+        let on_this_server = next.starts_with('/')
+            && !next.starts_with("//")
+            && !next.contains('\\')
+            && !next.chars().any(|c| c.is_control() || c.is_whitespace());
+        if !on_this_server {
+            return Err(ClientError::Protocol {
+                what: "the server",
+                reason: "its next page link is not a path on the server".into(),
+            });
+        }
+        let path = next.split('?').next().unwrap_or(next).to_owned();
+        self.json(self.request(Method::GET, next), &path).await
     }
 
     /// One resource.
@@ -196,13 +285,32 @@ impl ApiClient {
     ) -> Result<ProtectedResourceMetadata, ClientError> {
         let path = "/.well-known/oauth-protected-resource";
         // Without the token: the document is public and the token is not needed to find it.
-        let request = self.http.get(self.url(path));
-        self.json(request, path).await
+        let request = self.http.request(Method::GET, &self.url(path));
+        match self.json(request, path).await {
+            Err(ClientError::Api { status, .. }) => {
+                // No mrmat-api server lacks the document; maybe this is not one at all.
+                let error = ClientError::NotMrmatApi {
+                    url: self.base.to_string(),
+                    reason: format!("it has no {path}: {status}"),
+                };
+                Err(match self.index().await {
+                    Ok(_) => ClientError::Protocol {
+                        what: "the server",
+                        reason: format!("{path} answered {status}"),
+                    },
+                    Err(_) => error,
+                })
+            }
+            other => other,
+        }
     }
 }
 
-/// The error an unsuccessful answer stands for.
-async fn problem(response: Response) -> ClientError {
+const INDEX_PATH: &str = "/api/";
+
+/// The error an unsuccessful answer stands for, and whether it came as a problem document
+/// (which only an mrmat-api server, or something speaking for it, sends).
+async fn problem(response: Response) -> (ClientError, bool) {
     let status = response.status();
     let invalid_token = status == StatusCode::UNAUTHORIZED
         && response
@@ -216,23 +324,31 @@ async fn problem(response: Response) -> ClientError {
             .get("location")
             .and_then(|v| v.to_str().ok())
             .map_or_else(|| "elsewhere".to_owned(), display_url);
-        return ClientError::Api {
+        let error = ClientError::Api {
             status: status.as_u16(),
-            detail: format!("the server redirects to {location}; check --server (http or https?)"),
+            detail: format!(
+                "the server redirects to {}; check --server (http or https?)",
+                printable(&location)
+            ),
             invalid_token,
         };
+        return (error, true);
     }
     let body = response.bytes().await.unwrap_or_default();
-    let detail = match serde_json::from_slice::<Problem>(&body) {
-        Ok(problem) => problem.detail.unwrap_or(problem.title),
-        Err(_) => status
-            .canonical_reason()
-            .unwrap_or("unexpected status")
-            .to_owned(),
+    let (detail, from_mrmat_api) = match serde_json::from_slice::<Problem>(&body) {
+        Ok(problem) => (problem.detail.unwrap_or(problem.title), true),
+        Err(_) => (
+            status
+                .canonical_reason()
+                .unwrap_or("unexpected status")
+                .to_owned(),
+            false,
+        ),
     };
-    ClientError::Api {
+    let error = ClientError::Api {
         status: status.as_u16(),
         detail: printable(&detail),
         invalid_token,
-    }
+    };
+    (error, from_mrmat_api)
 }

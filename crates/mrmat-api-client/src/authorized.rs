@@ -1,5 +1,7 @@
 //! An API client that brings its own bearer token: `MRMAT_API_TOKEN` when set (for CI),
 //! else the login [`Session`], refreshed when due and once more when the server refuses it.
+//! A login's token only goes to the server the login was made for, and only that server's
+//! refusal can make it refresh.
 
 use std::future::Future;
 
@@ -70,16 +72,40 @@ impl AuthorizedApi {
         F: Fn(ApiClient) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
-        let token = self.tokens.token(None).await?;
+        let session = match &self.tokens {
+            TokenSource::Fixed(token) => {
+                return match call(self.api.clone().with_token(token.clone())).await {
+                    Err(ClientError::Api {
+                        status: 401,
+                        detail,
+                        ..
+                    }) => Err(ClientError::TokenRefused { detail }),
+                    other => other,
+                };
+            }
+            TokenSource::Session(session) => session,
+        };
+        if session.server() != self.api.base() {
+            return Err(ClientError::ServerMismatch {
+                login: session.server().to_string(),
+                server: self.api.base().to_string(),
+            });
+        }
+        let token = session.valid_token(None).await?;
         match call(self.api.clone().with_token(token.clone())).await {
             Err(ClientError::Api {
                 invalid_token: true,
                 ..
-            }) if matches!(self.tokens, TokenSource::Session(_)) => {
-                let token = self.tokens.token(Some(&token)).await?;
+            }) => {
+                let token = session.valid_token(Some(&token)).await?;
                 call(self.api.clone().with_token(token)).await
             }
             other => other,
         }
+    }
+
+    /// The API client, without a token.
+    pub fn api(&self) -> &ApiClient {
+        &self.api
     }
 }

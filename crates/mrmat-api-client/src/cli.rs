@@ -1,14 +1,29 @@
-//! The command line. Global options are also read from `MRMAT_API_CLIENT_<NAME>`.
+//! The command line. Global options are also read from `MRMAT_API_CLIENT_<NAME>`; they are
+//! listed once, in the top-level help, and accepted before or after the command.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-/// mrmat-api-client: log in with the device flow and call every mrmat-api API.
+/// Log in to an mrmat-api server with the device flow and call its APIs.
 ///
 /// Prompts and progress go to stderr; results go to stdout.
 #[derive(Parser)]
-#[command(name = "mrmat-api-client", version, about, long_about = None)]
+#[command(
+    name = "mrmat-api-client",
+    version,
+    long_about = None,
+    after_help = "\
+Examples:
+  mrmat-api-client --server https://api.example.com login
+  mrmat-api-client resource create \"my first resource\"
+  mrmat-api-client resource list --output json | jq '.resources[].name'
+  mrmat-api-client auth status --check
+
+Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 not logged in or session ended,
+4 not found, 5 forbidden, 130 cancelled."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -18,46 +33,15 @@ pub struct Cli {
 
 /// Options of every command. No `Debug`: it holds the client secret.
 #[derive(Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Print only results and errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
-    /// Print what the client does (never tokens).
+    /// Print what the client does, and every HTTP call (never tokens).
     #[arg(short, long, global = true)]
     pub debug: bool,
-
-    /// Config file in the original's JSON shape: {"client_id", "client_secret", "discovery_url"}
-    /// [default: <config dir>/mrmat-api-client/config.json].
-    #[arg(
-        long,
-        global = true,
-        env = "MRMAT_API_CLIENT_CONFIG",
-        value_name = "FILE"
-    )]
-    pub config: Option<PathBuf>,
-
-    /// OAuth client id [default: mrmat-api-cli].
-    #[arg(long, global = true, env = "MRMAT_API_CLIENT_CLIENT_ID")]
-    pub client_id: Option<String>,
-
-    /// OAuth client secret, for a confidential client.
-    #[arg(
-        long,
-        global = true,
-        env = "MRMAT_API_CLIENT_CLIENT_SECRET",
-        hide_env_values = true
-    )]
-    pub client_secret: Option<String>,
-
-    /// The identity provider's discovery URL [default: found from the server].
-    #[arg(
-        long,
-        global = true,
-        env = "MRMAT_API_CLIENT_DISCOVERY_URL",
-        value_name = "URL"
-    )]
-    pub discovery_url: Option<String>,
 
     /// The API server [default: http://localhost:8080].
     #[arg(
@@ -71,14 +55,83 @@ pub struct Global {
     /// Output format [default: table on a terminal, json otherwise].
     #[arg(long, global = true, env = "MRMAT_API_CLIENT_OUTPUT", value_enum)]
     pub output: Option<OutputFormat>,
+
+    /// Config file in the original's JSON shape: {"client_id", "client_secret", "discovery_url"}
+    /// [default: <config dir>/mrmat-api-client/config.json].
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// OAuth client id [default: mrmat-api-cli].
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_CLIENT_ID",
+        value_name = "ID"
+    )]
+    pub client_id: Option<String>,
+
+    /// OAuth client secret, for a confidential client.
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub client_secret: Option<String>,
+
+    /// The identity provider's discovery URL [default: found from the server].
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_DISCOVERY_URL",
+        value_name = "URL"
+    )]
+    pub discovery_url: Option<String>,
+
+    /// Seconds one HTTP call may take, connecting included [default: 30].
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_TIMEOUT",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=600)
+    )]
+    pub timeout: Option<u64>,
+
+    /// Also trust the CA certificates in this PEM file (besides the system's and
+    /// webpki's roots).
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_CA_FILE",
+        value_name = "FILE"
+    )]
+    pub ca_file: Option<PathBuf>,
+
+    /// Allow plain http to hosts other than this machine. Anyone on the way can then read
+    /// the tokens; a warning says so every time.
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_ALLOW_INSECURE_HTTP",
+        value_parser = BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    pub allow_insecure_http: bool,
 }
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// Aligned text for people.
+    /// Aligned text for people, cut to the terminal's width.
     Table,
-    /// JSON for scripts.
+    /// JSON for scripts, with every value in full.
     Json,
 }
 
@@ -86,15 +139,35 @@ pub enum OutputFormat {
 #[derive(Subcommand)]
 pub enum Command {
     /// Log in with the device flow and cache the tokens.
-    Login,
-    /// Revoke the cached tokens at the provider and delete them.
-    Logout,
-    /// Show who the cached token says you are, its scopes and expiry.
-    Whoami,
+    #[command(after_help = "\
+Examples:
+  mrmat-api-client login
+  mrmat-api-client --server https://api.example.com login
+  mrmat-api-client login --switch-account     # replace another user's login without asking")]
+    Login(LoginArgs),
+    /// Revoke the cached tokens at the provider and delete the login.
+    #[command(after_help = "\
+Examples:
+  mrmat-api-client logout
+  mrmat-api-client logout --local     # the provider is gone: only forget the login here")]
+    Logout(LogoutArgs),
+    /// Logins and whether they work.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Same as `auth status`.
+    Whoami(StatusArgs),
     /// Print a valid access token (refreshed if needed), for scripts.
-    /// MRMAT_API_TOKEN in the environment is used instead of the cache.
+    /// MRMAT_API_TOKEN in the environment is used instead of the login.
+    #[command(after_help = "\
+Examples:
+  curl -H \"Authorization: Bearer $(mrmat-api-client token)\" http://localhost:8080/api/greeting/v3/")]
     Token,
     /// Call the greeting API.
+    #[command(after_help = "\
+Examples:
+  mrmat-api-client greeting
+  mrmat-api-client greeting --api v2 --name Eelyn
+  mrmat-api-client greeting --api v3     # needs a login")]
     Greeting {
         /// API version.
         #[arg(long, value_enum, default_value_t = ApiVersion::V1)]
@@ -106,6 +179,55 @@ pub enum Command {
     /// Call the resource API.
     #[command(subcommand)]
     Resource(ResourceCommand),
+    /// Print a completion script for a shell.
+    #[command(after_help = "\
+Examples:
+  mrmat-api-client completion bash > ~/.local/share/bash-completion/completions/mrmat-api-client
+  mrmat-api-client completion zsh > \"${fpath[1]}/_mrmat-api-client\"
+  mrmat-api-client completion fish > ~/.config/fish/completions/mrmat-api-client.fish
+  mrmat-api-client completion powershell >> $PROFILE")]
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Options of `login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Replace the login of another user without asking (and revoke its tokens).
+    #[arg(long)]
+    pub switch_account: bool,
+}
+
+/// Options of `logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Only delete the login on this machine; the tokens are not revoked and stay valid
+    /// until they expire.
+    #[arg(long)]
+    pub local: bool,
+}
+
+/// `auth` commands.
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Every cached login (server, provider, user, scopes, expiry) and whether it works.
+    /// Exits 3 when the login to the chosen server is missing or has ended.
+    #[command(after_help = "\
+Examples:
+  mrmat-api-client auth status
+  mrmat-api-client auth status --check     # refresh once to prove each session still works
+  mrmat-api-client whoami --output json")]
+    Status(StatusArgs),
+}
+
+/// Options of `auth status`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct StatusArgs {
+    /// Refresh each login once, to know whether it still works.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Greeting API versions.
@@ -122,23 +244,25 @@ pub enum ApiVersion {
 /// Resource API commands.
 #[derive(Debug, Subcommand)]
 pub enum ResourceCommand {
-    /// List resources, ordered by id.
-    List {
-        /// Page size (1-1000).
-        #[arg(long)]
-        limit: Option<u32>,
-        /// Resources to skip.
-        #[arg(long)]
-        offset: Option<u64>,
-    },
+    /// List resources, ordered by id: all of them, page by page, unless --limit is given.
+    #[command(after_help = "\
+Examples:
+  mrmat-api-client resource list
+  mrmat-api-client resource list --limit 10
+  mrmat-api-client resource list --limit 10 --after 42     # the page after id 42
+  mrmat-api-client resource list --output json | jq '.resources | length'")]
+    List(ListArgs),
     /// Show one resource.
     Get {
         /// Resource id.
         id: i64,
     },
     /// Create a resource you own.
+    #[command(after_help = "\
+Examples:
+  mrmat-api-client resource create \"my first resource\"")]
     Create {
-        /// Its name.
+        /// Its name: 1 to 255 characters.
         name: String,
     },
     /// Rename a resource you own.
@@ -153,4 +277,119 @@ pub enum ResourceCommand {
         /// Resource id.
         id: i64,
     },
+}
+
+/// Options of `resource list`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ListArgs {
+    /// List every resource, following the pages to the end (the default).
+    #[arg(long, conflicts_with = "limit")]
+    pub all: bool,
+    /// Only one page of at most this many resources (1-1000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: Option<u32>,
+    /// Resources per request when listing all (1-1000) [default: the server's, 100].
+    #[arg(long, value_name = "N", conflicts_with = "limit", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub page_size: Option<u32>,
+    /// Skip this many resources first.
+    #[arg(long, value_name = "N")]
+    pub offset: Option<u64>,
+    /// Start after this resource id (the cursor in a page's `next` link).
+    #[arg(long, value_name = "ID")]
+    pub after: Option<i64>,
+}
+
+/// Where subcommand help points for the global options.
+const GLOBALS_NOTE: &str =
+    "Global options (--server, --output, --debug, ...): see `mrmat-api-client --help`.";
+
+impl Cli {
+    /// Parses the process's arguments. Global options stay accepted after any command
+    /// but are listed in the top-level help only, so `login --help` shows `login`.
+    pub fn parse_args() -> Self {
+        let mut command = hide_globals_below(Self::command());
+        let mut matches = command.get_matches_mut();
+        match Self::from_arg_matches_mut(&mut matches) {
+            Ok(cli) => cli,
+            Err(e) => e.format(&mut command).exit(),
+        }
+    }
+
+    /// The command line as clap knows it, every option visible: for completions.
+    pub fn full_command() -> clap::Command {
+        Self::command()
+    }
+}
+
+/// `command` with hidden copies of its global options in every subcommand. Clap copies a
+/// global option into a subcommand only where it is missing, so the hidden copy stays
+/// (and still parses, its value reaching the top level like any global's).
+fn hide_globals_below(command: clap::Command) -> clap::Command {
+    let globals: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.clone().hide(true))
+        .collect();
+    hide_in_subcommands(command, &globals)
+}
+
+fn hide_in_subcommands(command: clap::Command, globals: &[clap::Arg]) -> clap::Command {
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    names.into_iter().fold(command, |command, name| {
+        command.mut_subcommand(name, |sub| {
+            let sub = globals.iter().fold(sub, |sub, arg| sub.arg(arg.clone()));
+            let note = match sub.get_after_help() {
+                Some(help) => format!("{help}\n\n{GLOBALS_NOTE}"),
+                None => GLOBALS_NOTE.to_owned(),
+            };
+            hide_in_subcommands(sub.after_help(note), globals)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+        hide_globals_below(Cli::command()).debug_assert();
+    }
+
+    #[test]
+    fn global_options_parse_after_a_nested_command() {
+        let command = hide_globals_below(Cli::command());
+        let matches = command
+            .try_get_matches_from([
+                "mrmat-api-client",
+                "resource",
+                "list",
+                "--server",
+                "http://127.0.0.1:1",
+                "--output",
+                "json",
+            ])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        assert_eq!(cli.global.server.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(cli.global.output, Some(OutputFormat::Json));
+    }
+
+    #[test]
+    fn subcommand_help_lists_its_own_options_only() {
+        let mut command = hide_globals_below(Cli::command());
+        let help = command
+            .find_subcommand_mut("login")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(help.contains("--switch-account"), "{help}");
+        assert!(!help.contains("--client-secret"), "{help}");
+        assert!(help.contains("Examples:"), "{help}");
+        assert!(help.contains("mrmat-api-client --help"), "{help}");
+    }
 }

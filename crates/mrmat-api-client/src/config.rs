@@ -1,6 +1,6 @@
 //! Client configuration: a file in the Python original's JSON shape
-//! (`{"client_id", "client_secret", "discovery_url"}`), overridden by flags and
-//! `MRMAT_API_CLIENT_*` variables.
+//! (`{"client_id", "client_secret", "discovery_url"}`, and optionally `server`), overridden
+//! by flags and `MRMAT_API_CLIENT_*` variables.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,8 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::error::ClientError;
+use crate::http::{HttpOptions, check_url};
+use crate::server_url::{ServerUrl, parse_http_url};
 
 /// The client id used when none is configured: the CLI client of `var/keycloak/`.
 pub const DEFAULT_CLIENT_ID: &str = "mrmat-api-cli";
@@ -35,6 +37,8 @@ pub struct Overrides {
     pub discovery_url: Option<String>,
     /// The API server.
     pub server: Option<String>,
+    /// Bounds, trust and the insecure-http switch of the HTTP client.
+    pub http: HttpOptions,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -47,6 +51,7 @@ impl std::fmt::Debug for Overrides {
             )
             .field("discovery_url", &self.discovery_url)
             .field("server", &self.server)
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -54,14 +59,16 @@ impl std::fmt::Debug for Overrides {
 /// Resolved client settings.
 #[derive(Clone)]
 pub struct ClientSettings {
-    /// The API server.
-    pub server: Url,
+    /// The API server, normalised.
+    pub server: ServerUrl,
     /// OAuth client id.
     pub client_id: String,
     /// OAuth client secret, if the client is confidential.
     pub client_secret: Option<String>,
     /// Where the provider's discovery document is; found from the server when `None`.
     pub discovery_url: Option<Url>,
+    /// Bounds, trust and the insecure-http switch of the HTTP client.
+    pub http: HttpOptions,
 }
 
 impl std::fmt::Debug for ClientSettings {
@@ -77,6 +84,7 @@ impl std::fmt::Debug for ClientSettings {
                 "discovery_url",
                 &self.discovery_url.as_ref().map(Url::as_str),
             )
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -102,13 +110,18 @@ impl ClientSettings {
             .server
             .or(file.server)
             .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
-        let server = parse_url("--server", &server)?;
+        let server = ServerUrl::parse("--server", &server)?;
+        let insecure = overrides.http.allow_insecure_http;
+        check_url("--server", server.url(), insecure)?;
         let discovery_url = overrides
             .discovery_url
             .or(file.discovery_url)
             .filter(|u| !u.is_empty())
-            .map(|u| parse_url("--discovery-url", &u))
+            .map(|u| parse_http_url("--discovery-url", &u))
             .transpose()?;
+        if let Some(url) = &discovery_url {
+            check_url("--discovery-url", url, insecure)?;
+        }
         Ok(Self {
             server,
             client_id: overrides
@@ -121,6 +134,7 @@ impl ClientSettings {
                 .or(file.client_secret)
                 .filter(|s| !s.is_empty()),
             discovery_url,
+            http: overrides.http,
         })
     }
 }
@@ -137,22 +151,6 @@ fn read(path: &Path) -> Result<ConfigFile, ClientError> {
     })
 }
 
-fn parse_url(option: &str, value: &str) -> Result<Url, ClientError> {
-    let url = Url::parse(value)
-        .map_err(|e| ClientError::Config(format!("{option}: {value:?} is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ClientError::Config(format!(
-            "{option}: {value:?} must be an http:// or https:// URL"
-        )));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(ClientError::Config(format!(
-            "{option}: {value:?} must not have a query or fragment"
-        )));
-    }
-    Ok(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,7 +159,7 @@ mod tests {
     fn file_in_the_original_shape_is_read_and_flags_win() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.json");
-        std::fs::write(&path, r#"{"client_id": "file-id", "client_secret": "s", "discovery_url": "http://idp/.well-known/openid-configuration"}"#).unwrap();
+        std::fs::write(&path, r#"{"client_id": "file-id", "client_secret": "s", "discovery_url": "https://idp/.well-known/openid-configuration"}"#).unwrap();
         let settings = ClientSettings::load(
             Some(&path),
             Overrides {
@@ -182,6 +180,23 @@ mod tests {
             ClientSettings::load(Some(Path::new("/nonexistent/c.json")), Overrides::default())
                 .unwrap_err();
         assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_refused_unless_allowed() {
+        let overrides = |allow_insecure_http| Overrides {
+            server: Some("http://api.example.com".into()),
+            http: HttpOptions {
+                allow_insecure_http,
+                ..HttpOptions::default()
+            },
+            ..Overrides::default()
+        };
+        assert!(matches!(
+            ClientSettings::load(None, overrides(false)),
+            Err(ClientError::InsecureUrl { .. })
+        ));
+        assert!(ClientSettings::load(None, overrides(true)).is_ok());
     }
 
     #[test]

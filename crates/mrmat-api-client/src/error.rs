@@ -1,4 +1,8 @@
-//! What can go wrong, each as one line a person can act on.
+//! What can go wrong, each as one line a person can act on, with the exit code that tells
+//! a script which kind of failure it was and the [`Hint`] a command line turns into a
+//! command to paste.
+
+use crate::http::HttpError;
 
 /// A failure of the client.
 #[derive(Debug, thiserror::Error)]
@@ -31,29 +35,86 @@ pub enum ClientError {
         /// What was wrong.
         reason: String,
     },
-    /// No token is cached.
-    #[error("not logged in; run `mrmat-api-client login`")]
-    NotLoggedIn,
-    /// The refresh token no longer works.
-    #[error("the session has ended ({0}); run `mrmat-api-client login` again")]
-    LoginAgain(String),
+    /// No login is cached for this server.
+    #[error("not logged in to {server}")]
+    NotLoggedIn {
+        /// The server asked for.
+        server: String,
+    },
+    /// The login can no longer get tokens: its refresh token expired, was revoked or
+    /// refused, or there is none and the access token expired.
+    #[error("the session has ended ({reason}); log in again")]
+    SessionEnded {
+        /// The server of the login.
+        server: String,
+        /// Why it ended, as far as the provider said.
+        reason: String,
+    },
+    /// A cached login was about to be used with a server it was not made for.
+    #[error(
+        "the cached login is for {login}, not {server}: a login is only ever sent to the server it was made for"
+    )]
+    ServerMismatch {
+        /// The server the login belongs to.
+        login: String,
+        /// The server asked for.
+        server: String,
+    },
+    /// The server refused the token given in `MRMAT_API_TOKEN`.
+    #[error("the server refused the token in MRMAT_API_TOKEN: {detail}")]
+    TokenRefused {
+        /// The server's reason.
+        detail: String,
+    },
     /// The person refused the login.
-    #[error("login denied: the request was not approved")]
-    AccessDenied,
+    #[error("login denied: the request was not approved{}", .0.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    AccessDenied(Option<String>),
     /// The device code expired before approval.
-    #[error("login expired: the code was not approved in time; run `mrmat-api-client login` again")]
+    #[error("login expired: the code was not approved in time")]
     LoginExpired,
+    /// A login as another user would have replaced the cached one, and nobody could be
+    /// asked. The new login was revoked; the old one is kept.
+    #[error(
+        "you are logged in to {server} as {old}, and this login is {new}: the login of {old} is kept and the new one revoked"
+    )]
+    AccountSwitch {
+        /// The server.
+        server: String,
+        /// Who is logged in.
+        old: String,
+        /// Who just logged in.
+        new: String,
+    },
     /// The identity provider refused a request.
     #[error("the identity provider refused the request: {0}")]
     Provider(String),
-    /// A configuration problem: exit code 2.
+    /// A configuration problem.
     #[error("{0}")]
     Config(String),
-    /// Logout could not revoke the tokens; they stay cached so it can be tried again.
+    /// A URL is plain http to another machine and insecure http was not allowed.
     #[error(
-        "{0}; the tokens were not revoked and stay cached: run `mrmat-api-client logout` again"
+        "{what} {url} is plain http to another machine, where tokens can be read on the way: use https, or accept the risk with --allow-insecure-http"
     )]
+    InsecureUrl {
+        /// Which URL (`--server`, "the token endpoint", ...).
+        what: String,
+        /// The URL, without query.
+        url: String,
+    },
+    /// The server answered, but it is not an mrmat-api server.
+    #[error("{url} is not an mrmat-api server ({reason}); check --server")]
+    NotMrmatApi {
+        /// The server URL tried.
+        url: String,
+        /// What gave it away.
+        reason: String,
+    },
+    /// Logout could not revoke the tokens; they stay cached so it can be tried again.
+    #[error("{0}; the tokens were not revoked and the login is kept")]
     LogoutIncomplete(Box<ClientError>),
+    /// The person pressed Ctrl-C.
+    #[error("{0} cancelled")]
+    Cancelled(&'static str),
     /// Results could not be written.
     #[error("cannot write the output: {0}")]
     Output(String),
@@ -65,18 +126,80 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+    /// The token cache file is damaged or of another version; a login replaces it.
+    #[error("token cache {path}: {reason}")]
+    CacheUnusable {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the person can do next; the command line makes it a command to paste.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hint {
+    /// Log in (again).
+    Login,
+    /// Log in, replacing another user's login.
+    SwitchAccount,
+    /// Log out again, or remove the login without revoking.
+    LogoutLocal,
+    /// Fix or unset `MRMAT_API_TOKEN`.
+    TokenEnv,
 }
 
 impl ClientError {
-    /// The process exit code for this error: 2 for configuration, 1 otherwise.
+    /// The process exit code: 2 usage or configuration, 3 not logged in or session ended,
+    /// 4 not found, 5 forbidden, 130 cancelled, 1 anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) => 2,
+            Self::Config(_) | Self::InsecureUrl { .. } | Self::NotMrmatApi { .. } => 2,
+            Self::NotLoggedIn { .. }
+            | Self::SessionEnded { .. }
+            | Self::ServerMismatch { .. }
+            | Self::TokenRefused { .. }
+            | Self::CacheUnusable { .. }
+            | Self::Api { status: 401, .. } => 3,
+            Self::Api { status: 404, .. } => 4,
+            Self::Api { status: 403, .. } => 5,
+            Self::Cancelled(_) => 130,
             _ => 1,
         }
     }
 
-    /// An HTTP client failure while calling `what` at `url`.
+    /// What to do about it, if there is something to do.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::NotLoggedIn { .. }
+            | Self::SessionEnded { .. }
+            | Self::ServerMismatch { .. }
+            | Self::LoginExpired
+            | Self::CacheUnusable { .. }
+            | Self::Api { status: 401, .. } => Some(Hint::Login),
+            Self::AccountSwitch { .. } => Some(Hint::SwitchAccount),
+            Self::LogoutIncomplete(_) => Some(Hint::LogoutLocal),
+            Self::TokenRefused { .. } => Some(Hint::TokenEnv),
+            _ => None,
+        }
+    }
+
+    /// A failure of the HTTP client while calling `what` at `url`.
+    pub(crate) fn http(what: &'static str, url: &str, error: &HttpError) -> Self {
+        match error {
+            HttpError::Insecure(url) => Self::InsecureUrl {
+                what: what.to_owned(),
+                url: display_url(url.as_str()),
+            },
+            HttpError::Transport(error) => Self::unreachable(what, url, error),
+            HttpError::Malformed(reason) => Self::Protocol {
+                what,
+                reason: reason.clone(),
+            },
+        }
+    }
+
+    /// A transport failure while calling `what` at `url`.
     pub(crate) fn unreachable(what: &'static str, url: &str, error: &reqwest::Error) -> Self {
         let kind = if error.is_timeout() {
             "timed out"
@@ -91,7 +214,7 @@ impl ClientError {
         Self::Unreachable {
             what,
             url: display_url(url),
-            reason: if cause.contains("://") {
+            reason: if cause.contains("://") || kind == "timed out" {
                 kind.to_owned()
             } else {
                 format!("{kind}: {cause}")
@@ -111,7 +234,7 @@ pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A URL fit to show a person: without user, password, query or fragment.
-pub(crate) fn display_url(url: &str) -> String {
+pub fn display_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut url) => {
             let _ = url.set_username("");
@@ -122,14 +245,6 @@ pub(crate) fn display_url(url: &str) -> String {
         }
         Err(_) => "(an invalid URL)".to_owned(),
     }
-}
-
-/// Text from a server, safe to print: no control characters that could break the one-line
-/// error or drive the terminal.
-pub(crate) fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 #[cfg(test)]
@@ -145,7 +260,24 @@ mod tests {
     }
 
     #[test]
-    fn server_text_loses_control_characters() {
-        assert_eq!(printable("a\nb\u{1b}[31m"), "a b [31m");
+    fn exit_codes_tell_the_kind_of_failure() {
+        let api = |status| ClientError::Api {
+            status,
+            detail: String::new(),
+            invalid_token: false,
+        };
+        assert_eq!(ClientError::Config(String::new()).exit_code(), 2);
+        assert_eq!(
+            ClientError::NotLoggedIn {
+                server: String::new()
+            }
+            .exit_code(),
+            3
+        );
+        assert_eq!(api(401).exit_code(), 3);
+        assert_eq!(api(404).exit_code(), 4);
+        assert_eq!(api(403).exit_code(), 5);
+        assert_eq!(api(409).exit_code(), 1);
+        assert_eq!(ClientError::Cancelled("login").exit_code(), 130);
     }
 }

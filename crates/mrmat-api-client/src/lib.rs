@@ -3,13 +3,21 @@
 //!
 //! [`api::ApiClient`] calls the API with a token; [`session::Session`] gets and keeps
 //! that token; [`authorized::AuthorizedApi`] puts the two together, refreshing and
-//! retrying once when the server refuses a token. The CLI is a thin layer over these.
+//! retrying once when the server refuses a token. Every request goes through one
+//! [`http::Http`], which keeps tokens off plain http to other machines. The CLI is a thin
+//! layer over these.
 
 pub mod api;
 pub mod authorized;
 pub mod config;
+pub mod device_login;
 pub mod error;
+pub mod http;
+mod oauth;
 pub mod provider;
+pub mod revocation;
+pub mod sanitise;
+pub mod server_url;
 pub mod session;
 pub mod token_cache;
 

@@ -1,16 +1,15 @@
 //! The `mrmat-api-client` binary: parse the command line, run, and end with one clear line
-//! and a non-zero exit code on failure.
+//! and the exit code of its kind on failure.
 
 mod cli;
 mod commands;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_args();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -23,9 +22,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::from(error.exit_code())
+        Err((message, code)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
         }
     }
 }

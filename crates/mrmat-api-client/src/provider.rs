@@ -1,13 +1,16 @@
 //! The identity provider's endpoints, from its OIDC discovery document, or found from the
-//! API server's RFC 9728 metadata when only the server is known.
+//! API server's RFC 9728 metadata when only the server is known. Every endpoint is held
+//! to the same transport rule as the server: https, or plain http on this machine only.
 
 use mrmat_api_types::scope::Scope;
 use openidconnect::core::CoreProviderMetadata;
+use reqwest::Method;
 use serde::Deserialize;
 use url::Url;
 
 use crate::api::ApiClient;
 use crate::error::ClientError;
+use crate::http::Http;
 
 /// Discovery fields the core metadata type lacks, read from the same document.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -44,13 +47,13 @@ pub fn discovery_url_of(issuer: &str) -> String {
 }
 
 /// Reads the discovery document at `url`.
-pub async fn discover(http: &reqwest::Client, url: &Url) -> Result<Provider, ClientError> {
+pub async fn discover(http: &Http, url: &Url) -> Result<Provider, ClientError> {
     let what = "the identity provider";
+    http.check_url("the discovery URL", url)?;
     let response = http
-        .get(url.clone())
-        .send()
+        .send(http.request(Method::GET, url.as_str()))
         .await
-        .map_err(|e| ClientError::unreachable(what, url.as_str(), &e))?;
+        .map_err(|e| ClientError::http(what, url.as_str(), &e))?;
     if !response.status().is_success() {
         return Err(ClientError::Protocol {
             what,
@@ -71,22 +74,24 @@ pub async fn discover(http: &reqwest::Client, url: &Url) -> Result<Provider, Cli
     let metadata: CoreProviderMetadata = serde_json::from_slice(&body).map_err(not_discovery)?;
     let extra: DeviceFlowMetadata = serde_json::from_slice(&body).map_err(not_discovery)?;
     let endpoint = |value: Option<&str>, name: &str| -> Result<Option<Url>, ClientError> {
-        value
-            .map(|v| {
-                Url::parse(v).map_err(|e| ClientError::Protocol {
-                    what,
-                    reason: format!("{name} {v:?} is not a URL: {e}"),
-                })
-            })
-            .transpose()
-    };
-    let token_endpoint = metadata
-        .token_endpoint()
-        .map(|t| t.url().clone())
-        .ok_or_else(|| ClientError::Protocol {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let url = Url::parse(value).map_err(|e| ClientError::Protocol {
             what,
-            reason: "discovery names no token_endpoint".into(),
+            reason: format!("{name} is not a URL: {e}"),
         })?;
+        http.check_url(&format!("the provider's {name}"), &url)?;
+        Ok(Some(url))
+    };
+    let token_endpoint = endpoint(
+        metadata.token_endpoint().map(|t| t.url().as_str()),
+        "token_endpoint",
+    )?
+    .ok_or_else(|| ClientError::Protocol {
+        what,
+        reason: "discovery names no token_endpoint".into(),
+    })?;
     Ok(Provider {
         issuer: metadata.issuer().as_str().to_owned(),
         token_endpoint,
@@ -95,7 +100,10 @@ pub async fn discover(http: &reqwest::Client, url: &Url) -> Result<Provider, Cli
             "device_authorization_endpoint",
         )?,
         revocation_endpoint: endpoint(extra.revocation_endpoint.as_deref(), "revocation_endpoint")?,
-        userinfo_endpoint: metadata.userinfo_endpoint().map(|u| u.url().clone()),
+        userinfo_endpoint: endpoint(
+            metadata.userinfo_endpoint().map(|u| u.url().as_str()),
+            "userinfo_endpoint",
+        )?,
         scopes_supported: metadata
             .scopes_supported()
             .map(|scopes| scopes.iter().map(|s| s.to_string()).collect())
@@ -107,7 +115,7 @@ pub async fn discover(http: &reqwest::Client, url: &Url) -> Result<Provider, Cli
 /// The discovered issuer must be the one the server named (RFC 8414 section 3.3), so a
 /// tampered document cannot send the login elsewhere.
 pub async fn discover_via_server(
-    http: &reqwest::Client,
+    http: &Http,
     api: &ApiClient,
 ) -> Result<(Provider, Vec<String>), ClientError> {
     let metadata = api.protected_resource_metadata().await?;

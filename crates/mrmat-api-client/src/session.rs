@@ -1,94 +1,67 @@
-//! Getting and keeping tokens: the device authorization grant (RFC 8628), refresh with
-//! rotation, and revocation (RFC 7009), all through `oauth2`, stored in a [`TokenCache`].
+//! Keeping a login to one server: the cached tokens, refreshed with rotation before they
+//! expire, replaced by a new login, ended by logout. A session only ever hands out tokens
+//! of a login made for its own server.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use oauth2::basic::{
-    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
-    BasicTokenIntrospectionResponse, BasicTokenType,
-};
-use oauth2::{
-    Client, ClientId, ClientSecret, DeviceAuthorizationUrl, DeviceCodeErrorResponseType,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, ExtraTokenFields, HttpClientError, RefreshToken,
-    RequestTokenError, Scope, StandardDeviceAuthorizationResponse, StandardRevocableToken,
-    StandardTokenResponse, TokenResponse, TokenUrl,
-};
-use serde::{Deserialize, Serialize};
+use oauth2::basic::BasicErrorResponseType;
+use oauth2::{RefreshToken, RequestTokenError};
+use reqwest::StatusCode;
 use url::Url;
 
-use crate::error::{ClientError, display_url, root_cause};
-use crate::provider::Provider;
-use crate::token_cache::{CACHE_VERSION, CachedSession, Loaded, TokenCache};
-
-/// The token response field OIDC adds; kept only to read the user's name from it.
-#[derive(Clone, Default, Serialize, Deserialize)]
-pub struct IdTokenField {
-    /// The ID token. Never sent as a bearer: only access tokens are.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
-}
-
-impl ExtraTokenFields for IdTokenField {}
-
-impl std::fmt::Debug for IdTokenField {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdTokenField")
-            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
-
-type OidcTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
-
-type OAuthClient = Client<
-    BasicErrorResponse,
-    OidcTokenResponse,
-    BasicTokenIntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
-    EndpointNotSet,
-    EndpointMaybeSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointSet,
->;
-
-/// What the person must do to approve a login.
-#[derive(Debug, Clone)]
-pub struct DevicePrompt {
-    /// Where to go.
-    pub verification_uri: String,
-    /// The code to enter there.
-    pub user_code: String,
-    /// The same page with the code filled in, when the provider offers it.
-    pub verification_uri_complete: Option<String>,
-    /// How long the code is valid.
-    pub expires_in: Duration,
-}
+use crate::error::ClientError;
+use crate::http::{Http, StatusCell};
+use crate::oauth::{Origin, oauth_client, provider_text, session_from, token_error};
+use crate::revocation::Revocation;
+use crate::server_url::ServerUrl;
+use crate::token_cache::{CachedSession, Loaded, TokenCache};
 
 /// What logging out did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Logout {
-    /// Tokens revoked at the provider and the cache deleted.
+    /// Tokens revoked at the provider and the login deleted.
     Revoked,
-    /// The provider has no revocation endpoint; only the cache was deleted.
+    /// The provider has no revocation endpoint; only the login was deleted.
     CacheOnly,
+    /// Asked to: the login was deleted without revoking.
+    Local(CachedSession),
+    /// The provider does not let this public client revoke; the login was deleted, its
+    /// tokens stay valid until they expire.
+    RefusedToPublicClient(CachedSession),
+    /// The session had already ended; its tokens were dead, the login was deleted.
+    AlreadyEnded,
     /// Nobody was logged in.
     NotLoggedIn,
     /// The cache file was unreadable; it was deleted, nothing could be revoked.
     Unreadable,
 }
 
-/// A client's tokens for one provider.
+/// What storing a new login did to the one before it.
+#[derive(Debug)]
+pub enum Adopted {
+    /// There was none (or it had ended).
+    First,
+    /// The same user logged in again; the old tokens were dropped without revoking,
+    /// because providers that tie both logins to one browser session would end the new
+    /// one too.
+    SameUser,
+    /// Another user's login was replaced; this is what revoking it came to.
+    Switched {
+        /// The login replaced.
+        previous: Box<CachedSession>,
+        /// Revoking its tokens.
+        revocation: Result<Revocation, ClientError>,
+    },
+}
+
+/// A client's login to one server.
 #[derive(Clone)]
 pub struct Session {
-    http: reqwest::Client,
-    client_id: String,
-    client_secret: Option<String>,
+    pub(crate) http: Http,
+    pub(crate) server: ServerUrl,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<String>,
     cache: TokenCache,
     /// Serialises writers within this process; the cache's file lock does it across
     /// processes, but blocks a whole thread, so tasks queue here first.
@@ -98,6 +71,7 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
+            .field("server", &self.server.as_str())
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
@@ -117,7 +91,8 @@ struct WriteGuard {
 /// Refresh this long before expiry, at most: a token about to expire fails mid-request.
 const REFRESH_MARGIN_SECONDS: i64 = 30;
 
-fn needs_refresh(session: &CachedSession) -> bool {
+/// Whether the access token has expired or is about to.
+pub fn needs_refresh(session: &CachedSession) -> bool {
     let Some(expires_at) = session.expires_at else {
         return false;
     };
@@ -128,70 +103,47 @@ fn needs_refresh(session: &CachedSession) -> bool {
     expires_at - Utc::now().timestamp() <= margin
 }
 
-/// The claims of an ID token's payload, read without verifying its signature: they are
-/// only shown to the person who just logged in, never trusted for a decision.
-fn id_token_claims(id_token: &str) -> Option<serde_json::Value> {
-    let payload = id_token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// A failed request to the provider, named by its innermost cause.
-fn unreachable_provider<RE: std::error::Error + 'static>(
-    error: &HttpClientError<RE>,
-    endpoint: &str,
-) -> ClientError {
-    let cause = root_cause(error);
-    ClientError::Unreachable {
-        what: "the identity provider",
-        url: display_url(endpoint),
-        reason: if cause.contains("://") {
-            "request failed".to_owned()
-        } else {
-            cause
-        },
-    }
-}
-
-fn provider_error<RE: std::error::Error + 'static>(
-    error: RequestTokenError<HttpClientError<RE>, BasicErrorResponse>,
-    endpoint: &str,
-) -> ClientError {
-    match error {
-        RequestTokenError::ServerResponse(response) => ClientError::Provider(response.to_string()),
-        RequestTokenError::Request(e) => unreachable_provider(&e, endpoint),
-        RequestTokenError::Parse(e, _) => ClientError::Protocol {
-            what: "the identity provider",
-            reason: e.to_string(),
-        },
-        RequestTokenError::Other(message) => ClientError::Provider(message),
-    }
-}
-
-fn parse_url<T>(value: &str, make: fn(Url) -> T) -> Result<T, ClientError> {
-    Url::parse(value)
-        .map(make)
-        .map_err(|e| ClientError::Protocol {
-            what: "the token cache",
-            reason: format!("{value:?} is not a URL: {e}"),
-        })
+fn parse_url(value: &str) -> Result<Url, ClientError> {
+    Url::parse(value).map_err(|e| ClientError::Protocol {
+        what: "the token cache",
+        reason: format!("an endpoint is not a URL: {e}"),
+    })
 }
 
 impl Session {
-    /// A session of `client_id` kept in `cache`.
+    /// The login of `client_id` (with `client_secret` when confidential) to `server`,
+    /// kept in `cache_dir`.
     pub fn new(
-        http: reqwest::Client,
+        http: Http,
+        server: ServerUrl,
         client_id: String,
         client_secret: Option<String>,
-        cache: TokenCache,
+        cache_dir: &std::path::Path,
     ) -> Self {
+        let cache = TokenCache::for_login(cache_dir, server.as_str(), &client_id);
         Self {
             http,
+            server,
             client_id,
             client_secret,
             cache,
             writers: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// The server this login is for.
+    pub fn server(&self) -> &ServerUrl {
+        &self.server
+    }
+
+    /// The OAuth client.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The cache behind this session.
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
     }
 
     /// Exclusive right to change the cache, across tasks and processes.
@@ -210,176 +162,35 @@ impl Session {
         })
     }
 
-    /// The cache behind this session.
-    pub fn cache(&self) -> &TokenCache {
-        &self.cache
-    }
-
-    fn oauth_client(&self, token_endpoint: Url, device_endpoint: Option<Url>) -> OAuthClient {
-        let client = Client::new(ClientId::new(self.client_id.clone()))
-            .set_token_uri(TokenUrl::from_url(token_endpoint))
-            .set_device_authorization_url_option(
-                device_endpoint.map(DeviceAuthorizationUrl::from_url),
-            );
-        match &self.client_secret {
-            Some(secret) => client.set_client_secret(ClientSecret::new(secret.clone())),
-            None => client,
-        }
-    }
-
-    fn cached_client(&self, session: &CachedSession) -> Result<OAuthClient, ClientError> {
-        let token = parse_url(&session.token_endpoint, |u| u)?;
-        Ok(self.oauth_client(token, None))
-    }
-
-    /// The stored session, if any. An unusable cache file is an error that says it will be
-    /// replaced by the next login.
+    /// The stored login, if any. An unusable cache file is an error a new login fixes; a
+    /// login recorded for another server is never handed out.
     pub fn current(&self) -> Result<Option<CachedSession>, ClientError> {
         match self.cache.load()? {
             Loaded::Missing => Ok(None),
+            Loaded::Found(session) if session.server != self.server.as_str() => {
+                Err(ClientError::ServerMismatch {
+                    login: session.server.clone(),
+                    server: self.server.to_string(),
+                })
+            }
             Loaded::Found(session) => Ok(Some(*session)),
-            Loaded::Unusable(reason) => Err(ClientError::Cache {
+            Loaded::Unusable(reason) => Err(ClientError::CacheUnusable {
                 path: self.cache.path().display().to_string(),
-                reason: format!("{reason}; run `mrmat-api-client login` to replace it"),
+                reason,
             }),
         }
     }
 
-    /// Logs in with the device flow: asks the provider for a code, shows it through
-    /// `prompt`, polls until the person answers, and stores the tokens.
-    pub async fn login(
-        &self,
-        provider: &Provider,
-        scopes: &[String],
-        prompt: impl FnOnce(&DevicePrompt),
-    ) -> Result<CachedSession, ClientError> {
-        let device_endpoint = provider
-            .device_authorization_endpoint
-            .clone()
-            .ok_or_else(|| {
-                ClientError::Config(format!(
-                    "the identity provider {} offers no device authorization endpoint",
-                    provider.issuer
-                ))
-            })?;
-        let client = self.oauth_client(
-            provider.token_endpoint.clone(),
-            Some(device_endpoint.clone()),
-        );
-        let details: StandardDeviceAuthorizationResponse = client
-            .exchange_device_code()
-            .map_err(|e| ClientError::Config(e.to_string()))?
-            .add_scopes(scopes.iter().map(|s| Scope::new(s.clone())))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| provider_error(e, device_endpoint.as_str()))?;
-
-        prompt(&DevicePrompt {
-            verification_uri: details.verification_uri().to_string(),
-            user_code: details.user_code().secret().clone(),
-            verification_uri_complete: details
-                .verification_uri_complete()
-                .map(|u| u.secret().clone()),
-            expires_in: details.expires_in(),
-        });
-
-        // oauth2 polls at `interval` (5 s when absent), adds 5 s on slow_down, keeps
-        // waiting on authorization_pending and stops at the first answer: a device code is
-        // single-use, and polling past the 200 would revoke the login.
-        let token = client
-            .exchange_device_access_token(&details)
-            .request_async(&self.http, tokio::time::sleep, None)
-            .await
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(response) => match response.error() {
-                    DeviceCodeErrorResponseType::AccessDenied => ClientError::AccessDenied,
-                    DeviceCodeErrorResponseType::ExpiredToken => ClientError::LoginExpired,
-                    _ => ClientError::Provider(response.to_string()),
-                },
-                RequestTokenError::Request(e) => {
-                    unreachable_provider(&e, provider.token_endpoint.as_str())
-                }
-                RequestTokenError::Parse(e, _) => ClientError::Protocol {
-                    what: "the identity provider",
-                    reason: e.to_string(),
-                },
-                RequestTokenError::Other(message) => ClientError::Provider(message),
-            })?;
-
-        let mut session = self.session_from(&token, None, provider, scopes);
-        if session.name.is_none() {
-            session.name = self.userinfo_name(provider, &session.access_token).await;
+    fn not_logged_in(&self) -> ClientError {
+        ClientError::NotLoggedIn {
+            server: self.server.to_string(),
         }
-        let _guard = self.lock().await?;
-        self.cache.store(&session)?;
-        Ok(session)
     }
 
-    /// The user's name from the userinfo endpoint, for providers whose ID tokens carry
-    /// only `sub`. Best effort: a login without a display name is still a login.
-    async fn userinfo_name(&self, provider: &Provider, access_token: &str) -> Option<String> {
-        let endpoint = provider.userinfo_endpoint.clone()?;
-        let response = self
-            .http
-            .get(endpoint)
-            .bearer_auth(access_token)
-            .send()
-            .await
-            .ok()?;
-        let claims: serde_json::Value = response.error_for_status().ok()?.json().await.ok()?;
-        ["preferred_username", "name"].iter().find_map(|claim| {
-            claims
-                .get(claim)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        })
-    }
-
-    fn session_from(
-        &self,
-        token: &OidcTokenResponse,
-        previous: Option<&CachedSession>,
-        provider: &Provider,
-        requested: &[String],
-    ) -> CachedSession {
-        let claims = token
-            .extra_fields()
-            .id_token
-            .as_deref()
-            .and_then(id_token_claims);
-        let claim = |name: &str| {
-            claims
-                .as_ref()
-                .and_then(|c| c.get(name))
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        };
-        let lifetime = token.expires_in().map(|d| d.as_secs());
-        CachedSession {
-            version: CACHE_VERSION,
-            issuer: provider.issuer.clone(),
-            client_id: self.client_id.clone(),
-            token_endpoint: provider.token_endpoint.to_string(),
-            revocation_endpoint: provider.revocation_endpoint.as_ref().map(Url::to_string),
-            access_token: token.access_token().secret().clone(),
-            // Providers that rotate refresh tokens send a new one; others keep the old.
-            refresh_token: token
-                .refresh_token()
-                .map(|r| r.secret().clone())
-                .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
-            expires_at: lifetime
-                .map(|s| Utc::now().timestamp() + i64::try_from(s).unwrap_or(i64::MAX / 2)),
-            lifetime,
-            scopes: token
-                .scopes()
-                .map(|s| s.iter().map(|s| s.to_string()).collect())
-                .unwrap_or_else(|| {
-                    previous.map_or_else(|| requested.to_vec(), |p| p.scopes.clone())
-                }),
-            subject: claim("sub").or_else(|| previous.and_then(|p| p.subject.clone())),
-            name: claim("preferred_username")
-                .or_else(|| claim("name"))
-                .or_else(|| previous.and_then(|p| p.name.clone())),
+    fn ended(&self, reason: &str) -> ClientError {
+        ClientError::SessionEnded {
+            server: self.server.to_string(),
+            reason: reason.to_owned(),
         }
     }
 
@@ -388,14 +199,20 @@ impl Session {
     pub async fn valid_token(&self, rejected: Option<&str>) -> Result<String, ClientError> {
         let stale =
             |s: &CachedSession| needs_refresh(s) || Some(s.access_token.as_str()) == rejected;
-        let session = self.current()?.ok_or(ClientError::NotLoggedIn)?;
+        let session = self.current()?.ok_or_else(|| self.not_logged_in())?;
+        if let Some(reason) = &session.ended {
+            return Err(self.ended(reason));
+        }
         if !stale(&session) {
             return Ok(session.access_token);
         }
         // One refresh at a time across tasks and processes; the loser finds the winner's
         // new token instead of spending a refresh token that was just rotated away.
         let _guard = self.lock().await?;
-        let session = self.current()?.ok_or(ClientError::NotLoggedIn)?;
+        let session = self.current()?.ok_or_else(|| self.not_logged_in())?;
+        if let Some(reason) = &session.ended {
+            return Err(self.ended(reason));
+        }
         if !stale(&session) {
             return Ok(session.access_token);
         }
@@ -403,47 +220,113 @@ impl Session {
         Ok(refreshed.access_token)
     }
 
-    async fn refresh(&self, session: &CachedSession) -> Result<CachedSession, ClientError> {
-        let refresh_token = session.refresh_token.clone().ok_or_else(|| {
-            ClientError::LoginAgain("the access token expired and there is no refresh token".into())
-        })?;
-        let client = self.cached_client(session)?;
-        let token = client
-            .exchange_refresh_token(&RefreshToken::new(refresh_token))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| match e {
-                // The grant is over (expired, revoked, or a rotated token reused): only a
-                // new login helps. Other refusals are configuration faults, said as such.
-                RequestTokenError::ServerResponse(response)
-                    if *response.error() == BasicErrorResponseType::InvalidGrant =>
-                {
-                    ClientError::LoginAgain(response.to_string())
-                }
-                other => provider_error(other, &session.token_endpoint),
-            })?;
-        let provider = Provider {
-            issuer: session.issuer.clone(),
-            token_endpoint: parse_url(&session.token_endpoint, |u| u)?,
-            device_authorization_endpoint: None,
-            revocation_endpoint: session
-                .revocation_endpoint
-                .as_deref()
-                .map(|r| parse_url(r, |u| u))
-                .transpose()?,
-            userinfo_endpoint: None,
-            scopes_supported: Vec::new(),
+    /// Refreshes now, whatever the access token's expiry: whether the session still works
+    /// (`auth status --check`). `None` when nobody is logged in.
+    pub async fn check(&self) -> Result<Option<CachedSession>, ClientError> {
+        let _guard = self.lock().await?;
+        let Some(session) = self.current()? else {
+            return Ok(None);
         };
-        let refreshed = self.session_from(&token, Some(session), &provider, &session.scopes);
+        if let Some(reason) = &session.ended {
+            return Err(self.ended(reason));
+        }
+        self.refresh(&session).await.map(Some)
+    }
+
+    /// Refreshes `session`; the caller holds the lock. A refusal that means the grant is
+    /// over is recorded in the cache, so later commands say so without asking again.
+    async fn refresh(&self, session: &CachedSession) -> Result<CachedSession, ClientError> {
+        let Some(refresh_token) = session.refresh_token.clone() else {
+            return Err(self.end(
+                session,
+                "the access token expired and there is no refresh token",
+            ));
+        };
+        let client = oauth_client(
+            &self.client_id,
+            self.client_secret.as_deref(),
+            parse_url(&session.token_endpoint)?,
+            None,
+        );
+        let status = StatusCell::default();
+        let result = client
+            .exchange_refresh_token(&RefreshToken::new(refresh_token))
+            .request_async(&self.http.for_oauth(&status))
+            .await;
+        let token = match result {
+            Ok(token) => token,
+            // The grant is over (expired, revoked, or a rotated token reused): only a new
+            // login helps.
+            Err(RequestTokenError::ServerResponse(response))
+                if *response.error() == BasicErrorResponseType::InvalidGrant =>
+            {
+                return Err(self.end(session, &provider_text(&response)));
+            }
+            // A refusal without a readable reason (Glewlwyd: 400 and no body). The token
+            // endpoint says no to this refresh token; nothing but a new login will help.
+            Err(RequestTokenError::Other(_) | RequestTokenError::Parse(..))
+                if matches!(
+                    status.get(),
+                    Some(StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED)
+                ) =>
+            {
+                return Err(self.end(session, "the provider refused the refresh"));
+            }
+            // Other refusals are configuration faults or outages, said as such.
+            Err(other) => return Err(token_error(other, &session.token_endpoint)),
+        };
+        let origin = Origin {
+            server: self.server.as_str(),
+            issuer: &session.issuer,
+            client_id: &self.client_id,
+            token_endpoint: &session.token_endpoint,
+            revocation_endpoint: session.revocation_endpoint.as_deref(),
+            requested: &session.scopes,
+        };
+        let refreshed = session_from(&token, Some(session), &origin);
         // Store first: the old refresh token is already dead if the provider rotates them.
         self.cache.store(&refreshed)?;
         Ok(refreshed)
     }
 
-    /// Revokes the tokens at the provider (refresh token first: that ends the whole grant)
-    /// and deletes the cache. When revocation fails the cache stays, so logout can be
-    /// tried again rather than leaving live tokens nobody can revoke.
-    pub async fn logout(&self) -> Result<Logout, ClientError> {
+    /// Records that `session` ended, and the error that says so.
+    fn end(&self, session: &CachedSession, reason: &str) -> ClientError {
+        let mut ended = session.clone();
+        ended.ended = Some(reason.to_owned());
+        // Best effort: if the mark cannot be written, the next command asks again.
+        let _ = self.cache.store(&ended);
+        self.ended(reason)
+    }
+
+    /// Stores `login`, a new login, in place of the cached one. A previous login of
+    /// another user has its tokens revoked once the new one is stored.
+    pub async fn adopt(&self, login: &CachedSession) -> Result<Adopted, ClientError> {
+        let previous = {
+            let _guard = self.lock().await?;
+            // An unusable file or a login recorded for another server is replaced as is.
+            let previous = self.current().ok().flatten();
+            self.cache.store(login)?;
+            previous
+        };
+        match previous {
+            Some(previous) if previous.ended.is_none() => {
+                if same_user(&previous, login) {
+                    Ok(Adopted::SameUser)
+                } else {
+                    let revocation = self.revoke(&previous).await;
+                    Ok(Adopted::Switched {
+                        previous: Box::new(previous),
+                        revocation,
+                    })
+                }
+            }
+            _ => Ok(Adopted::First),
+        }
+    }
+
+    /// Revokes the tokens at the provider and deletes the login. When revocation fails the
+    /// login stays, so logout can be tried again; `local` deletes it without revoking.
+    pub async fn logout(&self, local: bool) -> Result<Logout, ClientError> {
         let _guard = self.lock().await?;
         let session = match self.cache.load()? {
             Loaded::Found(session) => *session,
@@ -453,67 +336,49 @@ impl Session {
                 return Ok(Logout::Unreadable);
             }
         };
+        if local {
+            self.cache.remove()?;
+            return Ok(Logout::Local(session));
+        }
+        if session.ended.is_some() {
+            self.cache.remove()?;
+            return Ok(Logout::AlreadyEnded);
+        }
         let outcome = self
             .revoke(&session)
             .await
             .map_err(|e| ClientError::LogoutIncomplete(Box::new(e)))?;
         self.cache.remove()?;
-        Ok(outcome)
-    }
-
-    /// RFC 7009 revocation, as a plain form POST: `oauth2` refuses revocation endpoints
-    /// that are not https, which rules out every provider on loopback (development, tests).
-    async fn revoke(&self, session: &CachedSession) -> Result<Logout, ClientError> {
-        let Some(endpoint) = session.revocation_endpoint.clone() else {
-            return Ok(Logout::CacheOnly);
-        };
-        let mut tokens = Vec::new();
-        if let Some(refresh) = &session.refresh_token {
-            tokens.push((refresh.as_str(), "refresh_token"));
-        }
-        tokens.push((session.access_token.as_str(), "access_token"));
-        for (token, hint) in tokens {
-            let mut form = vec![("token", token), ("token_type_hint", hint)];
-            let mut request = self.http.post(&endpoint);
-            match &self.client_secret {
-                // RFC 6749 section 2.3.1: both parts are form-encoded before Basic encoding.
-                Some(secret) => {
-                    request =
-                        request.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)));
-                }
-                None => form.push(("client_id", &self.client_id)),
-            }
-            let response =
-                request.form(&form).send().await.map_err(|e| {
-                    ClientError::unreachable("the identity provider", &endpoint, &e)
-                })?;
-            if !response.status().is_success() {
-                let status = response.status();
-                let body: serde_json::Value = response.json().await.unwrap_or_default();
-                let error = body
-                    .get("error")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or("no error code");
-                return Err(ClientError::Provider(format!(
-                    "revocation answered {status}: {error}"
-                )));
-            }
-        }
-        Ok(Logout::Revoked)
+        Ok(match outcome {
+            Revocation::Revoked => Logout::Revoked,
+            Revocation::NotOffered => Logout::CacheOnly,
+            Revocation::RefusedToPublicClient => Logout::RefusedToPublicClient(session),
+        })
     }
 }
 
-fn form_encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+/// Whether two logins are the same person, as far as can be told.
+pub fn same_user(a: &CachedSession, b: &CachedSession) -> bool {
+    match (&a.subject, &b.subject) {
+        (Some(x), Some(y)) => x == y && a.issuer == b.issuer,
+        // Without subjects, the names decide; without those either, nothing tells them
+        // apart and nothing is asked.
+        _ => match (&a.name, &b.name) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token_cache::CACHE_VERSION;
 
     fn session(expires_in: i64, lifetime: u64) -> CachedSession {
         CachedSession {
             version: CACHE_VERSION,
+            server: String::new(),
             issuer: String::new(),
             client_id: String::new(),
             token_endpoint: String::new(),
@@ -525,6 +390,7 @@ mod tests {
             scopes: Vec::new(),
             subject: None,
             name: None,
+            ended: None,
         }
     }
 
@@ -542,10 +408,21 @@ mod tests {
     }
 
     #[test]
-    fn id_token_claims_are_read_from_the_payload() {
-        let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"alice","preferred_username":"alice"}"#);
-        let claims = id_token_claims(&format!("h.{payload}.s")).unwrap();
-        assert_eq!(claims["sub"], "alice");
-        assert!(id_token_claims("not-a-jwt").is_none());
+    fn users_are_told_apart_by_subject_then_name() {
+        let user = |subject: Option<&str>, name: Option<&str>| CachedSession {
+            subject: subject.map(str::to_owned),
+            name: name.map(str::to_owned),
+            ..session(0, 0)
+        };
+        assert!(same_user(
+            &user(Some("a"), None),
+            &user(Some("a"), Some("x"))
+        ));
+        assert!(!same_user(&user(Some("a"), None), &user(Some("b"), None)));
+        assert!(!same_user(
+            &user(None, Some("bob")),
+            &user(None, Some("alice"))
+        ));
+        assert!(same_user(&user(None, None), &user(Some("b"), None)));
     }
 }

@@ -1,7 +1,8 @@
-//! The per-user token cache: one JSON file per server/provider and client, mode 0600 in a
-//! 0700 directory, written atomically (temporary file, then rename) so it is never
-//! readable by others, not even for a moment, and never half-written. A lock file keeps
-//! two processes from refreshing at once.
+//! The per-user token cache: one JSON file per server and client, mode 0600 in a 0700
+//! directory, written atomically (temporary file, then rename) so it is never readable by
+//! others, not even for a moment, and never half-written. A lock file keeps two processes
+//! from refreshing at once. Each login records the server it was made for: its tokens are
+//! sent nowhere else.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
@@ -14,14 +15,16 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ClientError;
 
-/// The format version this build writes and reads.
-pub const CACHE_VERSION: u32 = 1;
+/// The format version this build writes and reads. Version 1 had no server binding.
+pub const CACHE_VERSION: u32 = 2;
 
 /// A logged-in session as stored.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CachedSession {
     /// Format version.
     pub version: u32,
+    /// The API server the login was made for, normalised: the only one its tokens go to.
+    pub server: String,
     /// The provider's issuer.
     pub issuer: String,
     /// The OAuth client.
@@ -44,16 +47,31 @@ pub struct CachedSession {
     pub subject: Option<String>,
     /// The user's name, from the ID token.
     pub name: Option<String>,
+    /// Set when the provider refused a refresh: why the session ended. Its tokens are dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+}
+
+impl CachedSession {
+    /// Who the login is, for messages: the name, else the subject.
+    pub fn who(&self) -> &str {
+        self.name
+            .as_deref()
+            .or(self.subject.as_deref())
+            .unwrap_or("an unknown user")
+    }
 }
 
 impl std::fmt::Debug for CachedSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedSession")
+            .field("server", &self.server)
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
             .field("expires_at", &self.expires_at)
             .field("scopes", &self.scopes)
             .field("subject", &self.subject)
+            .field("ended", &self.ended)
             .finish_non_exhaustive()
     }
 }
@@ -82,14 +100,47 @@ pub fn default_dir() -> Option<PathBuf> {
 }
 
 impl TokenCache {
-    /// The cache file in `dir` for `key` (e.g. provider + client): the file name is a hash,
-    /// so nothing about the provider shows in a directory listing.
+    /// The cache file in `dir` for `key`: the file name is a hash, so nothing about the
+    /// server shows in a directory listing.
     pub fn new(dir: &Path, key: &str) -> Self {
         let digest = Sha256::digest(key.as_bytes());
         let name: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
         Self {
             path: dir.join(format!("{name}.json")),
         }
+    }
+
+    /// The cache file in `dir` of the login of `client_id` to `server` (normalised).
+    pub fn for_login(dir: &Path, server: &str, client_id: &str) -> Self {
+        Self::new(dir, &format!("v{CACHE_VERSION}|{server}|{client_id}"))
+    }
+
+    /// Every cache file in `dir` and what it holds, in file-name order.
+    pub fn all(dir: &Path) -> Result<Vec<(TokenCache, Loaded)>, ClientError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(ClientError::Cache {
+                    path: dir.display().to_string(),
+                    reason: format!("cannot list: {e}"),
+                });
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|path| {
+                let cache = TokenCache { path };
+                let loaded = cache.load()?;
+                Ok((cache, loaded))
+            })
+            .collect()
     }
 
     /// The file.
@@ -211,6 +262,7 @@ mod tests {
     fn session() -> CachedSession {
         CachedSession {
             version: CACHE_VERSION,
+            server: "http://localhost:8080".into(),
             issuer: "http://idp".into(),
             client_id: "cli".into(),
             token_endpoint: "http://idp/token".into(),
@@ -222,6 +274,7 @@ mod tests {
             scopes: vec!["openid".into()],
             subject: Some("alice".into()),
             name: None,
+            ended: None,
         }
     }
 
@@ -279,6 +332,24 @@ mod tests {
     fn debug_output_has_no_tokens() {
         let text = format!("{:?}", session());
         assert!(!text.contains("secret-access") && !text.contains("secret-refresh"));
+    }
+
+    #[test]
+    fn every_cache_file_is_listed_with_what_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        TokenCache::for_login(dir.path(), "http://a", "cli")
+            .store(&session())
+            .unwrap();
+        fs::write(dir.path().join("damaged.json"), "{").unwrap();
+        let all = TokenCache::all(dir.path()).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().any(|(_, l)| matches!(l, Loaded::Found(_))));
+        assert!(all.iter().any(|(_, l)| matches!(l, Loaded::Unusable(_))));
+        assert!(
+            TokenCache::all(&dir.path().join("missing"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -1,16 +1,22 @@
-//! Running the client binary with a home of its own; every run is bounded in time (the
-//! testkit's `process`).
+//! Running the client binary with a home of its own.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use mrmat_api_testkit::idp::{Approval, Idp};
-use mrmat_api_testkit::process::{self, COMMAND_TIMEOUT, Running, WaitError};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-/// How long a whole login may take, the person's answer included.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// No run of the client may take longer; a hung one is killed and the test fails.
+pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Awaits `future` (a child process's end), failing the test after [`PROCESS_TIMEOUT`].
+pub async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(PROCESS_TIMEOUT, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {PROCESS_TIMEOUT:?}"))
+}
 
 /// A user's machine: its own cache and config directories.
 pub struct Home {
@@ -32,31 +38,43 @@ impl Home {
         }
     }
 
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mrmat-api-client"));
+    /// The client against this home's server; killed if the test lets go of it.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        self.command_on(&self.server, args)
+    }
+
+    /// The client against `server`, with this home's cache and config.
+    pub fn command_on(&self, server: &str, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mrmat-api-client"));
         for (key, _) in std::env::vars() {
             if key.starts_with("MRMAT_API") {
                 command.env_remove(key);
             }
         }
         command
+            .env_remove("COLUMNS")
             .env("HOME", self.dir.path())
             .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
-            .args(["--server", &self.server])
+            .args(["--server", server])
             .args(args)
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         command
     }
 
     pub async fn run(&self, args: &[&str]) -> Output {
-        process::output_async(self.command(args), COMMAND_TIMEOUT).await
+        self.run_with_env(args, &[]).await
     }
 
     pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut command = self.command(args);
         command.envs(env.iter().copied());
-        process::output_async(command, COMMAND_TIMEOUT).await
+        finish(command, args).await
+    }
+
+    pub async fn run_on(&self, server: &str, args: &[&str]) -> Output {
+        finish(self.command_on(server, args), args).await
     }
 
     /// Runs and returns stdout, asserting success.
@@ -77,6 +95,28 @@ impl Home {
         serde_json::from_str(&self.ok(&all).await).unwrap()
     }
 
+    /// `auth status` as JSON, whatever its exit code, and the exit code.
+    pub async fn status(&self, extra: &[&str]) -> (serde_json::Value, Option<i32>) {
+        let mut args = vec!["--output", "json", "auth", "status"];
+        args.extend_from_slice(extra);
+        let output = self.run(&args).await;
+        let json = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("auth status printed no JSON ({e}): {}", stderr(&output)));
+        (json, output.status.code())
+    }
+
+    /// The login to this home's server, from `auth status`.
+    pub async fn current_login(&self) -> serde_json::Value {
+        let (status, _) = self.status(&[]).await;
+        status["logins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["current"] == true)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    }
+
     /// `login`, answered by `username` on the provider's pages once the code is shown.
     /// `before_answer` runs between the prompt and the answer.
     pub async fn login_with<F, Fut>(
@@ -91,37 +131,32 @@ impl Home {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
-        let deadline = Instant::now() + LOGIN_TIMEOUT;
         let mut args = vec!["login"];
         args.extend_from_slice(extra);
-        let mut login = Running::spawn(
-            self.command(&args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped()),
-        );
-        let stderr = login.stderr.clone().unwrap();
-        // The prompt names the verification URI with the code filled in; only complete
-        // lines count, so a half-read URI is never taken.
-        let prompt = stderr.clone();
-        let uri = tokio::task::spawn_blocking(move || {
-            prompt.wait_for(LOGIN_TIMEOUT, |text| {
-                let (complete, _) = text.rsplit_once('\n')?;
-                complete
-                    .split_whitespace()
-                    .find(|w| w.contains("user_code="))
-                    .map(str::to_owned)
-            })
-        })
-        .await
-        .unwrap();
-        let uri = match uri {
-            Ok(uri) => Some(uri),
-            Err(WaitError::Closed) => None,
-            Err(WaitError::TimedOut) => panic!(
-                "login showed no code within {LOGIN_TIMEOUT:?}: {}",
-                stderr.text()
-            ),
-        };
+        let mut child = self
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let mut uri = None;
+        while uri.is_none() {
+            let mut line = String::new();
+            if bounded("login's prompt", stderr.read_line(&mut line))
+                .await
+                .unwrap()
+                == 0
+            {
+                break;
+            }
+            uri = line
+                .split_whitespace()
+                .find(|w| w.contains("user_code="))
+                .map(str::to_owned);
+            seen.push_str(&line);
+        }
         if let (Some(uri), Some(answer)) = (&uri, answer) {
             before_answer().await;
             let password = format!("{username}-password");
@@ -131,23 +166,15 @@ impl Home {
                 "approve.mjs"
             );
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (login, status) = tokio::task::spawn_blocking(move || {
-            let status = login.wait_or_kill(left);
-            (login, status)
-        })
-        .await
-        .unwrap();
-        let Some(status) = status else {
-            panic!(
-                "login did not finish within {LOGIN_TIMEOUT:?} and was killed: {}",
-                login.stderr_text()
-            );
-        };
-        stderr.wait_closed(Duration::from_secs(10));
+        let mut rest = String::new();
+        bounded("login", stderr.read_to_string(&mut rest))
+            .await
+            .unwrap();
+        seen.push_str(&rest);
+        let status = bounded("login", child.wait()).await.unwrap();
         LoginResult {
             code: status.code(),
-            stderr: stderr.text(),
+            stderr: seen,
         }
     }
 
@@ -168,9 +195,26 @@ impl Home {
             .find(|p| p.extension().is_some_and(|e| e == "json"))
     }
 
+    /// The cached login, as stored.
+    pub fn cached(&self) -> serde_json::Value {
+        let file = self.cache_file().expect("a cache file");
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    }
+
     pub fn mode(path: &std::path::Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
+}
+
+/// Runs `command` to its end, bounded in time.
+pub async fn finish(mut command: tokio::process::Command, args: &[&str]) -> Output {
+    bounded(&format!("mrmat-api-client {args:?}"), command.output())
+        .await
+        .unwrap()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 pub fn stderr(output: &Output) -> String {

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use mrmat_api_testkit::idp::{Approval, Idp, IdpOptions, eventually};
 use mrmat_api_testkit::{Backend, Oidc, TestApp};
 
-use crate::harness::{Home, stderr};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::harness::{Home, bounded, stderr};
 
 async fn app_with(oidc: &Oidc) -> TestApp {
     TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await
@@ -22,10 +24,10 @@ async fn login_then_whoami_greeting_and_resource_commands_work_as_the_user() {
     let home = Home::new(&app.address);
     home.login(idp, "alice").await;
 
-    let me = home.json(&["whoami"]).await;
+    let me = home.current_login().await;
     assert_eq!(me["subject"], "alice");
     assert_eq!(me["name"], "alice");
-    assert_eq!(me["expired"], false);
+    assert_eq!(me["state"], "active");
     assert!(
         me["scopes"]
             .as_array()
@@ -57,7 +59,7 @@ async fn login_then_whoami_greeting_and_resource_commands_work_as_the_user() {
     );
     home.ok(&["resource", "delete", &id]).await;
     let gone = home.run(&["resource", "get", &id]).await;
-    assert_eq!(gone.status.code(), Some(1));
+    assert_eq!(gone.status.code(), Some(4), "not found");
     let message = stderr(&gone);
     assert_eq!(message.lines().count(), 1, "{message}");
     assert!(
@@ -103,7 +105,9 @@ async fn login_prints_the_code_on_stderr_and_keeps_stdout_clean() {
     assert_eq!(result.code, Some(0));
     assert!(result.stderr.contains("/device"), "{}", result.stderr);
     assert!(
-        result.stderr.contains("Logged in as alice"),
+        result
+            .stderr
+            .contains(&format!("Logged in to {} as alice", app.address)),
         "{}",
         result.stderr
     );
@@ -138,7 +142,15 @@ async fn an_expired_device_code_ends_with_a_clear_message() {
     let result = home.login_with(idp, &[], "alice", None, || async {}).await;
     assert_eq!(result.code, Some(1));
     assert!(
-        result.stderr.contains("error: login expired"),
+        result.stderr.contains("(the code expires in 2 seconds)"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        result.stderr.contains(&format!(
+            "error: login expired: the code was not approved in time; log in again: `mrmat-api-client --server {} login`",
+            app.address
+        )),
         "{}",
         result.stderr
     );
@@ -246,7 +258,7 @@ async fn a_bad_config_file_exits_2_with_one_line() {
     let path = dir.path().join("client.json");
     std::fs::write(&path, "{not json").unwrap();
     let output = home
-        .run(&["--config", path.to_str().unwrap(), "whoami"])
+        .run(&["--config", path.to_str().unwrap(), "auth", "status"])
         .await;
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
@@ -284,4 +296,50 @@ async fn a_config_file_in_the_original_shape_is_used() {
         ])
         .await;
     assert!(greeting.contains("Hello bob"));
+}
+
+#[tokio::test]
+async fn ctrl_c_during_login_says_the_login_was_cancelled_and_exits_130() {
+    let Some(_) = local() else { return };
+    let app = app_with(Oidc::shared()).await;
+    let home = Home::new(&app.address);
+    let mut child = home
+        .command(&["login"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    while !seen.contains("the code expires in") {
+        let line = bounded("the login prompt", lines.next_line())
+            .await
+            .unwrap()
+            .expect("the prompt before the end of stderr");
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    let pid = child.id().unwrap().to_string();
+    let kill = bounded(
+        "kill -INT",
+        tokio::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status(),
+    )
+    .await
+    .unwrap();
+    assert!(kill.success());
+    let mut rest = Vec::new();
+    while let Some(line) = bounded("the login's last words", lines.next_line())
+        .await
+        .unwrap()
+    {
+        if !line.is_empty() {
+            rest.push(line);
+        }
+    }
+    let status = bounded("the cancelled login", child.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest:?}");
+    assert_eq!(rest, ["error: login cancelled"], "{seen}");
+    assert!(home.cache_file().is_none());
 }

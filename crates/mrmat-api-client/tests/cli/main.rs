@@ -2,6 +2,14 @@
 //! test identity provider, with a scripted person approving logins on the provider's pages.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod account;
+mod completion;
 mod harness;
 mod login;
+mod logout;
+mod paging;
 mod session;
+mod status;
+mod table;
+mod trust;
+mod waiting;

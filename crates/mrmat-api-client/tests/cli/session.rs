@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use mrmat_api_testkit::idp::{Idp, eventually};
-use mrmat_api_testkit::process;
+use mrmat_api_testkit::idp::{Idp, IdpOptions, eventually};
 use mrmat_api_testkit::{Backend, Oidc, TestApp, TestClient};
 
 use crate::harness::{Home, stderr};
@@ -99,7 +98,7 @@ async fn logout_revokes_so_the_server_refuses_the_old_token() {
     })
     .await;
     let whoami = home.run(&["whoami"]).await;
-    assert_eq!(whoami.status.code(), Some(1));
+    assert_eq!(whoami.status.code(), Some(3));
     assert!(stderr(&whoami).contains("not logged in"));
 }
 
@@ -120,14 +119,17 @@ async fn the_environment_token_works_without_a_cache() {
 }
 
 #[tokio::test]
-async fn commands_without_a_login_say_how_to_log_in() {
+async fn commands_without_a_login_exit_3_and_say_how_to_log_in_to_that_server() {
     let app = TestApp::spawn_with_auth(Backend::Sqlite, Oidc::shared().settings()).await;
     let home = Home::new(&app.address);
     let output = home.run(&["resource", "list"]).await;
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3));
     assert_eq!(
         stderr(&output).trim(),
-        "error: not logged in; run `mrmat-api-client login`"
+        format!(
+            "error: not logged in to {0}; to log in: `mrmat-api-client --server {0} login`",
+            app.address
+        )
     );
 }
 
@@ -141,16 +143,21 @@ async fn a_damaged_cache_is_reported_and_replaced_by_the_next_login() {
     home.login(idp, "alice").await;
     let file = home.cache_file().unwrap();
     std::fs::write(&file, "garbage").unwrap();
-    let output = home.run(&["whoami"]).await;
-    assert_eq!(output.status.code(), Some(1));
+    let output = home.run(&["token"]).await;
+    assert_eq!(output.status.code(), Some(3));
     assert!(
-        stderr(&output).contains("login` to replace it"),
+        stderr(&output).contains(&format!(
+            "not valid JSON (expected value at line 1 column 1); log in again: `mrmat-api-client --server {} login`",
+            app.address
+        )),
         "{}",
         stderr(&output)
     );
+    let (status, _) = home.status(&[]).await;
+    assert_eq!(status["logins"][0]["state"], "unusable");
 
     home.login(idp, "bob").await;
-    assert_eq!(home.json(&["whoami"]).await["subject"], "bob");
+    assert_eq!(home.current_login().await["subject"], "bob");
     assert_eq!(Home::mode(&file), 0o600);
 }
 
@@ -167,7 +174,8 @@ async fn short_login_expired(home: &Home, idp: &Idp) {
         .await;
     assert_eq!(result.code, Some(0), "{}", result.stderr);
     eventually(Duration::from_secs(10), || async {
-        home.json(&["--client-id", SHORT, "whoami"]).await["expired"] == true
+        let (status, _) = home.status(&["--client-id", SHORT]).await;
+        status["logins"][0]["state"] == "refreshable"
     })
     .await;
 }
@@ -223,11 +231,15 @@ async fn a_refused_refresh_asks_to_log_in_again() {
     assert!(revoked.status().is_success());
 
     let output = home.run(&["--client-id", SHORT, "token"]).await;
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3));
+    let message = stderr(&output);
+    assert!(message.contains("the session has ended ("), "{message}");
     assert!(
-        stderr(&output).contains("run `mrmat-api-client login` again"),
-        "{}",
-        stderr(&output)
+        message.ends_with(&format!(
+            "log in again: `mrmat-api-client --server {} --client-id {SHORT} login`\n",
+            app.address
+        )),
+        "{message}"
     );
 }
 
@@ -274,10 +286,18 @@ async fn logout_with_the_provider_down_keeps_the_tokens_to_try_again() {
     idp.stop();
     let output = home.run(&["logout"]).await;
     assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
     assert!(
-        stderr(&output).contains("stay cached"),
-        "{}",
-        stderr(&output)
+        message.starts_with("error: cannot reach the identity provider"),
+        "{message}"
+    );
+    assert!(message.contains("the login is kept"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "`mrmat-api-client --server {} logout --local`",
+            app.address
+        )),
+        "{message}"
     );
     assert!(home.cache_file().is_some());
 }
@@ -300,9 +320,91 @@ async fn a_reader_closing_the_pipe_early_is_not_a_crash() {
         env!("CARGO_BIN_EXE_mrmat-api-client"),
         app.address
     );
-    let mut command = std::process::Command::new("bash");
-    command.args(["-c", &script]).env("MRMAT_API_TOKEN", &token);
-    let output = process::output_async(command, process::COMMAND_TIMEOUT).await;
+    let output = tokio::process::Command::new("bash")
+        .args(["-c", &script])
+        .env("MRMAT_API_TOKEN", &token)
+        .output()
+        .await
+        .unwrap();
     assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
     assert_eq!(output.status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_refresh_refused_with_an_empty_400_ends_the_session_with_exit_3() {
+    let oidc = Oidc::local(Idp::start_with(IdpOptions {
+        env: vec![("IDP_REFUSE_REFRESH".into(), "empty".into())],
+        ..IdpOptions::default()
+    }));
+    let idp = oidc.idp.as_ref().unwrap();
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
+    let home = Home::new(&app.address);
+    short_login_expired(&home, idp).await;
+
+    let output = home
+        .run(&["--client-id", SHORT, "greeting", "--api", "v3"])
+        .await;
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: the session has ended (the provider refused the refresh); log in again: `mrmat-api-client --server {} --client-id {SHORT} login`\n",
+            app.address
+        )
+    );
+    let refreshes = |stats: &mrmat_api_testkit::idp::Stats| {
+        stats
+            .token_requests
+            .iter()
+            .filter(|r| r.grant_type.as_deref() == Some("refresh_token"))
+            .count()
+    };
+    assert_eq!(refreshes(&idp.stats().await), 1);
+    let again = home.run(&["--client-id", SHORT, "token"]).await;
+    assert_eq!(again.status.code(), Some(3));
+    assert_eq!(
+        refreshes(&idp.stats().await),
+        1,
+        "the ended session is remembered"
+    );
+}
+
+#[tokio::test]
+async fn hints_leave_out_the_server_only_when_it_is_the_default() {
+    let home = Home::new("HTTP://LOCALHOST:8080/");
+    let output = home.run(&["token"]).await;
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        stderr(&output),
+        "error: not logged in to http://localhost:8080; to log in: `mrmat-api-client login`\n"
+    );
+    let other = Home::new("http://127.0.0.1:8080");
+    let output = other.run(&["token"]).await;
+    assert_eq!(
+        stderr(&output),
+        "error: not logged in to http://127.0.0.1:8080; to log in: `mrmat-api-client --server http://127.0.0.1:8080 login`\n"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_environment_token_is_named_as_the_cause() {
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, Oidc::shared().settings()).await;
+    let home = Home::new(&app.address);
+    let output = home
+        .run_with_env(
+            &["greeting", "--api", "v3"],
+            &[("MRMAT_API_TOKEN", "not-a-valid-token")],
+        )
+        .await;
+    assert_eq!(output.status.code(), Some(3));
+    let message = stderr(&output);
+    assert!(
+        message.starts_with("error: the server refused the token in MRMAT_API_TOKEN: "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("; set a valid token, or unset MRMAT_API_TOKEN to use your login\n"),
+        "{message}"
+    );
+    assert!(!message.contains("not-a-valid-token"), "{message}");
 }

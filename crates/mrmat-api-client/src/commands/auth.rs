@@ -1,0 +1,198 @@
+//! `login`, `logout` and `token`: getting, ending and handing out a login.
+
+use std::io::{IsTerminal, Write};
+
+use chrono::{DateTime, Utc};
+use mrmat_api_client::ClientError;
+use mrmat_api_client::TokenSource;
+use mrmat_api_client::device_login::{DevicePrompt, expiry_words};
+use mrmat_api_client::provider::{self, Provider};
+use mrmat_api_client::revocation::Revocation;
+use mrmat_api_client::session::{Adopted, Logout, same_user};
+use mrmat_api_client::token_cache::CachedSession;
+
+use super::{Context, TIME_FORMAT};
+use crate::cli::{LoginArgs, LogoutArgs};
+use crate::output;
+
+impl Context {
+    /// The provider, and the scopes to ask for.
+    async fn provider(&self) -> Result<(Provider, Vec<String>), ClientError> {
+        let (provider, api_scopes) = match &self.settings.discovery_url {
+            Some(url) => {
+                self.trace(format!("discovery at {url}"));
+                (provider::discover(&self.http, url).await?, Vec::new())
+            }
+            None => {
+                self.trace(format!(
+                    "finding the identity provider through {}",
+                    self.settings.server
+                ));
+                provider::discover_via_server(&self.http, &self.api()).await?
+            }
+        };
+        let scopes = provider::login_scopes(&provider, &api_scopes);
+        Ok((provider, scopes))
+    }
+
+    pub(super) async fn login(&self, args: LoginArgs) -> Result<(), ClientError> {
+        let (provider, scopes) = self.provider().await?;
+        self.trace(format!("asking for the scopes {}", scopes.join(" ")));
+        let login = self
+            .session
+            .device_login(&provider, &scopes, |prompt: &DevicePrompt| {
+                self.show_prompt(prompt);
+                self.progress
+                    .start("Waiting for the login to be approved...");
+            })
+            .await;
+        self.progress.clear();
+        let login = login?;
+
+        if let Some(previous) = self.session.current().ok().flatten()
+            && previous.ended.is_none()
+            && !same_user(&previous, &login)
+            && !args.switch_account
+            && !self.confirm_switch(&previous, &login).await
+        {
+            // The unwanted login is not left live at the provider.
+            if let Err(e) = self.session.revoke(&login).await {
+                self.warn(format!("revoking the new login failed: {e}"));
+            }
+            return Err(ClientError::AccountSwitch {
+                server: self.settings.server.to_string(),
+                old: previous.who().to_owned(),
+                new: login.who().to_owned(),
+            });
+        }
+
+        let adopted = self.session.adopt(&login).await?;
+        self.note(format!(
+            "Logged in to {} as {}; the access token is valid until {}.",
+            self.settings.server,
+            login.who(),
+            expiry_text(&login)
+        ));
+        if let Adopted::Switched {
+            previous,
+            revocation,
+        } = adopted
+        {
+            let who = previous.who();
+            match revocation {
+                Ok(Revocation::Revoked) => {
+                    self.note(format!("The login of {who} is replaced and its tokens revoked."));
+                }
+                Ok(Revocation::NotOffered) => self.note(format!(
+                    "The login of {who} is replaced; the provider cannot revoke tokens, they expire on their own."
+                )),
+                Ok(Revocation::RefusedToPublicClient) => self.warn(format!(
+                    "the login of {who} is replaced, but the provider does not let this client revoke its tokens: they stay valid until they expire"
+                )),
+                Err(e) => self.warn(format!(
+                    "the login of {who} is replaced, but revoking its tokens failed ({e}): they stay valid until they expire"
+                )),
+            }
+        }
+        if login.refresh_token.is_none() {
+            self.note("The provider issued no refresh token: log in again when the token expires.");
+        }
+        Ok(())
+    }
+
+    /// Asks, on a terminal, whether `new` may replace `previous`. Without a terminal
+    /// nobody can answer: no.
+    async fn confirm_switch(&self, previous: &CachedSession, new: &CachedSession) -> bool {
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return false;
+        }
+        let question = mrmat_api_client::sanitise::printable(&format!(
+            "You are logged in to {} as {}. Replace that login with {} (and revoke its tokens)? [y/N] ",
+            self.settings.server,
+            previous.who(),
+            new.who()
+        ));
+        eprint!("{question}");
+        let _ = std::io::stderr().flush();
+        // Off the runtime's thread, so Ctrl-C still cancels while the person thinks.
+        let answer = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
+        })
+        .await;
+        matches!(answer, Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
+    }
+
+    fn show_prompt(&self, prompt: &DevicePrompt) {
+        // Shown even with --quiet: there is no login without it.
+        let mut text = String::from("\n");
+        match &prompt.verification_uri_complete {
+            Some(complete) => {
+                text.push_str(&format!(
+                    "To log in, open this page in a browser:\n\n    {complete}\n\n"
+                ));
+                text.push_str(&format!(
+                    "or open {} and enter the code {}\n",
+                    prompt.verification_uri, prompt.user_code
+                ));
+            }
+            None => text.push_str(&format!(
+                "To log in, open {} in a browser and enter the code {}\n",
+                prompt.verification_uri, prompt.user_code
+            )),
+        }
+        text.push_str(&format!(
+            "(the code expires in {})\n",
+            expiry_words(prompt.expires_in)
+        ));
+        self.progress.println(&text);
+    }
+
+    pub(super) async fn logout(&self, args: LogoutArgs) -> Result<(), ClientError> {
+        let server = &self.settings.server;
+        match self.session.logout(args.local).await? {
+            Logout::Revoked => self.note(format!("Logged out of {server}; the tokens are revoked.")),
+            Logout::CacheOnly => self.note(format!(
+                "Logged out of {server}; the provider cannot revoke tokens, they expire on their own."
+            )),
+            Logout::Local(session) => self.note(format!(
+                "Forgot the login to {server} on this machine; its tokens were not revoked and stay valid until they expire (the access token at {}).",
+                expiry_text(&session)
+            )),
+            Logout::RefusedToPublicClient(session) => {
+                self.warn(format!(
+                    "the identity provider does not let this client revoke its tokens: they stay valid until they expire (the access token at {})",
+                    expiry_text(&session)
+                ));
+                self.note(format!("Logged out of {server} on this machine."));
+            }
+            Logout::AlreadyEnded => self.note(format!(
+                "Logged out of {server}; the session had already ended."
+            )),
+            Logout::NotLoggedIn => self.note(format!("Not logged in to {server}.")),
+            Logout::Unreadable => self.note(
+                "Logged out; the cache was unreadable and is deleted, nothing could be revoked.",
+            ),
+        }
+        Ok(())
+    }
+
+    pub(super) async fn token(&self) -> Result<(), ClientError> {
+        let token = match self.tokens() {
+            TokenSource::Fixed(token) => token,
+            TokenSource::Session(session) => session.valid_token(None).await?,
+        };
+        output::write(&format!("{token}\n"))
+    }
+}
+
+/// When the access token of `session` expires, for people.
+pub(super) fn expiry_text(session: &CachedSession) -> String {
+    match session
+        .expires_at
+        .and_then(|at| DateTime::<Utc>::from_timestamp(at, 0))
+    {
+        Some(at) => at.format(TIME_FORMAT).to_string(),
+        None => "an unknown time".into(),
+    }
+}

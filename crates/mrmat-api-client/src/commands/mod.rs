@@ -1,0 +1,371 @@
+//! The commands: a thin layer over the library. This module holds what they share: the
+//! [`Context`] built from the global options, the HTTP observer behind `-d` and the
+//! "still waiting" line, and the hints that turn an error into a command to paste.
+
+mod auth;
+mod resource;
+mod status;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mrmat_api_client::authorized::TOKEN_ENV;
+use mrmat_api_client::config::{ClientSettings, DEFAULT_CLIENT_ID, DEFAULT_SERVER, Overrides};
+use mrmat_api_client::error::{Hint, display_url};
+use mrmat_api_client::http::{DEFAULT_TIMEOUT, Http, HttpEvent, HttpOptions};
+use mrmat_api_client::sanitise::printable;
+use mrmat_api_client::server_url::ServerUrl;
+use mrmat_api_client::session::Session;
+use mrmat_api_client::token_cache::{self, Loaded, TokenCache};
+use mrmat_api_client::{ApiClient, AuthorizedApi, ClientError, TokenSource};
+
+use crate::cli::{AuthCommand, Cli, Command, Global, OutputFormat};
+use crate::progress::Progress;
+
+/// How tables show times; JSON keeps RFC 3339.
+pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
+
+/// Runs the command line; on failure, the one line to print and the exit code.
+pub async fn run(cli: Cli) -> Result<(), (String, u8)> {
+    if let Command::Completion { shell } = cli.command {
+        // Before anything else: a broken config must not break completions.
+        let mut command = Cli::full_command();
+        clap_complete::generate(
+            shell,
+            &mut command,
+            "mrmat-api-client",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
+    let progress = Arc::new(Progress::new(cli.global.quiet));
+    let context = match Context::new(cli.global, Arc::clone(&progress)) {
+        Ok(context) => context,
+        Err(error) => return Err((printable(&error.to_string()), error.exit_code())),
+    };
+    let what = match &cli.command {
+        Command::Login(_) => "login",
+        Command::Logout(_) => "logout",
+        _ => "the command",
+    };
+    let result = tokio::select! {
+        result = context.dispatch(cli.command) => result,
+        _ = tokio::signal::ctrl_c() => Err(ClientError::Cancelled(what)),
+    };
+    progress.clear();
+    if let Err(ClientError::Cancelled(_)) = &result
+        && std::io::stderr().is_terminal()
+    {
+        // The terminal echoed ^C where the cursor was; start the message on a line of its own.
+        eprintln!();
+    }
+    result.map_err(|error| (context.explain(&error), error.exit_code()))
+}
+
+/// What every command needs.
+pub struct Context {
+    settings: ClientSettings,
+    http: Http,
+    quiet: bool,
+    debug: bool,
+    output: OutputFormat,
+    cache_dir: PathBuf,
+    progress: Arc<Progress>,
+    /// The options a pasted command needs to reach the same login, for hints.
+    prefix: String,
+    session: Session,
+}
+
+impl Context {
+    fn new(global: Global, progress: Arc<Progress>) -> Result<Self, ClientError> {
+        let prefix = command_prefix(&global);
+        let http_options = HttpOptions {
+            timeout: global
+                .timeout
+                .map_or(DEFAULT_TIMEOUT, std::time::Duration::from_secs),
+            ca_file: global.ca_file.clone(),
+            allow_insecure_http: global.allow_insecure_http,
+        };
+        if global.allow_insecure_http {
+            // Every time, even with --quiet: it is a standing risk, not progress.
+            eprintln!(
+                "warning: --allow-insecure-http: tokens may cross the network over plain http, readable by anyone on the way"
+            );
+        }
+        let settings = ClientSettings::load(
+            global.config.as_deref(),
+            Overrides {
+                client_id: global.client_id,
+                client_secret: global.client_secret,
+                discovery_url: global.discovery_url,
+                server: global.server,
+                http: http_options,
+            },
+        )?;
+        let output = global.output.unwrap_or(if std::io::stdout().is_terminal() {
+            OutputFormat::Table
+        } else {
+            OutputFormat::Json
+        });
+        let cache_dir = token_cache::default_dir().ok_or_else(|| {
+            ClientError::Config("cannot find a cache directory (is HOME set?)".into())
+        })?;
+        let http = Http::new(&settings.http)?.with_observer(observer(
+            global.debug,
+            Arc::clone(&progress),
+            &settings.server,
+        ));
+        let session = Session::new(
+            http.clone(),
+            settings.server.clone(),
+            settings.client_id.clone(),
+            settings.client_secret.clone(),
+            &cache_dir,
+        );
+        let context = Self {
+            settings,
+            http,
+            quiet: global.quiet,
+            debug: global.debug,
+            output,
+            cache_dir,
+            progress,
+            prefix,
+            session,
+        };
+        context.trace(format!(
+            "server {}, client {}, token cache {}",
+            context.settings.server,
+            context.settings.client_id,
+            context.session.cache().path().display()
+        ));
+        Ok(context)
+    }
+
+    async fn dispatch(&self, command: Command) -> Result<(), ClientError> {
+        match command {
+            Command::Login(args) => self.login(args).await,
+            Command::Logout(args) => self.logout(args).await,
+            Command::Auth(AuthCommand::Status(args)) | Command::Whoami(args) => {
+                self.status(args).await
+            }
+            Command::Token => self.token().await,
+            Command::Greeting { api, name } => self.greeting(api, name).await,
+            Command::Resource(command) => self.resource(command).await,
+            // Handled before a context exists.
+            Command::Completion { .. } => Ok(()),
+        }
+    }
+
+    /// A message for the person, on stderr, unless `--quiet`.
+    fn note(&self, message: impl AsRef<str>) {
+        if !self.quiet {
+            self.progress.println(&printable(message.as_ref()));
+        }
+    }
+
+    /// A warning: shown even with `--quiet`.
+    fn warn(&self, message: impl AsRef<str>) {
+        self.progress
+            .println(&format!("warning: {}", printable(message.as_ref())));
+    }
+
+    fn trace(&self, message: impl AsRef<str>) {
+        if self.debug {
+            self.progress
+                .println(&format!("debug: {}", printable(message.as_ref())));
+        }
+    }
+
+    fn tokens(&self) -> TokenSource {
+        let tokens = TokenSource::from_env_or(self.session.clone());
+        if matches!(tokens, TokenSource::Fixed(_)) {
+            self.trace(format!("using the token in {TOKEN_ENV}"));
+        }
+        tokens
+    }
+
+    fn api(&self) -> ApiClient {
+        ApiClient::with_http(self.settings.server.clone(), self.http.clone())
+    }
+
+    fn authorized(&self) -> AuthorizedApi {
+        AuthorizedApi::new(self.api(), self.tokens())
+    }
+
+    /// `mrmat-api-client [options] <args>`, ready to paste.
+    fn command(&self, args: &str) -> String {
+        format!("`{}{args}`", self.prefix)
+    }
+
+    /// The line to print for `error`: its message, sanitised, and what to do next.
+    fn explain(&self, error: &ClientError) -> String {
+        let mut message = error.to_string();
+        if let ClientError::NotLoggedIn { .. } = error {
+            message.push_str(&self.elsewhere());
+        }
+        let hint = match error.hint() {
+            Some(Hint::Login) => match error {
+                ClientError::ServerMismatch { server, .. } => {
+                    format!("; to log in to {server}: {}", self.command(" login"))
+                }
+                ClientError::NotLoggedIn { .. } => {
+                    format!("; to log in: {}", self.command(" login"))
+                }
+                ClientError::SessionEnded { .. } => format!(": {}", self.command(" login")),
+                _ => format!("; log in again: {}", self.command(" login")),
+            },
+            Some(Hint::SwitchAccount) => format!(
+                "; to switch accounts, log in again with {}",
+                self.command(" login --switch-account")
+            ),
+            Some(Hint::LogoutLocal) => format!(
+                "; try again later with {}, or forget the login on this machine only (its tokens then stay valid until they expire) with {}",
+                self.command(" logout"),
+                self.command(" logout --local")
+            ),
+            Some(Hint::TokenEnv) => {
+                format!("; set a valid token, or unset {TOKEN_ENV} to use your login")
+            }
+            None => String::new(),
+        };
+        printable(&format!("{message}{hint}"))
+    }
+
+    /// For "not logged in": the logins of this client to other servers, and what makes
+    /// them other servers when it is only the name of this machine.
+    fn elsewhere(&self) -> String {
+        let Ok(all) = TokenCache::all(&self.cache_dir) else {
+            return String::new();
+        };
+        let others: Vec<ServerUrl> = all
+            .into_iter()
+            .filter_map(|(_, loaded)| match loaded {
+                Loaded::Found(s) if s.client_id == self.settings.client_id => {
+                    ServerUrl::parse("cache", &s.server).ok()
+                }
+                _ => None,
+            })
+            .filter(|s| s != &self.settings.server)
+            .collect();
+        let Some(other) = others
+            .iter()
+            .find(|o| o.same_machine(&self.settings.server))
+            .or(others.first())
+        else {
+            return String::new();
+        };
+        let same = if other.same_machine(&self.settings.server) {
+            " (this machine under another name, but a login is only used with the URL it was made for)"
+        } else {
+            " (a login is only used with the server it was made for)"
+        };
+        format!(
+            "; there is a login for {other}{same}: to use it, pass --server {}",
+            quote(other.as_str())
+        )
+    }
+}
+
+/// Tells the person about calls: each one with `-d` (method, URL without query, status,
+/// time: never a token), and a call that keeps them waiting, naming what it waits for.
+fn observer(
+    debug: bool,
+    progress: Arc<Progress>,
+    server: &ServerUrl,
+) -> mrmat_api_client::http::Observer {
+    let server = server.clone();
+    Arc::new(move |event: &HttpEvent<'_>| match event {
+        HttpEvent::Waiting { method, url } => {
+            let who = if url.origin() == server.url().origin() {
+                format!("the server at {server}")
+            } else {
+                format!(
+                    "the identity provider at {}",
+                    url.host_str().unwrap_or("(unknown host)")
+                )
+            };
+            progress.waiting(&printable(&format!(
+                "Waiting for {who} to answer {method} {}...",
+                url.path()
+            )));
+        }
+        HttpEvent::Finished {
+            method,
+            url,
+            status,
+            elapsed,
+        } => {
+            progress.answered();
+            if debug {
+                let status = status.map_or_else(|| "no answer".to_owned(), |s| s.to_string());
+                progress.println(&printable(&format!(
+                    "debug: {method} {} -> {status} ({} ms)",
+                    display_url(url.as_str()),
+                    elapsed.as_millis()
+                )));
+            }
+        }
+    })
+}
+
+/// `mrmat-api-client` and the options that choose the login (never a secret), as given.
+fn command_prefix(global: &Global) -> String {
+    let mut prefix = String::from("mrmat-api-client");
+    let mut add = |option: &str, value: &str| {
+        prefix.push_str(&format!(" {option} {}", quote(value)));
+    };
+    if let Some(config) = &global.config {
+        add("--config", &config.display().to_string());
+    }
+    if let Some(server) = &global.server {
+        match ServerUrl::parse("--server", server) {
+            Ok(server) if server.as_str() != DEFAULT_SERVER => add("--server", server.as_str()),
+            Ok(_) => {}
+            Err(_) => add("--server", server),
+        }
+    }
+    if let Some(id) = global
+        .client_id
+        .as_deref()
+        .filter(|id| *id != DEFAULT_CLIENT_ID)
+    {
+        add("--client-id", id);
+    }
+    if let Some(url) = &global.discovery_url {
+        add("--discovery-url", url);
+    }
+    if let Some(file) = &global.ca_file {
+        add("--ca-file", &file.display().to_string());
+    }
+    if global.allow_insecure_http {
+        prefix.push_str(" --allow-insecure-http");
+    }
+    prefix
+}
+
+/// `value` as one shell word.
+fn quote(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
+    if plain {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_for_the_shell_only_when_needed() {
+        assert_eq!(quote("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(quote("/my dir/c.json"), "'/my dir/c.json'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+}

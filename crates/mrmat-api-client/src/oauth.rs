@@ -1,0 +1,183 @@
+//! The `oauth2` client as this crate uses it, and the translation of token responses and
+//! token-endpoint failures into cached sessions and [`ClientError`]s.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    Client, ClientId, ClientSecret, DeviceAuthorizationUrl, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, ExtraTokenFields, RequestTokenError, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::error::ClientError;
+use crate::http::HttpError;
+use crate::sanitise::printable;
+use crate::token_cache::{CACHE_VERSION, CachedSession};
+
+/// The token response field OIDC adds; kept only to read the user's name from it.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct IdTokenField {
+    /// The ID token. Never sent as a bearer: only access tokens are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+impl std::fmt::Debug for IdTokenField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenField")
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A token endpoint's answer, with the ID token OIDC adds.
+pub(crate) type OidcTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
+
+/// The client: a token endpoint always, a device authorization endpoint for logins.
+pub(crate) type OAuthClient = Client<
+    BasicErrorResponse,
+    OidcTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// A token request's failure as `oauth2` reports it.
+pub(crate) type TokenError = RequestTokenError<HttpError, BasicErrorResponse>;
+
+/// The `oauth2` client of `client_id` (and `secret`, for a confidential client).
+pub(crate) fn oauth_client(
+    client_id: &str,
+    secret: Option<&str>,
+    token_endpoint: Url,
+    device_endpoint: Option<Url>,
+) -> OAuthClient {
+    let client = Client::new(ClientId::new(client_id.to_owned()))
+        .set_token_uri(TokenUrl::from_url(token_endpoint))
+        .set_device_authorization_url_option(device_endpoint.map(DeviceAuthorizationUrl::from_url));
+    match secret {
+        Some(secret) => client.set_client_secret(ClientSecret::new(secret.to_owned())),
+        None => client,
+    }
+}
+
+/// The provider's error as one line: its code and, sanitised, its description.
+pub(crate) fn provider_text(response: &BasicErrorResponse) -> String {
+    printable(&response.to_string())
+}
+
+/// A failed token request to `endpoint`, in the words of [`ClientError`].
+pub(crate) fn token_error(error: TokenError, endpoint: &str) -> ClientError {
+    match error {
+        RequestTokenError::ServerResponse(response) => {
+            ClientError::Provider(provider_text(&response))
+        }
+        RequestTokenError::Request(e) => ClientError::http("the identity provider", endpoint, &e),
+        RequestTokenError::Parse(e, _) => ClientError::Protocol {
+            what: "the identity provider",
+            reason: printable(&e.to_string()),
+        },
+        RequestTokenError::Other(message) => ClientError::Provider(printable(&message)),
+    }
+}
+
+/// The claims of an ID token's payload, read without verifying its signature: they are
+/// only shown to the person who just logged in, never trusted for a decision.
+pub(crate) fn id_token_claims(id_token: &str) -> Option<serde_json::Value> {
+    let payload = id_token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// What a token response says about the provider and client, besides the tokens.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin<'a> {
+    /// The server the login is for.
+    pub server: &'a str,
+    /// The provider's issuer.
+    pub issuer: &'a str,
+    /// The client.
+    pub client_id: &'a str,
+    /// Where to refresh.
+    pub token_endpoint: &'a str,
+    /// Where to revoke.
+    pub revocation_endpoint: Option<&'a str>,
+    /// The scopes asked for, for providers that do not say which they granted.
+    pub requested: &'a [String],
+}
+
+/// The session `token` makes, taking what it lacks from `previous` (a refresh often
+/// carries no ID token, and providers that do not rotate send no new refresh token).
+pub(crate) fn session_from(
+    token: &OidcTokenResponse,
+    previous: Option<&CachedSession>,
+    origin: &Origin<'_>,
+) -> CachedSession {
+    let claims = token
+        .extra_fields()
+        .id_token
+        .as_deref()
+        .and_then(id_token_claims);
+    let claim = |name: &str| {
+        claims
+            .as_ref()
+            .and_then(|c| c.get(name))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let lifetime = token.expires_in().map(|d| d.as_secs());
+    CachedSession {
+        version: CACHE_VERSION,
+        server: origin.server.to_owned(),
+        issuer: origin.issuer.to_owned(),
+        client_id: origin.client_id.to_owned(),
+        token_endpoint: origin.token_endpoint.to_owned(),
+        revocation_endpoint: origin.revocation_endpoint.map(str::to_owned),
+        access_token: token.access_token().secret().clone(),
+        refresh_token: token
+            .refresh_token()
+            .map(|r| r.secret().clone())
+            .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
+        expires_at: lifetime
+            .map(|s| Utc::now().timestamp() + i64::try_from(s).unwrap_or(i64::MAX / 2)),
+        lifetime,
+        scopes: token
+            .scopes()
+            .map(|s| s.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_else(|| {
+                previous.map_or_else(|| origin.requested.to_vec(), |p| p.scopes.clone())
+            }),
+        subject: claim("sub").or_else(|| previous.and_then(|p| p.subject.clone())),
+        name: claim("preferred_username")
+            .or_else(|| claim("name"))
+            .or_else(|| previous.and_then(|p| p.name.clone())),
+        ended: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_token_claims_are_read_from_the_payload() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"alice","preferred_username":"alice"}"#);
+        let claims = id_token_claims(&format!("h.{payload}.s")).unwrap();
+        assert_eq!(claims["sub"], "alice");
+        assert!(id_token_claims("not-a-jwt").is_none());
+    }
+}

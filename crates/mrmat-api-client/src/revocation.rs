@@ -1,0 +1,87 @@
+//! Token revocation (RFC 7009), as a plain form POST: `oauth2` refuses revocation
+//! endpoints that are not https, which rules out every provider on this machine.
+//!
+//! Some providers do not let a public client revoke (Glewlwyd answers 401 with an empty
+//! body): that is an answer, not a failure to retry, so it is reported as such and the
+//! caller may drop the login anyway.
+
+use reqwest::{Method, StatusCode};
+
+use crate::error::ClientError;
+use crate::sanitise::printable;
+use crate::session::Session;
+use crate::token_cache::CachedSession;
+
+/// What revoking a login's tokens came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// The provider revoked them.
+    Revoked,
+    /// The provider names no revocation endpoint.
+    NotOffered,
+    /// The provider does not let this public client revoke (401 or `invalid_client`).
+    RefusedToPublicClient,
+}
+
+impl Session {
+    /// Revokes `session`'s tokens, the refresh token first (that ends the whole grant).
+    pub async fn revoke(&self, session: &CachedSession) -> Result<Revocation, ClientError> {
+        let Some(endpoint) = session.revocation_endpoint.clone() else {
+            return Ok(Revocation::NotOffered);
+        };
+        let mut tokens = Vec::new();
+        if let Some(refresh) = &session.refresh_token {
+            tokens.push((refresh.as_str(), "refresh_token"));
+        }
+        tokens.push((session.access_token.as_str(), "access_token"));
+        let mut revoked = 0;
+        for (token, hint) in tokens {
+            let mut form = vec![("token", token), ("token_type_hint", hint)];
+            let mut request = self.http.request(Method::POST, &endpoint);
+            match &self.client_secret {
+                // RFC 6749 section 2.3.1: both parts are form-encoded before Basic encoding.
+                Some(secret) => {
+                    request =
+                        request.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)));
+                }
+                None => form.push(("client_id", &self.client_id)),
+            }
+            let response = self
+                .http
+                .send(request.form(&form))
+                .await
+                .map_err(|e| ClientError::http("the identity provider", &endpoint, &e))?;
+            let status = response.status();
+            if status.is_success() {
+                revoked += 1;
+                continue;
+            }
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let error = body.get("error").and_then(serde_json::Value::as_str);
+            let refused_client =
+                status == StatusCode::UNAUTHORIZED || error == Some("invalid_client");
+            if refused_client && self.client_secret.is_none() {
+                return Ok(Revocation::RefusedToPublicClient);
+            }
+            // RFC 7009 section 2.2.1: the provider cannot revoke this kind of token; the
+            // other one may still be revocable.
+            if error == Some("unsupported_token_type") {
+                continue;
+            }
+            return Err(ClientError::Provider(format!(
+                "revocation answered {status}: {}",
+                printable(error.unwrap_or("no error code"))
+            )));
+        }
+        if revoked == 0 {
+            return Err(ClientError::Provider(
+                "revocation answered unsupported_token_type for every token".into(),
+            ));
+        }
+        Ok(Revocation::Revoked)
+    }
+}
+
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
