@@ -9,12 +9,12 @@ use validator::{Validate, ValidationError};
 /// syntax): optional white space (Unicode White_Space, what `str::trim` removes), then 1
 /// to 255 characters that begin and end with neither white space nor NUL and hold no NUL,
 /// then optional white space: the length and NUL rules after trimming, in one expression.
-/// Lone surrogates are excluded too: they cannot be read as a Rust string (JSON holding one
-/// is refused with 400), so no valid name contains one.
+/// (JSON holding a lone surrogate is refused with 400 before any rule applies; the pattern
+/// does not exclude them because common JSON Schema tools cannot compile such a range.)
 pub const NAME_PATTERN: &str = concat!(
     r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
-    r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000\ud800-\udfff]",
-    r"(?:[^\u0000\ud800-\udfff]{0,253}[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000\ud800-\udfff])?",
+    r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000]",
+    r"(?:[^\u0000]{0,253}[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000])?",
     r"[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
 );
 
@@ -156,11 +156,9 @@ mod tests {
         }
     }
 
-    /// `\uXXXX` (ECMA) as `\x{XXXX}` (the regex crate). Surrogates are no characters to
-    /// it, and a Rust string cannot hold one, so their range is dropped.
+    /// `\uXXXX` (ECMA) as `\x{XXXX}` (the regex crate).
     fn ecma_to_rust(pattern: &str) -> String {
         let mut out = String::new();
-        let pattern = pattern.replace("\\ud800-\\udfff", "");
         let mut rest = pattern.as_str();
         while let Some(at) = rest.find("\\u") {
             out.push_str(&rest[..at]);
