@@ -159,7 +159,7 @@ mod tests {
     /// `\uXXXX` (ECMA) as `\x{XXXX}` (the regex crate).
     fn ecma_to_rust(pattern: &str) -> String {
         let mut out = String::new();
-        let mut rest = pattern.as_str();
+        let mut rest = pattern;
         while let Some(at) = rest.find("\\u") {
             out.push_str(&rest[..at]);
             out.push_str(&format!("\\x{{{}}}", &rest[at + 2..at + 6]));
