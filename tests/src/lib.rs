@@ -1,7 +1,8 @@
 //! Test harness shared by the workspace's tests: the real test identity provider
-//! (`tests/idp/`), a fresh database per test on SQLite and PostgreSQL, and the real
-//! application spawned on a random port; every child process a test starts is bounded in
-//! time (`process`).
+//! (`tests/idp/`), a fresh database per test on SQLite and PostgreSQL, the real
+//! application spawned on a random port (in process, or the binary as a child process:
+//! `server_process`), and a real nginx in front of it (`nginx`); every child process a
+//! test starts is bounded in time (`process`).
 //!
 //! Set `MRMAT_TEST_POSTGRES_URL` to run every database test on PostgreSQL too, and
 //! `MRMAT_TEST_OIDC_CONFIG` to run the authentication tests against a real Keycloak.
@@ -15,18 +16,22 @@ pub mod app;
 pub mod db;
 pub mod glewlwyd;
 pub mod idp;
+pub mod nginx;
 pub mod oidc;
 pub mod pg_server;
 pub mod process;
 pub mod proxy;
 pub mod server_process;
 pub mod small_fs;
+pub mod tools;
 
 pub use app::TestApp;
 pub use db::{Backend, TestDb};
 pub use glewlwyd::{Glewlwyd, GlewlwydOptions};
 pub use idp::Idp;
+pub use nginx::Nginx;
 pub use oidc::{Oidc, TestClient};
+pub use server_process::ServerProcess;
 
 /// Runs a test body once per database backend: `backend_tests! { fn name(backend) { .. } }`
 /// makes `name::sqlite` and `name::postgres`. The PostgreSQL variant passes (and says so)

@@ -163,12 +163,14 @@ impl Oidc {
         (&self.server.client_id, &self.server.client_secret)
     }
 
-    /// An access token of `client` (client credentials grant, default scopes).
-    pub async fn token(&self, client: TestClient) -> String {
-        let credentials = self
-            .clients
+    fn credentials(&self, client: TestClient) -> &Credentials {
+        self.clients
             .get(client.key())
-            .unwrap_or_else(|| panic!("no {:?} client configured", client));
+            .unwrap_or_else(|| panic!("no {:?} client configured", client))
+    }
+
+    /// The endpoint `name` (e.g. `token_endpoint`) from the provider's discovery document.
+    pub async fn endpoint(&self, name: &str) -> String {
         let discovery: serde_json::Value = reqwest::get(format!(
             "{}/.well-known/openid-configuration",
             self.issuer.trim_end_matches('/')
@@ -178,11 +180,36 @@ impl Oidc {
         .json()
         .await
         .expect("discovery JSON");
-        let token_endpoint = discovery["token_endpoint"]
+        discovery[name]
             .as_str()
-            .expect("token_endpoint");
+            .unwrap_or_else(|| panic!("discovery has no {name}"))
+            .to_owned()
+    }
+
+    /// Revokes `token`, an access token of `client`, at the provider (RFC 7009), with that
+    /// client's own credentials.
+    pub async fn revoke(&self, client: TestClient, token: &str) {
+        let credentials = self.credentials(client);
         let response = reqwest::Client::new()
-            .post(token_endpoint)
+            .post(self.endpoint("revocation_endpoint").await)
+            .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+            .await
+            .expect("revocation request");
+        assert!(
+            response.status().is_success(),
+            "revocation: {}",
+            response.status()
+        );
+    }
+
+    /// An access token of `client` (client credentials grant, default scopes).
+    pub async fn token(&self, client: TestClient) -> String {
+        let credentials = self.credentials(client);
+        let token_endpoint = self.endpoint("token_endpoint").await;
+        let response = reqwest::Client::new()
+            .post(&token_endpoint)
             .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
             .form(&[("grant_type", "client_credentials")])
             .send()

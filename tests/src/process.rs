@@ -267,6 +267,22 @@ impl Running {
         status
     }
 
+    /// Sends it `signal` (a name such as `TERM` or `QUIT`) and waits up to `grace` for it
+    /// to exit; kills it when it has not. Its exit status, `None` when it had to be killed.
+    /// Never panics (fit for `drop`): for a process that must stop its own children
+    /// first, as an nginx master stops its workers, which SIGKILL would leave running.
+    pub fn stop_gracefully(&mut self, signal: &str, grace: Duration) -> Option<ExitStatus> {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // A failed `kill` means the process is gone already; the wait tells.
+            let _ = send_signal(self.id(), signal);
+        }
+        let status = self.reap_within(grace).ok().flatten();
+        if status.is_none() {
+            self.kill();
+        }
+        status
+    }
+
     /// Kills it (SIGKILL) and reaps it. Never panics: it runs in `drop`, also while a
     /// failing test unwinds.
     pub fn kill(&mut self) {
@@ -405,6 +421,14 @@ pub async fn output_async(mut command: Command, timeout: Duration) -> Output {
     }
 }
 
+/// Sends `signal` (a name such as `TERM`, or a number) to `pid` with the `kill` command;
+/// whether it was delivered. Never panics.
+pub fn send_signal(pid: u32, signal: &str) -> bool {
+    let mut kill = Command::new("kill");
+    kill.arg(format!("-{signal}")).arg(pid.to_string());
+    try_output(&mut kill, COMMAND_TIMEOUT).is_ok_and(|o| o.status.success())
+}
+
 fn program_name(command: &Command) -> String {
     Path::new(command.get_program())
         .file_name()
@@ -466,6 +490,29 @@ mod tests {
         let pid = running.id();
         drop(running);
         // Reaped: its /proc entry is gone (a zombie would still have one).
+        assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    #[test]
+    fn stop_gracefully_lets_the_child_handle_the_signal() {
+        let mut command = sh("trap 'exit 7' TERM; while :; do sleep 0.1; done");
+        let mut running = Running::spawn(&mut command);
+        // Give sh a moment to install its trap.
+        std::thread::sleep(Duration::from_millis(200));
+        let status = running.stop_gracefully("TERM", Duration::from_secs(10));
+        assert_eq!(status.and_then(|s| s.code()), Some(7));
+    }
+
+    #[test]
+    fn stop_gracefully_kills_a_child_that_ignores_the_signal() {
+        let mut command = sh("trap '' TERM; while :; do sleep 0.1; done");
+        let mut running = Running::spawn(&mut command);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            running.stop_gracefully("TERM", Duration::from_millis(300)),
+            None
+        );
+        let pid = running.id();
         assert!(!Path::new(&format!("/proc/{pid}")).exists());
     }
 

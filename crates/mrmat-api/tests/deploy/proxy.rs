@@ -1,0 +1,370 @@
+//! The server behind a real nginx running the shipped snippets (`var/nginx/snippets/`)
+//! with TLS on its listener: the public URL, the client address and the request id
+//! survive the proxy, and forwarding headers count only from the trusted proxy.
+//!
+//! Three loopback addresses keep the parties apart: the test client connects from
+//! 127.0.0.3, nginx connects to the server from 127.0.0.2 (`proxy_bind`), and the server
+//! trusts only 127.0.0.2.
+
+use std::process::Command;
+use std::time::Duration;
+
+use mrmat_api_testkit::nginx::{self, Scheme};
+use mrmat_api_testkit::process::run_with_deadline;
+use mrmat_api_testkit::server_process::{self, Listen, ServerProcess};
+use mrmat_api_testkit::{Nginx, Oidc, TestClient};
+use reqwest::header::LOCATION;
+use serde_json::json;
+use tempfile::TempDir;
+
+use crate::support::{CLIENT_ADDR, PROXY_ADDR, client, shipped_site, start_server};
+
+/// A server with nginx in front.
+struct Proxied {
+    nginx: Nginx,
+    server: ServerProcess,
+    _dir: TempDir,
+}
+
+/// The server on TCP, trusting only the proxy's address, behind nginx with the shipped
+/// snippets; `None` (after a skip line) without nginx.
+async fn behind_nginx() -> Option<Proxied> {
+    let binary = Nginx::binary()?;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(
+        dir.path(),
+        Listen::Loopback,
+        Oidc::shared(),
+        &["--trusted-proxies", PROXY_ADDR],
+    )
+    .await;
+    let upstream = [format!("127.0.0.1:{}", server.port)];
+    let nginx = Nginx::start(&binary, Scheme::Https, |site| shipped_site(site, &upstream)).await;
+    Some(Proxied {
+        nginx,
+        server,
+        _dir: dir,
+    })
+}
+
+fn unique_name() -> String {
+    format!("proxied-{}", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::test]
+async fn location_headers_carry_the_scheme_and_host_the_client_used_at_the_proxy() {
+    let Some(proxied) = behind_nginx().await else {
+        return;
+    };
+    let token = Oidc::shared().token(TestClient::Rw).await;
+    let response = client()
+        .post(proxied.nginx.url("/api/resource/v1/"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": unique_name() }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!(
+            "https://127.0.0.1:{}/api/resource/v1/{}",
+            proxied.nginx.port, body["id"]
+        )
+    );
+}
+
+#[tokio::test]
+async fn protected_resource_metadata_names_the_public_url_behind_the_proxy() {
+    let Some(proxied) = behind_nginx().await else {
+        return;
+    };
+    let metadata: serde_json::Value = client()
+        .get(proxied.nginx.url("/.well-known/oauth-protected-resource"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metadata["resource"],
+        format!("https://127.0.0.1:{}", proxied.nginx.port)
+    );
+}
+
+#[tokio::test]
+async fn the_server_logs_the_original_client_address_not_the_proxy() {
+    let Some(proxied) = behind_nginx().await else {
+        return;
+    };
+    let response = client()
+        .get(proxied.nginx.url("/api/"))
+        .header("x-request-id", "client-address-check")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let line = proxied.server.access_line("client-address-check").await;
+    assert_eq!(line.client, CLIENT_ADDR);
+}
+
+#[tokio::test]
+async fn a_request_id_from_the_client_passes_through_the_proxy_both_ways() {
+    let Some(proxied) = behind_nginx().await else {
+        return;
+    };
+    let response = client()
+        .get(proxied.nginx.url("/api/"))
+        .header("x-request-id", "rid-from-the-client-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "rid-from-the-client-42");
+    proxied.server.access_line("rid-from-the-client-42").await;
+    proxied
+        .nginx
+        .access_log_line("rid=rid-from-the-client-42")
+        .await;
+}
+
+#[tokio::test]
+async fn without_a_client_request_id_the_proxy_and_server_share_the_one_nginx_makes() {
+    let Some(proxied) = behind_nginx().await else {
+        return;
+    };
+    let response = client()
+        .get(proxied.nginx.url("/api/"))
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "not nginx's $request_id: {id}"
+    );
+    proxied.server.access_line(&id).await;
+    proxied.nginx.access_log_line(&format!("rid={id}")).await;
+}
+
+#[tokio::test]
+async fn forwarding_headers_a_client_sends_through_the_proxy_are_replaced() {
+    let Some(proxied) = behind_nginx().await else {
+        return;
+    };
+    let token = Oidc::shared().token(TestClient::Rw).await;
+    let response = client()
+        .post(proxied.nginx.url("/api/resource/v1/"))
+        .bearer_auth(&token)
+        .header("x-request-id", "forged-through-proxy")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-host", "evil.example")
+        .header("forwarded", "for=203.0.113.9;proto=http;host=evil.example")
+        .json(&json!({ "name": unique_name() }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("https://127.0.0.1:{}/", proxied.nginx.port)),
+        "{location}"
+    );
+    let line = proxied.server.access_line("forged-through-proxy").await;
+    assert_eq!(line.client, CLIENT_ADDR);
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_a_peer_the_server_does_not_trust_are_ignored() {
+    let Some(proxied) = behind_nginx().await else {
+        return;
+    };
+    let token = Oidc::shared().token(TestClient::Rw).await;
+    // Straight to the server, from the client's address, which it does not trust.
+    let response = client()
+        .post(proxied.server.url("/api/resource/v1/"))
+        .bearer_auth(&token)
+        .header("x-request-id", "forged-direct")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.example")
+        .header("forwarded", "for=203.0.113.9;proto=https;host=evil.example")
+        .json(&json!({ "name": unique_name() }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("http://127.0.0.1:{}/", proxied.server.port)),
+        "{location}"
+    );
+    let line = proxied.server.access_line("forged-direct").await;
+    assert_eq!(line.client, CLIENT_ADDR);
+}
+
+#[tokio::test]
+async fn a_spoofed_leftmost_x_forwarded_for_is_not_taken_for_the_client_address() {
+    let Some(binary) = Nginx::binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(
+        dir.path(),
+        Listen::Loopback,
+        Oidc::shared(),
+        &["--trusted-proxies", PROXY_ADDR],
+    )
+    .await;
+    // nginx behind another proxy appends to X-Forwarded-For (var/nginx says how): the
+    // client's own value stays leftmost, and only the rightmost entry, added by the
+    // trusted proxy, is a fact.
+    let port = server.port;
+    let nginx = Nginx::start(&binary, Scheme::Http, |site| {
+        format!(
+            "    server {{
+        listen {listen};
+        location / {{
+            proxy_pass http://127.0.0.1:{port};
+            proxy_bind {PROXY_ADDR};
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header Forwarded \"\";
+        }}
+    }}
+",
+            listen = site.listen
+        )
+    })
+    .await;
+    let response = client()
+        .get(nginx.url("/api/"))
+        .header("x-request-id", "spoofed-leftmost")
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let line = server.access_line("spoofed-leftmost").await;
+    assert_eq!(line.client, CLIENT_ADDR, "the spoofed address was believed");
+}
+
+#[tokio::test]
+async fn behind_nginx_over_a_unix_socket_the_public_url_client_address_and_request_id_survive() {
+    let Some(binary) = Nginx::binary() else {
+        return;
+    };
+    // In /tmp: a socket path must fit a socket address, wherever TMPDIR points.
+    let dir = server_process::socket_dir();
+    let socket = dir.path().join("api.sock");
+    // Over a unix socket there is no peer address to trust: whoever may open the socket
+    // (its mode and group) is the proxy, so no --trusted-proxies.
+    let server = start_server(
+        dir.path(),
+        Listen::Unix(socket.clone()),
+        Oidc::shared(),
+        &["--socket-mode", "660"],
+    )
+    .await;
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o660, "socket mode {mode:o}");
+    let upstream = [format!("unix:{}", socket.display())];
+    let nginx = Nginx::start(&binary, Scheme::Https, |site| shipped_site(site, &upstream)).await;
+
+    let token = Oidc::shared().token(TestClient::Rw).await;
+    let response = client()
+        .post(nginx.url("/api/resource/v1/"))
+        .bearer_auth(&token)
+        .header("x-request-id", "over-the-socket")
+        .json(&json!({ "name": unique_name() }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["x-request-id"], "over-the-socket");
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("https://127.0.0.1:{}/", nginx.port)),
+        "{location}"
+    );
+    let line = server.access_line("over-the-socket").await;
+    assert_eq!(line.client, CLIENT_ADDR);
+    nginx.access_log_line("rid=over-the-socket").await;
+}
+
+#[tokio::test]
+async fn the_shipped_site_configuration_passes_nginx_s_own_check() {
+    let Some(binary) = Nginx::binary() else {
+        return;
+    };
+    // The site file as shipped, with only what is machine-specific swapped: ports,
+    // certificate and log paths. Its includes are relative to the configuration's
+    // directory, as they are to /etc/nginx.
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(nginx::shipped("snippets"), dir.path().join("snippets")).unwrap();
+    let mut openssl = Command::new("openssl");
+    openssl
+        .args(["req", "-x509", "-newkey", "ec"])
+        .args([
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=api.example.com",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(dir.path());
+    let made = run_with_deadline(&mut openssl, Duration::from_secs(30));
+    assert!(made.success, "openssl: {}", made.output);
+    let d = dir.path().display();
+    let shipped = std::fs::read_to_string(nginx::shipped("mrmat-api.conf")).unwrap();
+    let site = shipped
+        .replace(
+            "/etc/ssl/certs/api.example.com.fullchain.pem",
+            &format!("{d}/cert.pem"),
+        )
+        .replace(
+            "/etc/ssl/private/api.example.com.key",
+            &format!("{d}/key.pem"),
+        )
+        .replace("/var/log/nginx/", &format!("{d}/"))
+        .replace("listen 80;", "listen 127.0.0.1:1080;")
+        .replace("listen 443 ssl", "listen 127.0.0.1:1443 ssl")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("listen [::]"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        site.contains(&format!("{d}/cert.pem")),
+        "certificate path not found"
+    );
+    std::fs::write(dir.path().join("site.conf"), site).unwrap();
+    std::fs::write(
+        dir.path().join("nginx.conf"),
+        "events {}\nhttp {\n    include site.conf;\n}\n",
+    )
+    .unwrap();
+    let mut check = Command::new(&binary);
+    check
+        .args(["-t", "-e", "stderr", "-p"])
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .arg("-g")
+        .arg(format!("pid {d}/nginx.pid;"));
+    let checked = run_with_deadline(&mut check, Duration::from_secs(30));
+    assert!(checked.success, "nginx -t: {}", checked.output);
+}
