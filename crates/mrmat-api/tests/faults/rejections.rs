@@ -50,3 +50,59 @@ fn requests_the_http_layer_refuses_are_not_logged_as_errors() {
         "ERROR lines for bad clients:\n{log}"
     );
 }
+
+/// A client that sends its headers and then stalls holds nothing for long: the body
+/// timeout answers 408 problem+json, with the request id, and the server goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_is_408_problem_json_after_the_body_timeout() {
+    let oidc = mrmat_api_testkit::Oidc::shared();
+    let app = mrmat_api_testkit::TestApp::spawn_with_auth(
+        mrmat_api_testkit::Backend::Sqlite,
+        oidc.settings(),
+    )
+    .await;
+    let token = oidc.token(mrmat_api_testkit::TestClient::Rw).await;
+    let started = std::time::Instant::now();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", app.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        // Promises 100 bytes, sends 10, then nothing.
+        write!(
+            stream,
+            "POST /api/resource/v1/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":\"a"
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Read until the head and the JSON body have arrived.
+        while let Ok(n) = stream.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&chunk[..n]);
+            if String::from_utf8_lossy(&answer).contains("\"status\":408") {
+                break;
+            }
+        }
+        drop(app);
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("content-type: application/problem+json"),
+        "{answer}"
+    );
+    assert!(
+        answer.to_ascii_lowercase().contains("x-request-id:"),
+        "{answer}"
+    );
+    assert!(
+        elapsed >= Duration::from_secs(9) && elapsed < Duration::from_secs(20),
+        "answered after {elapsed:?}"
+    );
+}
