@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::process::{free_port, run, start_server};
+use crate::process::{free_port, run, start_on_loopback, start_server};
 
 /// Runs with `args` and asserts exit code 2 and one `error:` line naming `option`.
 fn assert_bad_config(dir: &Path, args: &[&str], env: &[(&str, &str)], option: &str) {
@@ -133,13 +133,9 @@ fn a_plain_http_issuer_elsewhere_exits_2() {
 #[test]
 fn a_plain_http_issuer_elsewhere_is_allowed_with_the_flag_and_a_warning() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server(
+    let server = start_on_loopback(
         dir.path(),
         &[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
             "--oidc-issuer",
             "http://keycloak.example/realms/mrmat",
             "--oidc-client-id",
@@ -182,13 +178,9 @@ fn an_issuer_with_a_user_or_password_exits_2() {
 #[test]
 fn a_placeholder_client_secret_is_warned_about_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server(
+    let server = start_on_loopback(
         dir.path(),
         &[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
             "--oidc-issuer",
             "http://127.0.0.1:9/realms/mrmat",
             "--oidc-client-id",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mrmat_api_testkit::process::Running;
 
-use crate::process::{command, free_port, get, run, start_server};
+use crate::process::{command, free_port, get, run, start_on_loopback};
 
 /// GET `path` over the unix socket; the status line and the body.
 fn get_over_socket(socket: &Path, path: &str, headers: &str) -> (String, String) {
@@ -82,18 +82,7 @@ async fn metrics_move_to_their_own_listener_with_metrics_addr() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let metrics_addr = format!("127.0.0.1:{port}");
-    let server = start_server(
-        dir.path(),
-        &[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--metrics-addr",
-            &metrics_addr,
-        ],
-        &[],
-    );
+    let server = start_on_loopback(dir.path(), &["--metrics-addr", &metrics_addr], &[]);
     assert_eq!(get(&server.url("/metrics"), None).await.status(), 404);
     let response = get(&format!("http://{metrics_addr}/metrics"), None).await;
     assert_eq!(response.status(), 200);

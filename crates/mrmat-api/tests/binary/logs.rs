@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use mrmat_api_testkit::{Oidc, TestClient};
 
-use crate::process::{get, start_server};
+use crate::process::{get, start_on_loopback};
 
 #[tokio::test]
 async fn tokens_and_secrets_never_appear_in_logs() {
@@ -12,14 +12,10 @@ async fn tokens_and_secrets_never_appear_in_logs() {
     let dir = tempfile::tempdir().unwrap();
     let (client_id, secret) = oidc.server_credentials();
     let issuer = oidc.issuer.clone();
-    let server = start_server(
+    let server = start_on_loopback(
         dir.path(),
         &[
             "-d",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
             "--oidc-issuer",
             &issuer,
             "--oidc-client-id",
@@ -77,18 +73,7 @@ async fn flask_oidc_client_secrets_file_configures_authentication() {
         "redirect_uris": ["http://localhost/oidc_callback"]
     }});
     std::fs::write(dir.path().join("client_secrets.json"), secrets.to_string()).unwrap();
-    let server = start_server(
-        dir.path(),
-        &[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--oidc-secrets",
-            "client_secrets.json",
-        ],
-        &[],
-    );
+    let server = start_on_loopback(dir.path(), &["--oidc-secrets", "client_secrets.json"], &[]);
     let token = oidc.token(TestClient::Rw).await;
     assert_eq!(
         get(&server.url("/api/greeting/v3/"), Some(&token))

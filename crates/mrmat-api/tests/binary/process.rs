@@ -26,6 +26,13 @@ pub fn start_server(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ServerPr
     ServerProcess::start(command(dir).args(args).envs(env.iter().copied()))
 }
 
+/// Starts `mrmat-api` in `dir` on 127.0.0.1 and a free port, with `args` besides.
+pub fn start_on_loopback(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+    let mut all = vec!["--host", "127.0.0.1", "--port", "0"];
+    all.extend_from_slice(args);
+    start_server(dir, &all, env)
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

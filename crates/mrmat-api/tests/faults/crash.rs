@@ -5,36 +5,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel::{Connection, QueryDsl, RunQueryDsl};
-use mrmat_api::schema::resources;
-use mrmat_api::settings::DatabaseUrl;
 use mrmat_api_testkit::{Backend, Oidc, TestClient, TestDb, backend_tests};
 use serde_json::{Value, json};
 
 use crate::process::start_server;
+use crate::support::stored_ids;
 
 const WRITERS: usize = 4;
-
-fn stored_ids(url: &DatabaseUrl) -> BTreeSet<i64> {
-    let ids: Vec<i64> = match url {
-        DatabaseUrl::Sqlite(path) => {
-            let mut conn =
-                diesel::sqlite::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
-            resources::table
-                .select(resources::id)
-                .load(&mut conn)
-                .unwrap()
-        }
-        DatabaseUrl::Postgres(url) => {
-            let mut conn = diesel::pg::PgConnection::establish(url.expose()).unwrap();
-            resources::table
-                .select(resources::id)
-                .load(&mut conn)
-                .unwrap()
-        }
-    };
-    ids.into_iter().collect()
-}
 
 async fn kill_during_writes(backend: Backend) {
     let oidc = Oidc::shared();

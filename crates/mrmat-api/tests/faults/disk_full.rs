@@ -3,8 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use diesel::{Connection, QueryDsl, RunQueryDsl};
-use mrmat_api::schema::resources;
 use mrmat_api::settings::DatabaseUrl;
 use mrmat_api_testkit::pg_server::{self, PgServer};
 use mrmat_api_testkit::small_fs::SmallFs;
@@ -12,7 +10,7 @@ use mrmat_api_testkit::{Oidc, TestApp, TestClient};
 use mrmat_api_types::secret::Secret;
 use serde_json::{Value, json};
 
-use crate::support::{BASE, skip_or_fail, spawn_on};
+use crate::support::{BASE, skip_or_fail, spawn_on, stored_ids};
 
 /// Creates resources with long names until the server answers 507; the acknowledged ids
 /// and the 507 body.
@@ -93,13 +91,7 @@ async fn a_full_sqlite_disk_is_507_and_every_acknowledged_create_is_stored() {
     assert_eq!(before, after);
 
     drop(app);
-    let mut conn = diesel::sqlite::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
-    let stored: BTreeSet<i64> = resources::table
-        .select(resources::id)
-        .load::<i64>(&mut conn)
-        .unwrap()
-        .into_iter()
-        .collect();
+    let stored = stored_ids(&DatabaseUrl::Sqlite(path));
     assert_eq!(
         stored, acknowledged,
         "stored ids are exactly the acknowledged ones"
@@ -137,13 +129,7 @@ async fn a_full_postgresql_disk_is_507_and_every_acknowledged_create_is_stored()
     assert!(!acknowledged.is_empty());
 
     drop(app);
-    let mut conn = diesel::pg::PgConnection::establish(&pg.url(&name)).unwrap();
-    let stored: BTreeSet<i64> = resources::table
-        .select(resources::id)
-        .load::<i64>(&mut conn)
-        .unwrap()
-        .into_iter()
-        .collect();
+    let stored = stored_ids(&DatabaseUrl::Postgres(Secret::new(pg.url(&name))));
     assert_eq!(
         stored, acknowledged,
         "stored ids are exactly the acknowledged ones"

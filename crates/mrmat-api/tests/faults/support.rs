@@ -3,10 +3,36 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+
+use diesel::{Connection, QueryDsl, RunQueryDsl};
+use mrmat_api::schema::resources;
 use mrmat_api::settings::DatabaseUrl;
 use mrmat_api_testkit::{Backend, Oidc, TestApp};
 use reqwest::Response;
 use serde_json::Value;
+
+/// The ids of every stored resource, read straight from the database.
+pub fn stored_ids(url: &DatabaseUrl) -> BTreeSet<i64> {
+    let ids: Vec<i64> = match url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn =
+                diesel::sqlite::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+            resources::table
+                .select(resources::id)
+                .load(&mut conn)
+                .unwrap()
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = diesel::pg::PgConnection::establish(url.expose()).unwrap();
+            resources::table
+                .select(resources::id)
+                .load(&mut conn)
+                .unwrap()
+        }
+    };
+    ids.into_iter().collect()
+}
 
 /// The resource API.
 pub const BASE: &str = "/api/resource/v1/";
