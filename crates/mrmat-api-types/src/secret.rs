@@ -1,8 +1,9 @@
 //! A value that must never be printed: client secrets, tokens, database URLs with
 //! passwords. `Debug` shows a placeholder and there is no `Display`; reading the value
-//! takes an explicit [`Secret::expose`], easy to find in a review.
+//! takes an explicit [`Secret::expose`], easy to find in a review. Serialising is the one
+//! other way out, for files that must keep the value (the client's token cache).
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A string that does not print.
 #[derive(Clone, PartialEq, Eq)]
@@ -40,6 +41,15 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// Writes the value itself, as a plain string: deliberately, since a file that keeps a
+/// secret (the client's token cache, mode 0600) needs it back. This and
+/// [`Secret::expose`] are the only ways out, so a review finds every use.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +59,11 @@ mod tests {
         let secret = Secret::new("hunter2");
         assert!(!format!("{secret:?}").contains("hunter2"));
         assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn serialises_as_the_plain_string_it_was_read_from() {
+        let secret: Secret = serde_json::from_str(r#""hunter2""#).unwrap();
+        assert_eq!(serde_json::to_string(&secret).unwrap(), r#""hunter2""#);
     }
 }
