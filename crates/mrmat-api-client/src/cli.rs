@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use mrmat_api_types::secret::Secret;
 
 /// Log in to an mrmat-api server with the device flow and call its APIs.
 ///
 /// Prompts and progress go to stderr; results go to stdout.
-#[derive(Parser)]
+#[derive(Debug, Parser)]
 #[command(
     name = "mrmat-api-client",
     version,
@@ -31,8 +32,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options of every command. No `Debug`: it holds the client secret.
-#[derive(Args)]
+/// Options of every command. The client secret is a [`Secret`], so `Debug` shows it
+/// redacted.
+#[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Print only results and errors.
@@ -83,7 +85,7 @@ pub struct Global {
         hide_env_values = true,
         value_name = "SECRET"
     )]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
 
     /// The identity provider's discovery URL [default: found from the server].
     #[arg(
@@ -136,7 +138,7 @@ pub enum OutputFormat {
 }
 
 /// What to do.
-#[derive(Subcommand)]
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Log in with the device flow and cache the tokens.
     #[command(after_help = "\
@@ -391,5 +393,22 @@ mod tests {
         assert!(!help.contains("--client-secret"), "{help}");
         assert!(help.contains("Examples:"), "{help}");
         assert!(help.contains("mrmat-api-client --help"), "{help}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_client_secret() {
+        let cli = Cli::try_parse_from([
+            "mrmat-api-client",
+            "--client-secret",
+            "hunter2-cli",
+            "token",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.global.client_secret.as_ref().map(Secret::expose),
+            Some("hunter2-cli")
+        );
+        let text = format!("{cli:?}");
+        assert!(!text.contains("hunter2-cli"), "{text}");
     }
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use mrmat_api_types::redact::without_values;
+use mrmat_api_types::secret::Secret;
 use serde::Deserialize;
 use url::Url;
 
@@ -21,18 +22,18 @@ pub const DEFAULT_SERVER: &str = "http://localhost:8080";
 #[derive(Debug, Default, Deserialize)]
 struct ConfigFile {
     client_id: Option<String>,
-    client_secret: Option<String>,
+    client_secret: Option<Secret>,
     discovery_url: Option<String>,
     server: Option<String>,
 }
 
 /// Values given on the command line or in the environment; they beat the file.
-#[derive(Default, Clone)]
+#[derive(Debug, Default, Clone)]
 pub struct Overrides {
     /// OAuth client id.
     pub client_id: Option<String>,
     /// OAuth client secret, for confidential CLI clients.
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// The provider's discovery document URL.
     pub discovery_url: Option<String>,
     /// The API server.
@@ -41,52 +42,19 @@ pub struct Overrides {
     pub http: HttpOptions,
 }
 
-impl std::fmt::Debug for Overrides {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Overrides")
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("discovery_url", &self.discovery_url)
-            .field("server", &self.server)
-            .field("http", &self.http)
-            .finish()
-    }
-}
-
 /// Resolved client settings.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ClientSettings {
     /// The API server, normalised.
     pub server: ServerUrl,
     /// OAuth client id.
     pub client_id: String,
     /// OAuth client secret, if the client is confidential.
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// Where the provider's discovery document is; found from the server when `None`.
     pub discovery_url: Option<Url>,
     /// Bounds, trust and the insecure-http switch of the HTTP client.
     pub http: HttpOptions,
-}
-
-impl std::fmt::Debug for ClientSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientSettings")
-            .field("server", &self.server.as_str())
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field(
-                "discovery_url",
-                &self.discovery_url.as_ref().map(Url::as_str),
-            )
-            .field("http", &self.http)
-            .finish()
-    }
 }
 
 /// The default config file: `<platform config dir>/mrmat-api-client/config.json`.
@@ -132,7 +100,7 @@ impl ClientSettings {
             client_secret: overrides
                 .client_secret
                 .or(file.client_secret)
-                .filter(|s| !s.is_empty()),
+                .filter(|s| !s.expose().is_empty()),
             discovery_url,
             http: overrides.http,
         })
@@ -159,7 +127,7 @@ mod tests {
     fn file_in_the_original_shape_is_read_and_flags_win() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.json");
-        std::fs::write(&path, r#"{"client_id": "file-id", "client_secret": "s", "discovery_url": "https://idp/.well-known/openid-configuration"}"#).unwrap();
+        std::fs::write(&path, r#"{"client_id": "file-id", "client_secret": "hunter2-file", "discovery_url": "https://idp/.well-known/openid-configuration"}"#).unwrap();
         let settings = ClientSettings::load(
             Some(&path),
             Overrides {
@@ -169,9 +137,45 @@ mod tests {
         )
         .unwrap();
         assert_eq!(settings.client_id, "flag-id");
-        assert_eq!(settings.client_secret.as_deref(), Some("s"));
+        assert_eq!(
+            settings.client_secret.as_ref().map(Secret::expose),
+            Some("hunter2-file")
+        );
         assert!(settings.discovery_url.is_some());
-        assert!(!format!("{settings:?}").contains("\"s\""));
+        assert!(!format!("{settings:?}").contains("hunter2-file"));
+    }
+
+    #[test]
+    fn a_flag_secret_beats_the_file_and_an_empty_one_means_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"client_secret": "from-file"}"#).unwrap();
+        let load = |secret: &str| {
+            ClientSettings::load(
+                Some(&path),
+                Overrides {
+                    client_secret: Some(Secret::new(secret)),
+                    ..Overrides::default()
+                },
+            )
+            .unwrap()
+            .client_secret
+        };
+        assert_eq!(
+            load("from-flag").as_ref().map(Secret::expose),
+            Some("from-flag")
+        );
+        assert!(load("").is_none());
+    }
+
+    #[test]
+    fn overrides_debug_output_hides_the_client_secret() {
+        let overrides = Overrides {
+            client_secret: Some(Secret::new("hunter2-flag")),
+            ..Overrides::default()
+        };
+        let text = format!("{overrides:?}");
+        assert!(!text.contains("hunter2-flag"), "{text}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl Session {
             })?;
         let client = oauth_client(
             &self.client_id,
-            self.client_secret.as_deref(),
+            self.client_secret.as_ref(),
             provider.token_endpoint.clone(),
             Some(device_endpoint.clone()),
         );

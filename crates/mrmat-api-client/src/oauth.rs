@@ -4,6 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
+use mrmat_api_types::secret::Secret;
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
     BasicTokenType,
@@ -62,7 +63,7 @@ pub(crate) type TokenError = RequestTokenError<HttpError, BasicErrorResponse>;
 /// The `oauth2` client of `client_id` (and `secret`, for a confidential client).
 pub(crate) fn oauth_client(
     client_id: &str,
-    secret: Option<&str>,
+    secret: Option<&Secret>,
     token_endpoint: Url,
     device_endpoint: Option<Url>,
 ) -> OAuthClient {
@@ -70,7 +71,7 @@ pub(crate) fn oauth_client(
         .set_token_uri(TokenUrl::from_url(token_endpoint))
         .set_device_authorization_url_option(device_endpoint.map(DeviceAuthorizationUrl::from_url));
     match secret {
-        Some(secret) => client.set_client_secret(ClientSecret::new(secret.to_owned())),
+        Some(secret) => client.set_client_secret(ClientSecret::new(secret.expose().to_owned())),
         None => client,
     }
 }

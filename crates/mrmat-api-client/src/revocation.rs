@@ -41,8 +41,10 @@ impl Session {
             match &self.client_secret {
                 // RFC 6749 section 2.3.1: both parts are form-encoded before Basic encoding.
                 Some(secret) => {
-                    request =
-                        request.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)));
+                    request = request.basic_auth(
+                        form_encode(&self.client_id),
+                        Some(form_encode(secret.expose())),
+                    );
                 }
                 None => form.push(("client_id", &self.client_id)),
             }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use mrmat_api_types::secret::Secret;
 use oauth2::basic::BasicErrorResponseType;
 use oauth2::{RefreshToken, RequestTokenError};
 use reqwest::StatusCode;
@@ -56,30 +57,16 @@ pub enum Adopted {
 }
 
 /// A client's login to one server.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Session {
     pub(crate) http: Http,
     pub(crate) server: ServerUrl,
     pub(crate) client_id: String,
-    pub(crate) client_secret: Option<String>,
+    pub(crate) client_secret: Option<Secret>,
     cache: TokenCache,
     /// Serialises writers within this process; the cache's file lock does it across
     /// processes, but blocks a whole thread, so tasks queue here first.
     writers: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl std::fmt::Debug for Session {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
-            .field("server", &self.server.as_str())
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("cache", &self.cache.path())
-            .finish_non_exhaustive()
-    }
 }
 
 /// Held while a session is written: in-process and cross-process exclusion together.
@@ -117,7 +104,7 @@ impl Session {
         http: Http,
         server: ServerUrl,
         client_id: String,
-        client_secret: Option<String>,
+        client_secret: Option<Secret>,
         cache_dir: &std::path::Path,
     ) -> Self {
         let cache = TokenCache::for_login(cache_dir, server.as_str(), &client_id);
@@ -244,7 +231,7 @@ impl Session {
         };
         let client = oauth_client(
             &self.client_id,
-            self.client_secret.as_deref(),
+            self.client_secret.as_ref(),
             parse_url(&session.token_endpoint)?,
             None,
         );
@@ -424,5 +411,19 @@ mod tests {
             &user(None, Some("alice"))
         ));
         assert!(same_user(&user(None, None), &user(Some("b"), None)));
+    }
+
+    #[test]
+    fn debug_output_hides_the_client_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = Session::new(
+            Http::new(&crate::http::HttpOptions::default()).unwrap(),
+            ServerUrl::parse("test", "http://localhost:8080").unwrap(),
+            "cli".into(),
+            Some(Secret::new("hunter2-session")),
+            dir.path(),
+        );
+        let text = format!("{session:?}");
+        assert!(!text.contains("hunter2-session"), "{text}");
     }
 }
