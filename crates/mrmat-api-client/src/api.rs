@@ -8,6 +8,7 @@ use mrmat_api_types::greeting::Greeting;
 use mrmat_api_types::index::ApiIndex;
 use mrmat_api_types::metadata::ProtectedResourceMetadata;
 use mrmat_api_types::resource::{Resource, ResourceInput, ResourceList};
+use mrmat_api_types::secret::Secret;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -50,20 +51,11 @@ pub struct ListQuery {
 }
 
 /// A client of one mrmat-api server.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ApiClient {
     base: ServerUrl,
     http: Http,
-    token: Option<String>,
-}
-
-impl std::fmt::Debug for ApiClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiClient")
-            .field("base", &self.base.as_str())
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .finish_non_exhaustive()
-    }
+    token: Option<Secret>,
 }
 
 impl ApiClient {
@@ -86,8 +78,8 @@ impl ApiClient {
     }
 
     /// The same client sending `token` as its bearer token.
-    pub fn with_token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
+    pub fn with_token(mut self, token: Secret) -> Self {
+        self.token = Some(token);
         self
     }
 
@@ -108,7 +100,7 @@ impl ApiClient {
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let request = self.http.request(method, &self.url(path));
         match &self.token {
-            Some(token) => request.bearer_auth(token),
+            Some(token) => request.bearer_auth(token.expose()),
             None => request,
         }
     }
@@ -351,4 +343,18 @@ async fn problem(response: Response) -> (ClientError, bool) {
         invalid_token,
     };
     (error, from_mrmat_api)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_bearer_token() {
+        let client = ApiClient::new("http://localhost:8080")
+            .unwrap()
+            .with_token(Secret::new("hunter2-bearer"));
+        let text = format!("{client:?}");
+        assert!(!text.contains("hunter2-bearer"), "{text}");
+    }
 }

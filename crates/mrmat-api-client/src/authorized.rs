@@ -5,6 +5,8 @@
 
 use std::future::Future;
 
+use mrmat_api_types::secret::Secret;
+
 use crate::api::ApiClient;
 use crate::error::ClientError;
 use crate::session::Session;
@@ -13,37 +15,25 @@ use crate::session::Session;
 pub const TOKEN_ENV: &str = "MRMAT_API_TOKEN";
 
 /// Where bearer tokens come from.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum TokenSource {
     /// A token given from outside; never refreshed.
-    Fixed(String),
+    Fixed(Secret),
     /// The cached login.
     Session(Session),
-}
-
-impl std::fmt::Debug for TokenSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Fixed(_) => f.write_str("TokenSource::Fixed(<redacted>)"),
-            Self::Session(session) => f
-                .debug_tuple("TokenSource::Session")
-                .field(session)
-                .finish(),
-        }
-    }
 }
 
 impl TokenSource {
     /// `MRMAT_API_TOKEN` when it is set and not empty, else `session`.
     pub fn from_env_or(session: Session) -> Self {
         match std::env::var(TOKEN_ENV) {
-            Ok(token) if !token.trim().is_empty() => Self::Fixed(token.trim().to_owned()),
+            Ok(token) if !token.trim().is_empty() => Self::Fixed(Secret::new(token.trim())),
             _ => Self::Session(session),
         }
     }
 
     /// A token to send; `rejected` is one the server just refused.
-    pub async fn token(&self, rejected: Option<&str>) -> Result<String, ClientError> {
+    pub async fn token(&self, rejected: Option<&Secret>) -> Result<Secret, ClientError> {
         match self {
             Self::Fixed(token) => Ok(token.clone()),
             Self::Session(session) => session.valid_token(rejected).await,
@@ -107,5 +97,16 @@ impl AuthorizedApi {
     /// The API client, without a token.
     pub fn api(&self) -> &ApiClient {
         &self.api
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_a_fixed_token() {
+        let text = format!("{:?}", TokenSource::Fixed(Secret::new("hunter2-env")));
+        assert!(!text.contains("hunter2-env"), "{text}");
     }
 }

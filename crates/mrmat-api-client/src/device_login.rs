@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use mrmat_api_types::secret::Secret;
 use oauth2::{
     DeviceCodeErrorResponseType, RequestTokenError, Scope, StandardDeviceAuthorizationResponse,
 };
@@ -118,12 +119,12 @@ impl Session {
 
     /// The user's name from the userinfo endpoint, for providers whose ID tokens carry
     /// only `sub`. Best effort: a login without a display name is still a login.
-    async fn userinfo_name(&self, provider: &Provider, access_token: &str) -> Option<String> {
+    async fn userinfo_name(&self, provider: &Provider, access_token: &Secret) -> Option<String> {
         let endpoint = provider.userinfo_endpoint.as_ref()?;
         let request = self
             .http
             .request(Method::GET, endpoint.as_str())
-            .bearer_auth(access_token);
+            .bearer_auth(access_token.expose());
         let response = self.http.send(request).await.ok()?;
         let claims: serde_json::Value = response.error_for_status().ok()?.json().await.ok()?;
         ["preferred_username", "name"].iter().find_map(|claim| {

@@ -23,22 +23,14 @@ use crate::sanitise::printable;
 use crate::token_cache::{CACHE_VERSION, CachedSession};
 
 /// The token response field OIDC adds; kept only to read the user's name from it.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IdTokenField {
     /// The ID token. Never sent as a bearer: only access tokens are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
+    pub id_token: Option<Secret>,
 }
 
 impl ExtraTokenFields for IdTokenField {}
-
-impl std::fmt::Debug for IdTokenField {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdTokenField")
-            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
 
 /// A token endpoint's answer, with the ID token OIDC adds.
 pub(crate) type OidcTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
@@ -131,7 +123,8 @@ pub(crate) fn session_from(
     let claims = token
         .extra_fields()
         .id_token
-        .as_deref()
+        .as_ref()
+        .map(Secret::expose)
         .and_then(id_token_claims);
     let claim = |name: &str| {
         claims
@@ -148,10 +141,10 @@ pub(crate) fn session_from(
         client_id: origin.client_id.to_owned(),
         token_endpoint: origin.token_endpoint.to_owned(),
         revocation_endpoint: origin.revocation_endpoint.map(str::to_owned),
-        access_token: token.access_token().secret().clone(),
+        access_token: Secret::new(token.access_token().secret().as_str()),
         refresh_token: token
             .refresh_token()
-            .map(|r| r.secret().clone())
+            .map(|r| Secret::new(r.secret().as_str()))
             .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
         expires_at: lifetime
             .map(|s| Utc::now().timestamp() + i64::try_from(s).unwrap_or(i64::MAX / 2)),
@@ -180,5 +173,17 @@ mod tests {
         let claims = id_token_claims(&format!("h.{payload}.s")).unwrap();
         assert_eq!(claims["sub"], "alice");
         assert!(id_token_claims("not-a-jwt").is_none());
+    }
+
+    #[test]
+    fn id_token_field_reads_the_token_and_its_debug_output_hides_it() {
+        let field: IdTokenField =
+            serde_json::from_str(r#"{"id_token": "h.hunter2-id.s"}"#).unwrap();
+        assert_eq!(
+            field.id_token.as_ref().map(Secret::expose),
+            Some("h.hunter2-id.s")
+        );
+        let text = format!("{field:?}");
+        assert!(!text.contains("hunter2-id"), "{text}");
     }
 }

@@ -31,9 +31,9 @@ impl Session {
         };
         let mut tokens = Vec::new();
         if let Some(refresh) = &session.refresh_token {
-            tokens.push((refresh.as_str(), "refresh_token"));
+            tokens.push((refresh.expose(), "refresh_token"));
         }
-        tokens.push((session.access_token.as_str(), "access_token"));
+        tokens.push((session.access_token.expose(), "access_token"));
         let mut revoked = 0;
         for (token, hint) in tokens {
             let mut form = vec![("token", token), ("token_type_hint", hint)];

@@ -183,9 +183,8 @@ impl Session {
 
     /// A valid access token: the cached one, or a refreshed one when it has expired, is
     /// about to, or is `rejected` (the server answered `invalid_token` to it).
-    pub async fn valid_token(&self, rejected: Option<&str>) -> Result<String, ClientError> {
-        let stale =
-            |s: &CachedSession| needs_refresh(s) || Some(s.access_token.as_str()) == rejected;
+    pub async fn valid_token(&self, rejected: Option<&Secret>) -> Result<Secret, ClientError> {
+        let stale = |s: &CachedSession| needs_refresh(s) || Some(&s.access_token) == rejected;
         let session = self.current()?.ok_or_else(|| self.not_logged_in())?;
         if let Some(reason) = &session.ended {
             return Err(self.ended(reason));
@@ -223,7 +222,7 @@ impl Session {
     /// Refreshes `session`; the caller holds the lock. A refusal that means the grant is
     /// over is recorded in the cache, so later commands say so without asking again.
     async fn refresh(&self, session: &CachedSession) -> Result<CachedSession, ClientError> {
-        let Some(refresh_token) = session.refresh_token.clone() else {
+        let Some(refresh_token) = &session.refresh_token else {
             return Err(self.end(
                 session,
                 "the access token expired and there is no refresh token",
@@ -237,7 +236,7 @@ impl Session {
         );
         let status = StatusCell::default();
         let result = client
-            .exchange_refresh_token(&RefreshToken::new(refresh_token))
+            .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
             .request_async(&self.http.for_oauth(&status))
             .await;
         let token = match result {
@@ -370,7 +369,7 @@ mod tests {
             client_id: String::new(),
             token_endpoint: String::new(),
             revocation_endpoint: None,
-            access_token: String::new(),
+            access_token: Secret::new(""),
             refresh_token: None,
             expires_at: Some(Utc::now().timestamp() + expires_in),
             lifetime: Some(lifetime),

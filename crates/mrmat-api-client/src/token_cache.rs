@@ -10,6 +10,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use mrmat_api_types::redact::without_values;
+use mrmat_api_types::secret::Secret;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -18,8 +19,9 @@ use crate::error::ClientError;
 /// The format version this build writes and reads. Version 1 had no server binding.
 pub const CACHE_VERSION: u32 = 2;
 
-/// A logged-in session as stored.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// A logged-in session as stored. The tokens are [`Secret`]s: `Debug` hides them, and
+/// they are written to the file as the plain strings they came as.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CachedSession {
     /// Format version.
     pub version: u32,
@@ -34,9 +36,9 @@ pub struct CachedSession {
     /// Where to revoke, if the provider can.
     pub revocation_endpoint: Option<String>,
     /// The access token: the bearer.
-    pub access_token: String,
+    pub access_token: Secret,
     /// The refresh token, with `offline_access`.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
     /// When the access token expires (Unix seconds), when known.
     pub expires_at: Option<i64>,
     /// The access token's full lifetime in seconds, to refresh in good time.
@@ -59,20 +61,6 @@ impl CachedSession {
             .as_deref()
             .or(self.subject.as_deref())
             .unwrap_or("an unknown user")
-    }
-}
-
-impl std::fmt::Debug for CachedSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedSession")
-            .field("server", &self.server)
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("expires_at", &self.expires_at)
-            .field("scopes", &self.scopes)
-            .field("subject", &self.subject)
-            .field("ended", &self.ended)
-            .finish_non_exhaustive()
     }
 }
 
@@ -267,8 +255,8 @@ mod tests {
             client_id: "cli".into(),
             token_endpoint: "http://idp/token".into(),
             revocation_endpoint: None,
-            access_token: "secret-access".into(),
-            refresh_token: Some("secret-refresh".into()),
+            access_token: Secret::new("secret-access"),
+            refresh_token: Some(Secret::new("secret-refresh")),
             expires_at: Some(1),
             lifetime: Some(3600),
             scopes: vec!["openid".into()],
@@ -326,6 +314,49 @@ mod tests {
         cache.store(&session()).unwrap();
         cache.store(&session()).unwrap();
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A cache file exactly as this version wrote it before its tokens were `Secret`s.
+    const WRITTEN_BEFORE: &str = r#"{
+  "version": 2,
+  "server": "http://localhost:8080",
+  "issuer": "http://idp",
+  "client_id": "cli",
+  "token_endpoint": "http://idp/token",
+  "revocation_endpoint": null,
+  "access_token": "secret-access",
+  "refresh_token": "secret-refresh",
+  "expires_at": 1,
+  "lifetime": 3600,
+  "scopes": [
+    "openid"
+  ],
+  "subject": "alice",
+  "name": null
+}"#;
+
+    #[test]
+    fn a_cache_file_in_the_current_format_loads_and_is_written_back_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "key");
+        fs::write(cache.path(), WRITTEN_BEFORE).unwrap();
+        let loaded = match cache.load().unwrap() {
+            Loaded::Found(loaded) => *loaded,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(loaded, session());
+        assert_eq!(loaded.access_token.expose(), "secret-access");
+        cache.store(&loaded).unwrap();
+        assert_eq!(fs::read_to_string(cache.path()).unwrap(), WRITTEN_BEFORE);
+    }
+
+    #[test]
+    fn a_cache_file_without_a_refresh_token_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "key");
+        let text = WRITTEN_BEFORE.replace(r#""secret-refresh""#, "null");
+        fs::write(cache.path(), text).unwrap();
+        assert!(matches!(cache.load().unwrap(), Loaded::Found(s) if s.refresh_token.is_none()));
     }
 
     #[test]

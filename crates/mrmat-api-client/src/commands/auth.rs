@@ -182,7 +182,8 @@ impl Context {
             TokenSource::Fixed(token) => token,
             TokenSource::Session(session) => session.valid_token(None).await?,
         };
-        output::write(&format!("{token}\n"))
+        // Printing the token is this command's whole purpose.
+        output::write(&format!("{}\n", token.expose()))
     }
 }
 
