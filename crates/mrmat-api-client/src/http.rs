@@ -102,6 +102,8 @@ pub struct Http {
     observer: Option<Observer>,
 }
 
+// By hand, not derived: the observer is a closure, which has no `Debug`. Nothing here
+// is secret; the tokens travel in the requests, never in this struct.
 impl std::fmt::Debug for Http {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Http")
