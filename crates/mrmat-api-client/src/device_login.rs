@@ -137,19 +137,9 @@ impl Session {
 }
 
 /// How long a code stays valid, as a person says it: "15 seconds", "1 minute",
-/// "10 minutes". Minutes are rounded down: better early than late.
+/// "10 minutes".
 pub fn expiry_words(expires_in: Duration) -> String {
-    let seconds = expires_in.as_secs();
-    let (count, unit) = if seconds < 60 {
-        (seconds, "second")
-    } else {
-        (seconds / 60, "minute")
-    };
-    if count == 1 {
-        format!("1 {unit}")
-    } else {
-        format!("{count} {unit}s")
-    }
+    crate::words::duration(expires_in.as_secs())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod sanitise;
 pub mod server_url;
 pub mod session;
 pub mod token_cache;
+pub mod words;
 
 pub use api::ApiClient;
 pub use authorized::{AuthorizedApi, TokenSource};

@@ -279,17 +279,7 @@ fn access_text(login: &LoginStatus) -> String {
 
 /// "45 seconds", "59 minutes", "3 hours", "2 days".
 fn duration_words(seconds: i64) -> String {
-    let (count, unit) = match seconds {
-        s if s < 60 => (s, "second"),
-        s if s < 3600 => (s / 60, "minute"),
-        s if s < 86_400 => (s / 3600, "hour"),
-        s => (s / 86_400, "day"),
-    };
-    if count == 1 {
-        format!("1 {unit}")
-    } else {
-        format!("{count} {unit}s")
-    }
+    mrmat_api_client::words::duration(u64::try_from(seconds).unwrap_or(0))
 }
 
 #[cfg(test)]
