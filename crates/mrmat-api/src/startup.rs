@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::api;
@@ -187,9 +187,6 @@ impl Application {
                 }
             })
             .default_service(web::to(api::not_found))
-            // Trailing slashes are trimmed before routing, so both forms are served
-            // without a redirect.
-            .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(from_fn(request_context))
         })
         .workers(settings.workers)
@@ -239,7 +236,6 @@ impl Application {
                         .app_data(metrics.clone())
                         .configure(api::metrics::configure)
                         .default_service(web::to(api::not_found))
-                        .wrap(NormalizePath::new(TrailingSlash::Trim))
                 })
                 .workers(1)
                 // The main server owns the signals and stops this one with it.

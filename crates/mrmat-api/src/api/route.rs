@@ -90,12 +90,14 @@ impl std::fmt::Debug for Endpoint {
 
 impl Endpoint {
     /// The endpoint at `path`, as the OpenAPI document writes it (relative to the API's
-    /// mount, e.g. `/` and `/{id}`; or absolute for the open endpoints). Trailing slashes
-    /// are trimmed before routing, so the route is the path without one.
+    /// mount, e.g. `/` and `/{id}`; or absolute for the open endpoints). It answers with
+    /// and without a trailing slash: both forms are routed, so no request is rewritten
+    /// (and no redirect is sent) to reach it.
     pub(crate) fn at(path: &'static str) -> Self {
+        let bare = path.trim_end_matches('/');
         Self {
             path,
-            resource: web::resource(path.trim_end_matches('/')),
+            resource: web::resource([bare.to_owned(), format!("{bare}/")]),
             operations: Vec::new(),
         }
     }
