@@ -4,7 +4,9 @@
 //! other method. Routing and the OpenAPI document are both built from [`Endpoint`]s.
 
 use actix_web::http::Method;
-use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, guard, web};
+use actix_web::{
+    FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, Route, guard, web,
+};
 
 use crate::auth::{Access, Requirement};
 use crate::error::ApiError;
@@ -75,7 +77,9 @@ fn intern(name: &str) -> &'static str {
 /// One path and the methods it answers.
 pub(crate) struct Endpoint {
     path: &'static str,
-    resource: Resource,
+    /// The path without and with a trailing slash: two plain resources, because one
+    /// resource of two patterns is matched by a regex on every request.
+    resources: [Resource; 2],
     operations: Vec<(Method, Requirement)>,
 }
 
@@ -97,9 +101,15 @@ impl Endpoint {
         let bare = path.trim_end_matches('/');
         Self {
             path,
-            resource: web::resource([bare.to_owned(), format!("{bare}/")]),
+            resources: [web::resource(bare), web::resource(format!("{bare}/"))],
             operations: Vec::new(),
         }
+    }
+
+    /// Adds the route `make` builds to both forms of the path.
+    fn route(mut self, make: impl Fn() -> Route) -> Self {
+        self.resources = self.resources.map(|resource| resource.route(make()));
+        self
     }
 
     /// GET, and HEAD with it as HTTP requires (actix sends no body for HEAD).
@@ -111,12 +121,11 @@ impl Endpoint {
     {
         self.operations.push((Method::GET, F::REQUIREMENT));
         self.operations.push((Method::HEAD, F::REQUIREMENT));
-        self.resource = self.resource.route(
+        self.route(|| {
             web::route()
                 .guard(guard::Any(guard::Get()).or(guard::Head()))
-                .to(handler),
-        );
-        self
+                .to(handler.clone())
+        })
     }
 
     /// POST.
@@ -156,8 +165,7 @@ impl Endpoint {
         F::Output: Responder + 'static,
     {
         self.operations.push((method.clone(), F::REQUIREMENT));
-        self.resource = self.resource.route(web::route().method(method).to(handler));
-        self
+        self.route(|| web::route().method(method.clone()).to(handler.clone()))
     }
 
     /// The path, as the OpenAPI document writes it.
@@ -185,14 +193,17 @@ impl Endpoint {
     pub(crate) fn register(self, cfg: &mut web::ServiceConfig, prefix: &str) {
         let allow = self.allow();
         let name = RouteName(intern(&format!("{prefix}{}", self.path)));
-        cfg.service(self.resource.app_data(name).default_service(web::to(
-            move |req: HttpRequest| {
-                let error = ApiError::MethodNotAllowed {
-                    method: req.method().to_string(),
-                    allow: allow.clone(),
-                };
-                async move { Err::<HttpResponse, _>(error) }
-            },
-        )));
+        for resource in self.resources {
+            let allow = allow.clone();
+            cfg.service(resource.app_data(name).default_service(web::to(
+                move |req: HttpRequest| {
+                    let error = ApiError::MethodNotAllowed {
+                        method: req.method().to_string(),
+                        allow: allow.clone(),
+                    };
+                    async move { Err::<HttpResponse, _>(error) }
+                },
+            )));
+        }
     }
 }
