@@ -82,6 +82,25 @@ impl<'de> Deserialize<'de> for TrustedProxy {
     }
 }
 
+/// Who a request came from, for the access log: an address (kept as one, so it is
+/// formatted only when the line is written), or what a trusted proxy called it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Client {
+    /// An address.
+    Addr(IpAddr),
+    /// A name: `unknown` from a proxy, `unix` on a unix socket, `-` when unknown.
+    Named(String),
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Addr(addr) => addr.fmt(f),
+            Self::Named(name) => f.write_str(name),
+        }
+    }
+}
+
 /// The configured trusted proxies.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TrustedProxies {
@@ -131,23 +150,19 @@ impl TrustedProxies {
     }
 
     /// The client address for logs.
-    pub(crate) fn client_addr(&self, req: &HttpRequest) -> String {
-        let peer = || {
-            req.peer_addr().map_or_else(
-                || {
-                    if self.unix_peers {
-                        "unix".to_owned()
-                    } else {
-                        "-".to_owned()
-                    }
-                },
-                |addr| canonical(addr.ip()).to_string(),
-            )
+    pub(crate) fn client_addr(&self, req: &HttpRequest) -> Client {
+        let peer = || match req.peer_addr() {
+            Some(addr) => Client::Addr(canonical(addr.ip())),
+            None if self.unix_peers => Client::Named("unix".to_owned()),
+            None => Client::Named("-".to_owned()),
         };
         if !self.peer_is_trusted(req) {
             return peer();
         }
-        self.origin(req).client.unwrap_or_else(peer)
+        match self.origin(req).client {
+            Some(text) => text.parse().map_or(Client::Named(text), Client::Addr),
+            None => peer(),
+        }
     }
 
     /// `scheme://host` of this server as the client addressed it, or `None` when the host
@@ -334,7 +349,7 @@ mod tests {
             .to_http_request();
         let none = TrustedProxies::default();
         assert_eq!(none.base_url(&req).as_deref(), Some("http://internal:8080"));
-        assert_eq!(none.client_addr(&req), "10.0.0.1");
+        assert_eq!(none.client_addr(&req).to_string(), "10.0.0.1");
     }
 
     #[test]
@@ -351,7 +366,7 @@ mod tests {
             trusted.base_url(&req).as_deref(),
             Some("https://api.example")
         );
-        assert_eq!(trusted.client_addr(&req), "192.0.2.7");
+        assert_eq!(trusted.client_addr(&req).to_string(), "192.0.2.7");
     }
 
     #[test]
@@ -361,7 +376,10 @@ mod tests {
             .peer_addr(PROXY.parse().unwrap())
             .insert_header(("x-forwarded-for", "6.6.6.6, 192.0.2.7"))
             .to_http_request();
-        assert_eq!(trusting(&["10.0.0.1"]).client_addr(&req), "192.0.2.7");
+        assert_eq!(
+            trusting(&["10.0.0.1"]).client_addr(&req).to_string(),
+            "192.0.2.7"
+        );
     }
 
     #[test]
@@ -370,7 +388,10 @@ mod tests {
             .peer_addr(PROXY.parse().unwrap())
             .insert_header(("x-forwarded-for", "6.6.6.6, 192.0.2.7, 10.0.0.2"))
             .to_http_request();
-        assert_eq!(trusting(&["10.0.0.0/24"]).client_addr(&req), "192.0.2.7");
+        assert_eq!(
+            trusting(&["10.0.0.0/24"]).client_addr(&req).to_string(),
+            "192.0.2.7"
+        );
     }
 
     #[test]
@@ -383,7 +404,7 @@ mod tests {
             ))
             .to_http_request();
         let trusted = trusting(&["10.0.0.1"]);
-        assert_eq!(trusted.client_addr(&req), "2001:db8::7");
+        assert_eq!(trusted.client_addr(&req).to_string(), "2001:db8::7");
         assert_eq!(
             trusted.base_url(&req).as_deref(),
             Some("https://api.example")

@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::Method;
+use actix_web::http::{Method, Uri};
+
+use crate::forwarded::Client;
 use actix_web::http::header::HeaderValue;
 use log::{Level, Log, Metadata, Record};
 
@@ -49,25 +51,26 @@ enum Entry {
 
 /// Who called, as a request's extensions carry it for the access log.
 #[derive(Debug, Clone)]
-pub struct Subject(pub Arc<str>);
+pub(crate) struct Subject(pub(crate) Arc<str>);
 
 /// One answered request, as the access log records it.
 #[derive(Debug)]
-pub struct AccessRecord {
+pub(crate) struct AccessRecord {
     /// The client address (from a trusted proxy's headers, or the peer).
-    pub client: String,
+    pub(crate) client: Client,
     /// The method.
-    pub method: Method,
-    /// The path, without its query string (tokens could hide there).
-    pub path: String,
+    pub(crate) method: Method,
+    /// The request's URI (shared, not copied); only its path is logged, never its query
+    /// string, where tokens could hide.
+    pub(crate) uri: Uri,
     /// The status answered.
-    pub status: u16,
+    pub(crate) status: u16,
     /// How long it took.
-    pub took: Duration,
+    pub(crate) took: Duration,
     /// The request id.
-    pub request_id: HeaderValue,
+    pub(crate) request_id: HeaderValue,
     /// Who the bearer token said the caller is, when a token was checked.
-    pub subject: Option<Arc<str>>,
+    pub(crate) subject: Option<Arc<str>>,
 }
 
 struct Logger {
@@ -117,7 +120,7 @@ pub fn init(debug: bool) {
 }
 
 /// Records one answered request, when the access log is on. Never blocks.
-pub fn access(record: AccessRecord) {
+pub(crate) fn access(record: AccessRecord) {
     if !ACCESS_ON.load(Ordering::Relaxed) {
         return;
     }
@@ -127,7 +130,7 @@ pub fn access(record: AccessRecord) {
 }
 
 /// Whether [`access`] records anything: lets the caller skip gathering the facts.
-pub fn access_enabled() -> bool {
+pub(crate) fn access_enabled() -> bool {
     ACCESS_ON.load(Ordering::Relaxed)
 }
 
@@ -285,7 +288,7 @@ fn format_access(buffer: &mut String, stamp: &str, record: &AccessRecord) {
         "{stamp} INFO  {ACCESS_TARGET}] {} \"{} {}\" {} {:.1}ms request_id={}",
         record.client,
         record.method,
-        record.path,
+        record.uri.path(),
         record.status,
         record.took.as_secs_f64() * 1000.0,
         record.request_id.to_str().unwrap_or("-"),
@@ -327,9 +330,9 @@ mod tests {
             &mut buffer,
             "[2026-12-01T21:00:00Z",
             &AccessRecord {
-                client: "127.0.0.1".to_owned(),
+                client: Client::Addr("127.0.0.1".parse().unwrap()),
                 method: Method::GET,
-                path: "/api/".to_owned(),
+                uri: Uri::from_static("/api/?access_token=secret"),
                 status: 200,
                 took: Duration::from_micros(1234),
                 request_id: HeaderValue::from_static("abc"),

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
 use actix_web::middleware::Next;
@@ -17,13 +17,12 @@ use crate::metrics::{self, Metrics, RouteName};
 use crate::request_id::{RequestId, X_REQUEST_ID};
 
 /// Tags the request with an id, echoes it on the response and logs the outcome.
-pub(crate) async fn request_context(
+pub(crate) async fn request_context<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
     let started = Instant::now();
     let id = RequestId::for_request(req.headers().get(X_REQUEST_ID));
-    req.extensions_mut().insert(id.clone());
     let method = req.method().clone();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     // Gathered only when the access log is on; the writer thread formats it.
@@ -32,7 +31,7 @@ pub(crate) async fn request_context(
             Some(proxies) => proxies.client_addr(req.request()),
             None => TrustedProxies::default().client_addr(req.request()),
         };
-        (client, req.path().to_owned())
+        (client, req.uri().clone())
     });
     let finish = |status: u16, request: Option<&HttpRequest>, error: Option<&Error>| {
         let took = started.elapsed();
@@ -48,11 +47,11 @@ pub(crate) async fn request_context(
         {
             log::log!(level, "request_id={} {cause}", id.as_str());
         }
-        if let Some((client, path)) = access {
+        if let Some((client, uri)) = access {
             logging::access(AccessRecord {
                 client,
                 method: method.clone(),
-                path,
+                uri,
                 status,
                 took,
                 request_id: id.0.clone(),
@@ -64,7 +63,8 @@ pub(crate) async fn request_context(
     // The request is not cloned to keep for the error case: routing needs it unshared.
     match next.call(req).await {
         Ok(response) => {
-            let mut response = response.map_into_boxed_body();
+            // The handler's body passes through as it is (no boxing per request).
+            let mut response = response.map_into_left_body();
             response.headers_mut().insert(X_REQUEST_ID, id.0.clone());
             finish(
                 response.status().as_u16(),
@@ -74,10 +74,13 @@ pub(crate) async fn request_context(
             Ok(response)
         }
         Err(error) => {
-            let mut response = error.error_response();
+            let mut response = error.error_response().map_into_right_body::<B>();
             response.headers_mut().insert(X_REQUEST_ID, id.0.clone());
             finish(response.status().as_u16(), None, Some(&error));
-            Err(InternalError::from_response(error.to_string(), response).into())
+            Err(
+                InternalError::from_response(error.to_string(), response.map_into_boxed_body())
+                    .into(),
+            )
         }
     }
 }

@@ -26,8 +26,18 @@ impl RequestId {
     /// no system call per request, unlike a random UUID.
     fn fresh() -> Self {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let text = format!("{}-{n:x}", process_prefix());
-        Self(HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("-")))
+        // Written into a stack buffer: no formatting machinery, one copy into the value.
+        let prefix = process_prefix().as_bytes();
+        let mut id = [0u8; 16 + 1 + 16];
+        id[..prefix.len()].copy_from_slice(prefix);
+        id[prefix.len()] = b'-';
+        let mut len = prefix.len() + 1;
+        let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
+        for shift in (0..digits).rev() {
+            id[len] = b"0123456789abcdef"[((n >> (shift * 4)) & 0xf) as usize];
+            len += 1;
+        }
+        Self(HeaderValue::from_bytes(&id[..len]).unwrap_or_else(|_| HeaderValue::from_static("-")))
     }
 
     /// The id as text, for logs.
@@ -70,6 +80,14 @@ mod tests {
             assert_ne!(id.0, bad);
             assert!(is_acceptable(&id.0));
         }
+    }
+
+    #[test]
+    fn fresh_ids_are_the_process_prefix_and_a_counter_in_hex() {
+        let id = RequestId::fresh();
+        let (prefix, counter) = id.as_str().split_once('-').unwrap();
+        assert_eq!(prefix, process_prefix());
+        assert!(u64::from_str_radix(counter, 16).is_ok(), "{counter}");
     }
 
     #[test]
