@@ -141,21 +141,58 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
+/// A pooled connection, and whether a query found it cut off.
+///
+/// The pool does not test a connection before each use (a `SELECT 1` per request doubled
+/// the statements of a read), and the driver does not notice a connection whose server
+/// went away. So the query that meets the failure says so here, and the pool drops the
+/// connection instead of handing it out again: one request per dead connection pays.
+#[derive(Debug)]
+pub(crate) struct Pooled {
+    conn: DbConnection,
+    cut_off: bool,
+}
+
+impl Pooled {
+    /// Marks the connection as not to be used again.
+    pub(crate) fn cut_off(&mut self) {
+        self.cut_off = true;
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
 impl ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
+    type Connection = Pooled;
     type Error = ConnectionError;
 
-    fn connect(&self) -> Result<DbConnection, ConnectionError> {
-        self.establish()
+    fn connect(&self) -> Result<Pooled, ConnectionError> {
+        self.establish().map(|conn| Pooled {
+            conn,
+            cut_off: false,
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
-        conn.ping()
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), ConnectionError> {
+        conn.conn
+            .ping()
             .map_err(ConnectionError::CouldntSetupConfiguration)
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        conn.is_broken()
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
+        conn.cut_off || conn.conn.is_broken()
     }
 }
 

@@ -13,7 +13,6 @@ pub(crate) mod transaction;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{HandleError, Pool, PooledConnection, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
@@ -150,6 +149,10 @@ impl Db {
             .max_size(max_size)
             .min_idle(Some(1))
             .connection_timeout(timeout)
+            // No `SELECT 1` before every use: it doubled the statements of a read. A
+            // connection that broke is noticed by the query that finds it (503, and the
+            // pool drops it), so one request per dead connection pays, not every request.
+            .test_on_check_out(false)
             .error_handler(Box::new(PoolErrors(outage.clone())))
             .build_unchecked(manager);
         Self {
@@ -238,11 +241,15 @@ impl Db {
             let conn = checkout(&pool, remaining, timeout);
             metrics.pool_wait(waiting.elapsed());
             let mut conn = conn?;
-            if access == Access::Write {
-                // The lock wait gets what is left of the bound, not a fresh one.
-                sqlite_busy_timeout(&mut conn, deadline)?;
+            let result = f(&mut conn).map_err(Into::into);
+            if let Err(ApiError::Unavailable {
+                dependency: Dependency::Database,
+                ..
+            }) = &result
+            {
+                conn.cut_off();
             }
-            f(&mut conn).map_err(Into::into)
+            result
         });
         // The backstop: a call stuck in the driver (a link that went silent mid-query) is
         // answered at the bound; its thread gives up later, and rolls back, not commits.
@@ -287,14 +294,4 @@ fn checkout(
     }
     pool.get_timeout(remaining)
         .map_err(|e| unavailable(format!("no connection within {timeout:?}: {e}")))
-}
-
-fn sqlite_busy_timeout(conn: &mut DbConnection, deadline: Instant) -> Result<(), ApiError> {
-    if let DbConnection::Sqlite(sqlite) = conn {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        sqlite
-            .batch_execute(&format!("PRAGMA busy_timeout = {}", remaining.as_millis()))
-            .map_err(|e| ApiError::from(DbFailure::from(e)))?;
-    }
-    Ok(())
 }
