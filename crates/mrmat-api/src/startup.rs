@@ -91,7 +91,7 @@ fn prepare_database(settings: &Settings, metrics: Arc<Metrics>) -> Result<Db, St
         pool_size,
         settings.db_timeout,
         metrics,
-    ))
+    )?)
 }
 
 /// Where the server listens.

@@ -9,18 +9,20 @@ pub(crate) mod migrate;
 pub(crate) mod resources;
 pub mod schema;
 pub(crate) mod transaction;
+mod writer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::web;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{HandleError, Pool, PooledConnection, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
-use tokio::sync::Semaphore;
 
 pub(crate) use connection::ConnectionManager;
 pub(crate) use failure::DbFailure;
+use writer::Writer;
 
 use crate::error::{ApiError, Dependency};
 use crate::metrics::Metrics;
@@ -75,6 +77,9 @@ pub(crate) enum DbError {
         "--no-migrate: the database schema is behind ({0} pending migration(s)); run `mrmat-api migrate` first or start without --no-migrate"
     )]
     SchemaBehind(usize),
+    /// The SQLite writer thread could not be started.
+    #[error("cannot start the database writer thread: {0}")]
+    Writer(std::io::Error),
 }
 
 /// One direct connection, for start-up work (migrations, schema checks) and to fail at
@@ -112,9 +117,10 @@ pub(crate) enum Access {
 pub(crate) struct Db {
     pool: DbPool,
     timeout: Duration,
-    /// SQLite has one writer at a time. Writers queue here, without holding a pooled
-    /// connection, so a long wait for the write lock never starves the readers.
-    writers: Option<Arc<Semaphore>>,
+    /// SQLite has one writer at a time: its writes queue for the writer thread, without
+    /// holding a pooled connection, so a long wait for the write lock never starves the
+    /// readers.
+    writer: Option<Writer>,
     outage: Arc<Outage>,
     /// A full disk is an outage of its own, logged at ERROR: an operator must free space.
     storage: Arc<Outage>,
@@ -141,10 +147,13 @@ impl Db {
         max_size: u32,
         timeout: Duration,
         metrics: Arc<Metrics>,
-    ) -> Self {
+    ) -> Result<Self, DbError> {
         let outage = Arc::new(Outage::new("the database"));
         let manager = ConnectionManager::new(url.clone(), timeout);
-        let writers = manager.is_sqlite().then(|| Arc::new(Semaphore::new(1)));
+        let writer = match manager.is_sqlite() {
+            true => Some(Writer::start().map_err(DbError::Writer)?),
+            false => None,
+        };
         let pool = Pool::builder()
             .max_size(max_size)
             .min_idle(Some(1))
@@ -155,10 +164,10 @@ impl Db {
             .test_on_check_out(false)
             .error_handler(Box::new(PoolErrors(outage.clone())))
             .build_unchecked(manager);
-        Self {
+        Ok(Self {
             pool,
             timeout,
-            writers,
+            writer,
             outage,
             storage: Arc::new(Outage::described(
                 "the database's storage",
@@ -166,11 +175,11 @@ impl Db {
                 ("is full", "takes writes again"),
             )),
             metrics,
-        }
+        })
     }
 
-    /// Runs `f` with a pooled connection on the blocking thread pool. Every wait (for the
-    /// SQLite write turn, a free connection, a lock, the query) ends by `--db-timeout`.
+    /// Runs `f` with a pooled connection on the blocking thread pool (SQLite writes: on the
+    /// writer thread). Every wait (for the SQLite write turn, a free connection, a lock, the query) ends by `--db-timeout`.
     pub(crate) async fn run<T, E, F>(&self, access: Access, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -212,53 +221,42 @@ impl Db {
         E: Into<ApiError>,
         T: Send + 'static,
     {
-        let permit = match (&self.writers, access) {
-            (Some(writers), Access::Write) => {
-                let wait =
-                    tokio::time::timeout_at(deadline.into(), writers.clone().acquire_owned());
-                match wait.await {
-                    Ok(Ok(permit)) => Some(permit),
-                    Ok(Err(_)) => return Err(ApiError::internal("the writer queue is closed")),
-                    Err(_) => {
-                        return Err(unavailable(format!(
-                            "no turn to write within {:?}",
-                            self.timeout
-                        )));
-                    }
-                }
-            }
-            _ => None,
-        };
         let pool = self.pool.clone();
         let timeout = self.timeout;
         let metrics = self.metrics.clone();
-        let work = actix_web::web::block(move || {
-            let _permit = permit;
-            // A write still running when the caller has been answered 503 must not commit.
-            let _deadline = transaction::Deadline::set(deadline);
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let waiting = Instant::now();
-            let conn = checkout(&pool, remaining, timeout);
-            metrics.pool_wait(waiting.elapsed());
-            let mut conn = conn?;
-            let result = f(&mut conn).map_err(Into::into);
-            if let Err(ApiError::Unavailable {
-                dependency: Dependency::Database,
-                ..
-            }) = &result
-            {
-                conn.cut_off();
-            }
-            result
-        });
+        let work = move || on_connection(&pool, deadline, timeout, &metrics, f);
         // The backstop: a call stuck in the driver (a link that went silent mid-query) is
         // answered at the bound; its thread gives up later, and rolls back, not commits.
-        match tokio::time::timeout_at(deadline.into(), work).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(blocking)) => Err(ApiError::internal(format!(
-                "database task failed: {blocking}"
-            ))),
-            Err(_) => Err(unavailable(format!("no answer within {:?}", self.timeout))),
+        let late = || unavailable(format!("no answer within {timeout:?}"));
+        match (&self.writer, access) {
+            (Some(writer), Access::Write) => {
+                let (answer, answered) = tokio::sync::oneshot::channel();
+                writer
+                    .submit(Box::new(move || {
+                        // A write whose turn came after its bound was answered 503: it
+                        // must not land behind that answer.
+                        let result = if Instant::now() >= deadline {
+                            Err(unavailable(format!("no turn to write within {timeout:?}")))
+                        } else {
+                            work()
+                        };
+                        // Nobody waits for an answer given after the bound.
+                        let _ = answer.send(result);
+                    }))
+                    .map_err(|refused| unavailable(refused.to_string()))?;
+                match tokio::time::timeout_at(deadline.into(), answered).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(_)) => Err(ApiError::internal("the database write panicked")),
+                    Err(_) => Err(late()),
+                }
+            }
+            _ => match tokio::time::timeout_at(deadline.into(), web::block(work)).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(blocking)) => Err(ApiError::internal(format!(
+                    "database task failed: {blocking}"
+                ))),
+                Err(_) => Err(late()),
+            },
         }
     }
 
@@ -275,6 +273,37 @@ impl Db {
         })
         .await
     }
+}
+
+/// Runs `f` on a pooled connection, on the calling (blocking) thread: a write that finds
+/// `deadline` passed when it would commit rolls back (see [`transaction::Deadline`]), and a
+/// connection a query found cut off goes back to the pool marked, to be dropped.
+fn on_connection<T, E, F>(
+    pool: &DbPool,
+    deadline: Instant,
+    timeout: Duration,
+    metrics: &Metrics,
+    f: F,
+) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: Into<ApiError>,
+{
+    let _deadline = transaction::Deadline::set(deadline);
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let waiting = Instant::now();
+    let conn = checkout(pool, remaining, timeout);
+    metrics.pool_wait(waiting.elapsed());
+    let mut conn = conn?;
+    let result = f(&mut conn).map_err(Into::into);
+    if let Err(ApiError::Unavailable {
+        dependency: Dependency::Database,
+        ..
+    }) = &result
+    {
+        conn.cut_off();
+    }
+    result
 }
 
 fn unavailable(cause: String) -> ApiError {
