@@ -103,7 +103,7 @@ pub(crate) fn establish(url: &DatabaseUrl, timeout: Duration) -> Result<DbConnec
         })
 }
 
-/// Whether a call reads or writes; SQLite writers take turns before they take a connection.
+/// Whether a call reads or writes; SQLite writes take turns on the writer thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
     /// Reads only.
@@ -179,7 +179,8 @@ impl Db {
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool (SQLite writes: on the
-    /// writer thread). Every wait (for the SQLite write turn, a free connection, a lock, the query) ends by `--db-timeout`.
+    /// writer thread). Every wait (for the SQLite write turn, a free connection, a lock,
+    /// the query) ends by `--db-timeout`.
     pub(crate) async fn run<T, E, F>(&self, access: Access, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
