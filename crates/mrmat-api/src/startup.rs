@@ -89,6 +89,7 @@ fn prepare_database(settings: &Settings, metrics: Arc<Metrics>) -> Result<Db, St
     Ok(Db::new(
         &settings.database,
         pool_size,
+        u32::try_from(settings.workers).unwrap_or(u32::MAX),
         settings.db_timeout,
         metrics,
     )?)

@@ -24,6 +24,8 @@ const SQLITE_JOURNAL_SIZE_LIMIT: u64 = 4 * 1024 * 1024;
 pub(crate) struct ConnectionManager {
     url: DatabaseUrl,
     timeout: Duration,
+    /// SQLite connections that only read, on an async worker: they never wait for a lock.
+    inline_reads: bool,
 }
 
 impl std::fmt::Debug for ConnectionManager {
@@ -32,6 +34,7 @@ impl std::fmt::Debug for ConnectionManager {
         f.debug_struct("ConnectionManager")
             .field("backend", &self.url.backend())
             .field("timeout", &self.timeout)
+            .field("inline_reads", &self.inline_reads)
             .finish()
     }
 }
@@ -39,7 +42,21 @@ impl std::fmt::Debug for ConnectionManager {
 impl ConnectionManager {
     /// Connections to `url` whose waits are bounded by `timeout`.
     pub(crate) fn new(url: DatabaseUrl, timeout: Duration) -> Self {
-        Self { url, timeout }
+        Self {
+            url,
+            timeout,
+            inline_reads: false,
+        }
+    }
+
+    /// SQLite connections for reads run on an async worker: read-only, and a read that
+    /// meets a lock fails at once (`busy_timeout = 0`) instead of holding up the worker.
+    pub(crate) fn inline_reads(url: DatabaseUrl) -> Self {
+        Self {
+            url,
+            timeout: Duration::ZERO,
+            inline_reads: true,
+        }
     }
 
     /// Whether the connections are SQLite ones.
@@ -58,6 +75,10 @@ impl ConnectionManager {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 conn.batch_execute(&sqlite_pragmas(self.timeout))
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                if self.inline_reads {
+                    conn.batch_execute("PRAGMA query_only = ON;")
+                        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                }
                 Ok(DbConnection::Sqlite(conn))
             }
         }
