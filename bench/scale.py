@@ -30,7 +30,7 @@ import harness as h
 # The query of `db::resources::list`, as Diesel writes it.
 LIST_SQL = (
     "SELECT resources.id, resources.owner_id, resources.name, resources.created_at, resources.updated_at, "
-    "owners.id, owners.subject, owners.client_id, owners.name, owners.created_at "
+    "owners.id, owners.subject, owners.client_id, owners.name "
     "FROM resources INNER JOIN owners ON owners.id = resources.owner_id "
     "WHERE resources.id > {after} ORDER BY resources.id ASC LIMIT {limit} OFFSET {offset}"
 )
