@@ -12,6 +12,7 @@ Python standard library only, so the benchmark needs no virtual environment.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -648,3 +649,28 @@ def write_doc_section(path: Path, *, main: str | None = None, scale: str | None 
 
 def make_tmp() -> Path:
     return Path(tempfile.mkdtemp(prefix="mrmat-bench."))
+
+
+def main(run, args) -> int:
+    """Runs `run(args, procs, tmp, stack)` with the processes it starts, a temporary
+    directory and an exit stack (PostgreSQL databases, dropped last), and cleans all up;
+    `--keep-tmp` keeps the directory. Exit 1 on a BenchError, 130 on Ctrl-C."""
+    install_signal_exits()
+    procs = Procs()
+    tmp = make_tmp()
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                return run(args, procs, tmp, stack)
+            finally:
+                procs.stop_all()
+    except BenchError as e:
+        log(f"error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if args.keep_tmp:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -18,7 +18,6 @@ import contextlib
 import datetime
 import http.client
 import shlex
-import shutil
 import subprocess
 import sys
 import threading
@@ -60,26 +59,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    h.install_signal_exits()
-    procs = h.Procs()
-    tmp = h.make_tmp()
-    try:
-        with contextlib.ExitStack() as stack:  # PostgreSQL databases, dropped last
-            try:
-                return run(args, procs, tmp, stack)
-            finally:
-                procs.stop_all()
-    except h.BenchError as e:
-        h.log(f"error: {e}")
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        if args.keep_tmp:
-            h.log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return h.main(run, parse_args(argv))
 
 
 def run(args, procs: h.Procs, tmp: Path, stack: contextlib.ExitStack) -> int:

@@ -284,7 +284,7 @@ async fn launch(binary: &Path, dir: &Path, conf: &Path, port: u16) -> Result<Run
 
 /// A self-signed certificate and key for 127.0.0.1 in `dir`, made with the `openssl`
 /// command line.
-fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+pub fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     let mut command = Command::new("openssl");

@@ -152,26 +152,40 @@ async fn without_a_client_request_id_the_proxy_and_server_share_the_one_nginx_ma
     proxied.nginx.access_log_line(&format!("rid={id}")).await;
 }
 
-#[tokio::test]
-async fn forwarding_headers_a_client_sends_through_the_proxy_are_replaced() {
-    let Some(proxied) = behind_nginx().await else {
-        return;
-    };
+/// A create sent to `url` with every forwarding header forged (client 203.0.113.9, host
+/// evil.example, scheme `proto`); the `Location` it is answered with, asserting a 201.
+async fn create_with_forged_forwarding(url: String, request_id: &str, proto: &str) -> String {
     let token = Oidc::shared().token(TestClient::Rw).await;
     let response = client()
-        .post(proxied.nginx.url("/api/resource/v1/"))
+        .post(url)
         .bearer_auth(&token)
-        .header("x-request-id", "forged-through-proxy")
+        .header("x-request-id", request_id)
         .header("x-forwarded-for", "203.0.113.9")
-        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-proto", proto)
         .header("x-forwarded-host", "evil.example")
-        .header("forwarded", "for=203.0.113.9;proto=http;host=evil.example")
+        .header(
+            "forwarded",
+            format!("for=203.0.113.9;proto={proto};host=evil.example"),
+        )
         .json(&json!({ "name": unique_name() }))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    response.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn forwarding_headers_a_client_sends_through_the_proxy_are_replaced() {
+    let Some(proxied) = behind_nginx().await else {
+        return;
+    };
+    let location = create_with_forged_forwarding(
+        proxied.nginx.url("/api/resource/v1/"),
+        "forged-through-proxy",
+        "http",
+    )
+    .await;
     assert!(
         location.starts_with(&format!("https://127.0.0.1:{}/", proxied.nginx.port)),
         "{location}"
@@ -185,22 +199,13 @@ async fn forwarding_headers_from_a_peer_the_server_does_not_trust_are_ignored() 
     let Some(proxied) = behind_nginx().await else {
         return;
     };
-    let token = Oidc::shared().token(TestClient::Rw).await;
     // Straight to the server, from the client's address, which it does not trust.
-    let response = client()
-        .post(proxied.server.url("/api/resource/v1/"))
-        .bearer_auth(&token)
-        .header("x-request-id", "forged-direct")
-        .header("x-forwarded-for", "203.0.113.9")
-        .header("x-forwarded-proto", "https")
-        .header("x-forwarded-host", "evil.example")
-        .header("forwarded", "for=203.0.113.9;proto=https;host=evil.example")
-        .json(&json!({ "name": unique_name() }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    let location = create_with_forged_forwarding(
+        proxied.server.url("/api/resource/v1/"),
+        "forged-direct",
+        "https",
+    )
+    .await;
     assert!(
         location.starts_with(&format!("http://127.0.0.1:{}/", proxied.server.port)),
         "{location}"
@@ -308,37 +313,17 @@ async fn the_shipped_site_configuration_passes_nginx_s_own_check() {
     // directory, as they are to /etc/nginx.
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(nginx::shipped("snippets"), dir.path().join("snippets")).unwrap();
-    let mut openssl = Command::new("openssl");
-    openssl
-        .args(["req", "-x509", "-newkey", "ec"])
-        .args([
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=api.example.com",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-        ])
-        .current_dir(dir.path());
-    let made = run_with_deadline(&mut openssl, Duration::from_secs(30));
-    assert!(made.success, "openssl: {}", made.output);
+    let (cert, key) = nginx::self_signed_certificate(dir.path());
     let d = dir.path().display();
     let shipped = std::fs::read_to_string(nginx::shipped("mrmat-api.conf")).unwrap();
     let site = shipped
         .replace(
             "/etc/ssl/certs/api.example.com.fullchain.pem",
-            &format!("{d}/cert.pem"),
+            &cert.display().to_string(),
         )
         .replace(
             "/etc/ssl/private/api.example.com.key",
-            &format!("{d}/key.pem"),
+            &key.display().to_string(),
         )
         .replace("/var/log/nginx/", &format!("{d}/"))
         .replace("listen 80;", "listen 127.0.0.1:1080;")
