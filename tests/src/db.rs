@@ -1,6 +1,9 @@
 //! A fresh database per test: an SQLite file in a temporary directory, or a new
 //! PostgreSQL database on the server `MRMAT_TEST_POSTGRES_URL` names, dropped afterwards.
 
+use std::path::Path;
+
+use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
 use mrmat_api::settings::DatabaseUrl;
 use tempfile::TempDir;
@@ -84,6 +87,22 @@ impl TestDb {
             DatabaseUrl::Postgres(url) => url.expose().to_owned(),
         }
     }
+}
+
+/// How long a test's own SQLite connection waits for a lock the server's connections hold.
+const OUTSIDE_BUSY_MS: u32 = 10_000;
+
+/// A test's own connection to an SQLite file a server uses or has used, waiting for its
+/// locks instead of failing at once: the last of the server's connections to close
+/// checkpoints the log under an exclusive lock, and r2d2 may still be closing one it was
+/// opening in the background when the server stopped.
+pub fn sqlite_connection(path: &Path) -> SqliteConnection {
+    let mut conn =
+        SqliteConnection::establish(&path.to_string_lossy()).expect("open the SQLite file");
+    diesel::sql_query(format!("PRAGMA busy_timeout = {OUTSIDE_BUSY_MS}"))
+        .execute(&mut conn)
+        .expect("set the busy timeout");
+    conn
 }
 
 impl Drop for TestDb {

@@ -2,6 +2,7 @@
 
 use diesel::{Connection, RunQueryDsl};
 use mrmat_api::settings::DatabaseUrl;
+use mrmat_api_testkit::db::sqlite_connection;
 use mrmat_api_testkit::{Oidc, TestApp, TestClient, backend_tests};
 
 use crate::helpers::assert_problem;
@@ -11,8 +12,7 @@ fn drop_resources_table(url: &DatabaseUrl) {
     let sql = "DROP TABLE resources";
     match url {
         DatabaseUrl::Sqlite(path) => {
-            let mut conn =
-                diesel::sqlite::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+            let mut conn = sqlite_connection(path);
             diesel::sql_query(sql).execute(&mut conn).unwrap();
         }
         DatabaseUrl::Postgres(url) => {

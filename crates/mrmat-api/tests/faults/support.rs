@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use diesel::{Connection, QueryDsl, RunQueryDsl};
 use mrmat_api::schema::resources;
 use mrmat_api::settings::DatabaseUrl;
+use mrmat_api_testkit::db::sqlite_connection;
 use mrmat_api_testkit::{Backend, Oidc, TestApp};
 use reqwest::Response;
 use serde_json::Value;
@@ -16,8 +17,7 @@ use serde_json::Value;
 pub fn stored_ids(url: &DatabaseUrl) -> BTreeSet<i64> {
     let ids: Vec<i64> = match url {
         DatabaseUrl::Sqlite(path) => {
-            let mut conn =
-                diesel::sqlite::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+            let mut conn = sqlite_connection(path);
             resources::table
                 .select(resources::id)
                 .load(&mut conn)
