@@ -1,7 +1,7 @@
 //! The real application, built with `Application::build` like `main` does, on
 //! 127.0.0.1 port 0 with a database of its own.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use mrmat_api::Application;
@@ -13,6 +13,13 @@ use crate::idp::eventually;
 
 /// How long `Application::build` may take (it connects to the database and migrates).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a dropped server may take to stop. Its requests end within their own bounds
+/// (the database and provider timeouts), well inside this.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a stopping server is looked at.
+const STOP_POLL: Duration = Duration::from_millis(2);
 
 /// A running server for one test. Stopped when dropped.
 #[derive(Debug)]
@@ -185,8 +192,20 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         // Sends the stop command at once; the server's own thread carries it out.
         drop(self.handle.stop(false));
-        if let Some(thread) = self.thread.take() {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        // A join has no timeout of its own.
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(STOP_POLL);
+        }
+        if thread.is_finished() {
             let _ = thread.join();
+        } else {
+            // No panic here: drop may run while a test unwinds. The test process ends
+            // soon and takes the thread with it.
+            eprintln!("the test server did not stop within {STOP_TIMEOUT:?}; left behind");
         }
     }
 }
