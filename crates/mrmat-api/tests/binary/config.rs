@@ -334,3 +334,50 @@ fn debug_in_the_config_file_turns_on_debug_logging() {
         "{log}"
     );
 }
+
+/// The `MRMAT_API_*` names in `text` (not the prefix alone, as in `MRMAT_API_<NAME>`).
+fn variable_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .filter(|word| word.starts_with("MRMAT_API_") && !word.ends_with('_'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every file under `dir`, depth first.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn every_variable_the_shipped_deployment_files_set_is_an_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = run(dir.path(), &["--help"], &[]);
+    let options = variable_names(&String::from_utf8_lossy(&help.stdout));
+    assert!(options.contains("MRMAT_API_DB"), "help names the variables");
+
+    let var = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../var");
+    let mut checked = 0;
+    for file in files_under(&var) {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for name in variable_names(&text) {
+            assert!(
+                options.contains(&name),
+                "{} sets {name}, which is no option of mrmat-api",
+                file.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "the deployment files were read: {checked}");
+}
