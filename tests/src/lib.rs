@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod app;
+pub mod client_home;
 pub mod db;
 pub mod glewlwyd;
 pub mod idp;

@@ -7,7 +7,7 @@ use mrmat_api_testkit::{Backend, Oidc, TestApp};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::harness::{Home, bounded, stderr};
+use crate::harness::{Home, bounded, mode, stderr};
 
 async fn app_with(oidc: &Oidc) -> TestApp {
     TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await
@@ -88,8 +88,8 @@ async fn the_token_cache_is_readable_by_its_owner_only() {
     let home = Home::new(&app.address);
     home.login(idp, "alice").await;
     let file = home.cache_file().expect("cache file");
-    assert_eq!(Home::mode(&file), 0o600);
-    assert_eq!(Home::mode(file.parent().unwrap()), 0o700);
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(!text.contains("id_token"), "the ID token is not kept");
 }

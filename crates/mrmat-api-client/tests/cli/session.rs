@@ -5,7 +5,7 @@ use std::time::Duration;
 use mrmat_api_testkit::idp::{Idp, IdpOptions, eventually};
 use mrmat_api_testkit::{Backend, Oidc, TestApp, TestClient};
 
-use crate::harness::{Home, stderr};
+use crate::harness::{Home, mode, stderr};
 
 fn refresh_grants(stats: &mrmat_api_testkit::idp::Stats) -> usize {
     stats
@@ -158,7 +158,7 @@ async fn a_damaged_cache_is_reported_and_replaced_by_the_next_login() {
 
     home.login(idp, "bob").await;
     assert_eq!(home.current_login().await["subject"], "bob");
-    assert_eq!(Home::mode(&file), 0o600);
+    assert_eq!(mode(&file), 0o600);
 }
 
 /// Logs `home` in through the 2-second client and waits until its access token expired.
