@@ -1,8 +1,9 @@
 //! Test harness shared by the workspace's tests: the real test identity provider
 //! (`tests/idp/`), a fresh database per test on SQLite and PostgreSQL, the real
 //! application spawned on a random port (in process, or the binary as a child process:
-//! `server_process`), and a real nginx in front of it (`nginx`); every child process a
-//! test starts is bounded in time (`process`).
+//! `server_process`), a real nginx in front of it (`nginx`), and the client binary on a
+//! user's machine of its own (`client_home`); every child process a test starts is
+//! bounded in time (`process`).
 //!
 //! Set `MRMAT_TEST_POSTGRES_URL` to run every database test on PostgreSQL too, and
 //! `MRMAT_TEST_OIDC_CONFIG` to run the authentication tests against a real Keycloak.
