@@ -144,7 +144,7 @@ impl ClientHome {
             seen.push_str(&line);
         }
         if let Some(link) = link {
-            answer(link).await;
+            bounded("the login's answer", answer(link)).await;
         }
         let mut rest = String::new();
         bounded("login", stderr.read_to_string(&mut rest))
