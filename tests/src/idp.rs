@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::process::{self, Echo, Running, Streams, TAIL_BYTES, WaitError};
 
 /// How long `npm ci` may take on a fresh clone (it downloads the packages; about 6 s
-/// here). Below nextest's per-test limit (180 s), so npm's own error is what shows.
+/// here). Below the test runner's per-test limit (180 s), so npm's own error is what shows.
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a provider may take to print its ready line before it is killed. It needs

@@ -1,0 +1,3 @@
+//! The workspace's own tasks; `main.rs` dispatches to them.
+
+pub mod test;
