@@ -151,7 +151,7 @@ impl Job {
                     Outcome::TimedOut
                 } else if !succeeded {
                     Outcome::Failed
-                } else if output.lines().any(|l| l.starts_with(SKIP_PREFIX)) {
+                } else if said_skipped(name, &output) {
                     Outcome::Skipped
                 } else {
                     Outcome::Passed
@@ -166,6 +166,17 @@ impl Job {
             output,
         }
     }
+}
+
+/// Whether a test run alone said it skipped: on a line of its own, or right after
+/// libtest's `test NAME ... `, which stands unfinished while the test runs.
+fn said_skipped(name: &str, output: &str) -> bool {
+    let started = format!("test {name} ... ");
+    output.lines().any(|line| {
+        line.strip_prefix(&started)
+            .unwrap_or(line)
+            .starts_with(SKIP_PREFIX)
+    })
 }
 
 /// Each test's outcome from libtest's own lines: `test NAME ... ok` (or `FAILED`), and,
@@ -266,6 +277,25 @@ skipped: no Java here
             outcomes.iter().map(|(_, o)| *o).collect::<Vec<_>>(),
             [Outcome::Passed, Outcome::Failed, Outcome::Skipped]
         );
+    }
+
+    #[test]
+    fn a_skip_line_right_after_libtest_s_test_line_is_a_skip() {
+        let output = "running 1 test\ntest a::b ... skipped: no PostgreSQL\nok\n";
+        assert!(said_skipped("a::b", output));
+    }
+
+    #[test]
+    fn a_skip_line_of_its_own_is_a_skip() {
+        assert!(said_skipped("a::b", "running 1 test\nskipped: no nginx\n"));
+    }
+
+    #[test]
+    fn skipped_inside_a_line_is_no_skip() {
+        assert!(!said_skipped(
+            "a::b",
+            "test a::b ... the user skipped: nothing\nok\n"
+        ));
     }
 
     #[test]
