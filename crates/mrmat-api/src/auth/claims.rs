@@ -69,6 +69,8 @@ pub(crate) struct Rules<'a> {
     pub(crate) ceiling: Duration,
     /// `aud` must name one of these; empty accepts any.
     pub(crate) audiences: &'a [String],
+    /// The provider asked, as [`Identity::issuer`] names it.
+    pub(crate) issuer: &'a Arc<str>,
 }
 
 /// Whether an introspection answer describes a usable access token, and whose.
@@ -128,6 +130,7 @@ pub(crate) fn judge(response: &IntrospectionResponse, rules: Rules<'_>) -> Verdi
     // must not become a 500.
     let display = |s: String| s.chars().filter(|c| *c != '\0').collect::<String>();
     let principal = Identity {
+        issuer: Arc::clone(rules.issuer),
         client_id: display(client_id.unwrap_or_else(|| subject.clone())),
         username: display(username),
         subject: Arc::from(subject),
@@ -155,6 +158,7 @@ mod tests {
             Rules {
                 ceiling: Duration::from_secs(300),
                 audiences,
+                issuer: &Arc::from("https://idp.example"),
             },
         )
     }
@@ -176,8 +180,8 @@ mod tests {
         }));
         let p = v.principal.unwrap();
         assert_eq!(
-            (&*p.subject, p.username.as_str(), p.client_id.as_str()),
-            ("u1", "alice", "cli")
+            (&*p.issuer, &*p.subject, p.username.as_str(), p.client_id.as_str()),
+            ("https://idp.example", "u1", "alice", "cli")
         );
         assert!(p.has_scope(Scope::ResourceRead));
         assert!(!p.has_scope(Scope::ResourceWrite));

@@ -51,6 +51,8 @@ impl Expiry<[u8; 32], Verdict> for VerdictExpiry {
 /// Checks bearer tokens with the identity provider.
 pub(crate) struct Authenticator {
     settings: OidcSettings,
+    /// The issuer as identities name it (see [`super::Identity::issuer`]).
+    issuer: Arc<str>,
     http: ProviderHttp,
     endpoints: OnceCell<Endpoints>,
     /// Set with `--oidc-introspection-token-scope`: introspect with this, not Basic.
@@ -104,6 +106,7 @@ impl Authenticator {
                 .introspection_token_scope
                 .clone()
                 .map(ServiceToken::new),
+            issuer: Arc::from(settings.issuer.as_str().trim_end_matches('/')),
             settings,
             http,
             endpoints: OnceCell::new(),
@@ -112,6 +115,14 @@ impl Authenticator {
             misconfigured: Outage::logged_at("token introspection", log::Level::Error),
             metrics,
         })
+    }
+
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            ceiling: self.settings.cache_ttl,
+            audiences: &self.settings.audiences,
+            issuer: &self.issuer,
+        }
     }
 
     /// The settings this authenticator uses.
@@ -221,10 +232,7 @@ impl Authenticator {
     }
 
     async fn introspect(&self, token: &str) -> Result<Verdict, ProviderError> {
-        let rules = Rules {
-            ceiling: self.settings.cache_ttl,
-            audiences: &self.settings.audiences,
-        };
+        let rules = self.rules();
         let started = Instant::now();
         let answer = self.ask(token).await;
         let verdict = match &answer {
@@ -248,10 +256,7 @@ impl Authenticator {
     /// What the provider says about `token`, for `doctor`: the raw answer and the
     /// server's verdict on it. Never cached.
     pub(crate) async fn examine(&self, token: &str) -> Result<Examined, ProviderError> {
-        let rules = Rules {
-            ceiling: self.settings.cache_ttl,
-            audiences: &self.settings.audiences,
-        };
+        let rules = self.rules();
         Ok(match self.ask(token).await? {
             Answer::Introspected(response) => {
                 let accepted = claims::judge(&response, rules).principal.is_some();

@@ -30,6 +30,10 @@ use crate::logging::Subject;
 /// introspection cache and the requests that present the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Identity {
+    /// The provider that vouches for the token: its issuer as configured, without a
+    /// trailing slash. With the subject it keys the owner: `alice` of one provider is
+    /// not `alice` of another.
+    pub(crate) issuer: Arc<str>,
     /// Stable identity: the token's `sub`, or `client:<client_id>` for a token that has
     /// no user (client credentials).
     pub(crate) subject: Arc<str>,
