@@ -401,12 +401,23 @@ ${form}
 };
 
 // --- 8. stats -------------------------------------------------------------------
-const stats = { introspections: 0, revocations: 0, device_authorizations: 0, token_requests: [] };
+const stats = {
+  introspections: 0, revocations: 0, device_authorizations: 0, device_requests: [], token_requests: [],
+};
 function resetStats() {
   stats.introspections = 0;
   stats.revocations = 0;
   stats.device_authorizations = 0;
+  stats.device_requests = [];
   stats.token_requests = [];
+}
+
+// The resource indicator (RFC 8707 `resource`, or Auth0's `audience`) a request sent, as
+// sent: a string, an array when repeated, null when absent. Read from the form itself,
+// because with resource indicators off the library leaves `resource` out of its params.
+function targetParams(ctx) {
+  const form = ctx.oidc?.body ?? ctx.request.body ?? {};
+  return { resource: form.resource ?? null, audience: form.audience ?? null };
 }
 
 function basicClientId(ctx) {
@@ -495,7 +506,19 @@ provider.use(async (ctx, next) => {
   switch (ctx.path) {
     case routes.introspection: stats.introspections += 1; break;
     case routes.revocation: stats.revocations += 1; break;
-    case routes.deviceAuthorization: stats.device_authorizations += 1; break;
+    case routes.deviceAuthorization: {
+      stats.device_authorizations += 1;
+      try {
+        await next();
+      } finally {
+        stats.device_requests.push({
+          client_id: ctx.oidc?.client?.clientId ?? ctx.oidc?.body?.client_id ?? basicClientId(ctx),
+          ...targetParams(ctx),
+          status: ctx.status,
+        });
+      }
+      return;
+    }
     case routes.token: {
       const at = Date.now();
       try {
@@ -514,6 +537,7 @@ provider.use(async (ctx, next) => {
           at_ms: at,
           grant_type: grantType,
           client_id: clientId ?? basicClientId(ctx),
+          ...targetParams(ctx),
           status: ctx.status,
         });
       }
