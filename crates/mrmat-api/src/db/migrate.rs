@@ -83,3 +83,6 @@ fn embedded_versions(migrations: EmbeddedMigrations) -> Result<Vec<String>, DbEr
 fn versions(applied: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
     applied.iter().map(ToString::to_string).collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,8 @@ pub(crate) mod failure;
 pub(crate) mod migrate;
 pub(crate) mod resources;
 pub mod schema;
+#[cfg(test)]
+mod testing;
 pub(crate) mod transaction;
 mod writer;
 

@@ -52,7 +52,7 @@ fn migrate_twice(backend: Backend) {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(String::from_utf8_lossy(&first.stdout).contains("applied 2 migration"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied 3 migration"));
     let second = run(db.dir.path(), &["migrate", "--db", &url], &[]);
     assert_eq!(second.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&second.stdout).contains("up to date"));
