@@ -5,6 +5,11 @@
 //! unique index, not a read-then-write check, decides which of two racing writes of one
 //! name wins; the loser's transaction is rolled back and the holder of the name is looked
 //! up afterwards, so the conflict can name it.
+//!
+//! An owner is keyed by (issuer, subject): `alice` of one provider is not `alice` of
+//! another. Rows without an issuer were written before owners had one (or, during a
+//! rolling upgrade, by an instance of that release); they belong to the provider that
+//! release served, whose identities adopt them (see [`OwnerIdentity::adopt_legacy`]).
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
@@ -23,7 +28,7 @@ use crate::error::ApiError;
 pub(crate) struct OwnerRow {
     /// Id.
     pub(crate) id: i64,
-    /// The token subject this owner is.
+    /// The token subject this owner is (of its issuer, which no answer shows).
     pub(crate) subject: String,
     /// Client id seen on the owner's last write.
     pub(crate) client_id: String,
@@ -51,12 +56,32 @@ pub(crate) struct ResourceRow {
 /// Who is writing: what the token says about its holder.
 #[derive(Debug, Clone)]
 pub(crate) struct OwnerIdentity<'a> {
+    /// The provider that vouches for the token; with the subject it keys the owner.
+    pub(crate) issuer: &'a str,
     /// Token subject.
     pub(crate) subject: &'a str,
     /// Client the token was issued to.
     pub(crate) client_id: &'a str,
     /// Display name.
     pub(crate) name: &'a str,
+    /// Whether an owner row of this subject without an issuer is this identity's, which
+    /// it then adopts (sets its issuer) on its next write. Such rows come from the release
+    /// before owners had an issuer, which served one provider: true only for identities of
+    /// that provider, the server's primary (first configured) one. Another provider's
+    /// `alice` must never inherit them.
+    pub(crate) adopt_legacy: bool,
+}
+
+impl OwnerIdentity<'_> {
+    /// Whether the owner row of `subject` and `issuer` (`None`: written without one) is
+    /// this identity.
+    fn is(&self, issuer: Option<&str>, subject: &str) -> bool {
+        subject == self.subject
+            && match issuer {
+                Some(issuer) => issuer == self.issuer,
+                None => self.adopt_legacy,
+            }
+    }
 }
 
 /// Why a resource operation did not happen.
@@ -150,7 +175,8 @@ pub(crate) fn get(conn: &mut DbConnection, id: i64) -> Result<ResourceWithOwner,
 enum Attempt {
     /// The name is taken; `owner_id` is whose.
     NameTaken { owner_id: i64 },
-    /// A concurrent first write of the same subject created its owner row first.
+    /// A concurrent first write of the same identity created (or adopted) its owner row
+    /// first.
     OwnerRace,
     /// Anything else ends the write.
     Failed(StoreError),
@@ -168,56 +194,145 @@ impl From<StoreError> for Attempt {
     }
 }
 
-/// The owner row for `who`, created on its first write and kept current after.
+/// The owner row for `who`, created on its first write (or adopted from a row without an
+/// issuer, see [`OwnerIdentity::adopt_legacy`]) and kept current after. A concurrent first
+/// write that got there first is [`Attempt::OwnerRace`]: the whole write runs again and
+/// then finds the row, so one identity has one row.
 fn ensure_owner(conn: &mut DbConnection, who: &OwnerIdentity<'_>) -> Result<OwnerRow, Attempt> {
-    let existing = owners::table
+    // One query finds both the identity's own row and the legacy row it may adopt; each
+    // partial unique index admits at most one of them.
+    let by_subject = owners::table
         .filter(owners::subject.eq(who.subject))
-        .select(OwnerRow::as_select())
-        .first(conn)
-        .optional()?;
-    match existing {
-        Some(owner) if owner.name == who.name && owner.client_id == who.client_id => Ok(owner),
-        Some(owner) => {
-            diesel::update(owners::table.find(owner.id))
-                .set((
-                    owners::name.eq(who.name),
-                    owners::client_id.eq(who.client_id),
-                ))
-                .execute(conn)?;
-            Ok(OwnerRow {
-                name: who.name.to_owned(),
-                client_id: who.client_id.to_owned(),
-                ..owner
-            })
-        }
-        None => {
-            let inserted = diesel::insert_into(owners::table)
-                .values((
-                    owners::subject.eq(who.subject),
-                    owners::client_id.eq(who.client_id),
-                    owners::name.eq(who.name),
-                    owners::created_at.eq(now()),
-                ))
-                .returning(owners::id)
-                // Stepped to its end, so nothing of the statement is left pending.
-                .get_results::<i64>(conn);
-            match inserted {
-                Ok(ids) => match ids.first() {
-                    Some(&id) => Ok(OwnerRow {
-                        id,
-                        subject: who.subject.to_owned(),
-                        client_id: who.client_id.to_owned(),
-                        name: who.name.to_owned(),
-                    }),
-                    None => Err(Attempt::Failed(StoreError::Database(DbFailure::Other(
-                        DieselError::NotFound,
-                    )))),
-                },
-                Err(e) if is_unique_violation(&e) => Err(Attempt::OwnerRace),
-                Err(e) => Err(e.into()),
-            }
-        }
+        .select((OwnerRow::as_select(), owners::issuer));
+    let found: Vec<(OwnerRow, Option<String>)> = if who.adopt_legacy {
+        by_subject
+            .filter(owners::issuer.eq(who.issuer).or(owners::issuer.is_null()))
+            .load(conn)?
+    } else {
+        by_subject
+            .filter(owners::issuer.eq(who.issuer))
+            .load(conn)?
+    };
+    // The identity's own row wins over a legacy one: both exist when an instance of the
+    // previous release inserted the legacy row after this identity's first write. That
+    // row stays the identity's too (see `owned_by`), so no resource is stranded.
+    let own = found.iter().find(|(_, issuer)| issuer.is_some());
+    let legacy = found.iter().find(|(_, issuer)| issuer.is_none());
+    match (own, legacy) {
+        (Some((owner, _)), _) => keep_current(conn, owner.clone(), who),
+        (None, Some((owner, _))) => adopt(conn, owner.clone(), who),
+        (None, None) => insert_owner(conn, who),
     }
+}
+
+/// `owner` with the name and client of `who`'s latest token.
+fn keep_current(
+    conn: &mut DbConnection,
+    owner: OwnerRow,
+    who: &OwnerIdentity<'_>,
+) -> Result<OwnerRow, Attempt> {
+    if owner.name == who.name && owner.client_id == who.client_id {
+        return Ok(owner);
+    }
+    diesel::update(owners::table.find(owner.id))
+        .set((
+            owners::name.eq(who.name),
+            owners::client_id.eq(who.client_id),
+        ))
+        .execute(conn)?;
+    Ok(OwnerRow {
+        name: who.name.to_owned(),
+        client_id: who.client_id.to_owned(),
+        ..owner
+    })
+}
+
+/// Gives the legacy row `owner` (no issuer) `who`'s issuer, keeping its id and so its
+/// resources.
+fn adopt(
+    conn: &mut DbConnection,
+    owner: OwnerRow,
+    who: &OwnerIdentity<'_>,
+) -> Result<OwnerRow, Attempt> {
+    // `issuer IS NULL` again in the update: a concurrent write that adopted it first
+    // leaves nothing to update here (PostgreSQL re-reads the row once that write commits).
+    let adopted = diesel::update(
+        owners::table
+            .find(owner.id)
+            .filter(owners::issuer.is_null()),
+    )
+    .set((
+        owners::issuer.eq(who.issuer),
+        owners::name.eq(who.name),
+        owners::client_id.eq(who.client_id),
+    ))
+    .execute(conn);
+    match adopted {
+        Ok(1) => Ok(OwnerRow {
+            name: who.name.to_owned(),
+            client_id: who.client_id.to_owned(),
+            ..owner
+        }),
+        Ok(_) => Err(Attempt::OwnerRace),
+        // A concurrent first write inserted the identity's own row meanwhile.
+        Err(e) if is_unique_violation(&e) => Err(Attempt::OwnerRace),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A new owner row for `who`; a concurrent first write of the same identity makes this one
+/// collide on the unique index.
+fn insert_owner(conn: &mut DbConnection, who: &OwnerIdentity<'_>) -> Result<OwnerRow, Attempt> {
+    let inserted = diesel::insert_into(owners::table)
+        .values((
+            owners::issuer.eq(who.issuer),
+            owners::subject.eq(who.subject),
+            owners::client_id.eq(who.client_id),
+            owners::name.eq(who.name),
+            owners::created_at.eq(now()),
+        ))
+        .returning(owners::id)
+        // Stepped to its end, so nothing of the statement is left pending.
+        .get_results::<i64>(conn);
+    match inserted {
+        Ok(ids) => match ids.first() {
+            Some(&id) => Ok(OwnerRow {
+                id,
+                subject: who.subject.to_owned(),
+                client_id: who.client_id.to_owned(),
+                name: who.name.to_owned(),
+            }),
+            None => Err(Attempt::Failed(StoreError::Database(DbFailure::Other(
+                DieselError::NotFound,
+            )))),
+        },
+        Err(e) if is_unique_violation(&e) => Err(Attempt::OwnerRace),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The resource `id` with its owner, when `who` is that owner; [`StoreError::NotOwner`]
+/// otherwise. The owner's issuer is read here only: lists and reads do not show it.
+fn owned_by(
+    conn: &mut DbConnection,
+    who: &OwnerIdentity<'_>,
+    id: i64,
+) -> Result<ResourceWithOwner, StoreError> {
+    let (resource, owner, issuer) = resources::table
+        .inner_join(owners::table)
+        .filter(resources::id.eq(id))
+        .select((
+            ResourceRow::as_select(),
+            OwnerRow::as_select(),
+            owners::issuer,
+        ))
+        .first::<(ResourceRow, OwnerRow, Option<String>)>(conn)
+        .optional()?
+        .ok_or(StoreError::NotFound(id))?;
+    if !who.is(issuer.as_deref(), &owner.subject) {
+        return Err(StoreError::NotOwner(id));
+    }
+    Ok((resource, owner))
 }
 
 fn id_of_name(
@@ -316,10 +431,7 @@ pub(crate) fn update(
     name: &str,
 ) -> Result<ResourceWithOwner, StoreError> {
     write_unique_name(conn, name, |conn| {
-        let (current, owner) = get(conn, id)?;
-        if owner.subject != who.subject {
-            return Err(StoreError::NotOwner(id).into());
-        }
+        let (current, owner) = owned_by(conn, who, id)?;
         // `updated_at` never goes back, even if the clock does.
         let at = now().max(current.updated_at);
         let updated = diesel::update(resources::table.find(id))
@@ -345,13 +457,13 @@ pub(crate) fn delete(
     id: i64,
 ) -> Result<(), StoreError> {
     transaction::write(conn, |conn| {
-        let (_, owner) = get(conn, id)?;
-        if owner.subject != who.subject {
-            return Err(StoreError::NotOwner(id));
-        }
+        owned_by(conn, who, id)?;
         match diesel::delete(resources::table.find(id)).execute(conn)? {
             0 => Err(StoreError::NotFound(id)),
             _ => Ok(()),
         }
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -45,3 +45,11 @@ pub(crate) fn legacy_insert(conn: &mut DbConnection, subject: &str) -> QueryResu
         .returning(owners::id)
         .get_result(conn)
 }
+
+/// That release's owner lookup: by subject alone.
+pub(crate) fn legacy_lookup(conn: &mut DbConnection, subject: &str) -> QueryResult<Vec<i64>> {
+    owners::table
+        .filter(owners::subject.eq(subject))
+        .select(owners::id)
+        .load(conn)
+}

@@ -1,0 +1,206 @@
+//! Owners keyed by (issuer, subject), and owner rows without an issuer (from the release
+//! before owners had one) living beside them during a rolling upgrade.
+
+use std::sync::Barrier;
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use mrmat_api_testkit::{TestDb, backend_tests};
+
+use super::*;
+use crate::db::testing::{connect, legacy_insert, legacy_lookup, migrated};
+
+const PRIMARY: &str = "https://primary.example";
+const OTHER: &str = "https://other.example";
+
+fn identity<'a>(issuer: &'a str, subject: &'a str) -> OwnerIdentity<'a> {
+    OwnerIdentity {
+        issuer,
+        subject,
+        client_id: "cli",
+        name: subject,
+        adopt_legacy: issuer == PRIMARY,
+    }
+}
+
+/// Each owner row of `subject`: its id and issuer.
+fn owner_rows(conn: &mut DbConnection, subject: &str) -> Vec<(i64, Option<String>)> {
+    owners::table
+        .filter(owners::subject.eq(subject))
+        .select((owners::id, owners::issuer))
+        .order(owners::id)
+        .load(conn)
+        .unwrap()
+}
+
+/// A resource of the owner `owner_id`, written as the previous release wrote it.
+fn legacy_resource(conn: &mut DbConnection, owner_id: i64, name: &str) -> i64 {
+    let at = crate::db::testing::now();
+    diesel::insert_into(resources::table)
+        .values((
+            resources::owner_id.eq(owner_id),
+            resources::name.eq(name),
+            resources::created_at.eq(at),
+            resources::updated_at.eq(at),
+        ))
+        .returning(resources::id)
+        .get_result(conn)
+        .unwrap()
+}
+
+fn is_unique_violation(result: &QueryResult<i64>) -> bool {
+    matches!(
+        result,
+        Err(DieselError::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            _
+        ))
+    )
+}
+
+/// Runs `work` on `n` threads at once, each with a connection of its own.
+fn at_once<T: Send>(
+    db: &TestDb,
+    n: usize,
+    work: impl Fn(&mut DbConnection, usize) -> T + Sync,
+) -> Vec<T> {
+    let start = Barrier::new(n);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let (start, work) = (&start, &work);
+                scope.spawn(move || {
+                    let mut conn = connect(db);
+                    start.wait();
+                    work(&mut conn, i)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
+}
+
+backend_tests! {
+    async fn one_subject_of_two_issuers_is_two_owners_who_cannot_touch_each_others_resources(backend) {
+        let db = TestDb::new(backend);
+        let mut conn = migrated(&db);
+        let primary = identity(PRIMARY, "alice");
+        let other = identity(OTHER, "alice");
+        let (mine, my_owner) = create(&mut conn, &primary, "note").unwrap();
+        // The same name is no conflict: another owner has it.
+        let (theirs, their_owner) = create(&mut conn, &other, "note").unwrap();
+        assert_ne!(my_owner.id, their_owner.id);
+        assert_eq!(
+            owner_rows(&mut conn, "alice"),
+            vec![
+                (my_owner.id, Some(PRIMARY.to_owned())),
+                (their_owner.id, Some(OTHER.to_owned()))
+            ]
+        );
+        assert!(matches!(update(&mut conn, &other, mine.id, "taken"), Err(StoreError::NotOwner(_))));
+        assert!(matches!(delete(&mut conn, &other, mine.id), Err(StoreError::NotOwner(_))));
+        assert!(matches!(update(&mut conn, &primary, theirs.id, "taken"), Err(StoreError::NotOwner(_))));
+        assert!(matches!(delete(&mut conn, &primary, theirs.id), Err(StoreError::NotOwner(_))));
+        assert_eq!(get(&mut conn, mine.id).unwrap().0.name, "note");
+        assert_eq!(get(&mut conn, theirs.id).unwrap().0.name, "note");
+        // Each still changes its own, and a second write finds its owner again.
+        assert_eq!(update(&mut conn, &other, theirs.id, "renamed").unwrap().1.id, their_owner.id);
+        assert_eq!(create(&mut conn, &primary, "second").unwrap().1.id, my_owner.id);
+        delete(&mut conn, &primary, mine.id).unwrap();
+        assert_eq!(owner_rows(&mut conn, "alice").len(), 2);
+    }
+
+    async fn a_legacy_owner_is_adopted_by_the_primary_providers_identity_and_keeps_its_resources(backend) {
+        let db = TestDb::new(backend);
+        let mut conn = migrated(&db);
+        let legacy = legacy_insert(&mut conn, "alice").unwrap();
+        let old = legacy_resource(&mut conn, legacy, "old note");
+        let alice = identity(PRIMARY, "alice");
+        // Before adopting it, the legacy row is already alice's to change.
+        let (renamed, owner) = update(&mut conn, &alice, old, "old note, renamed").unwrap();
+        assert_eq!((renamed.owner_id, owner.id), (legacy, legacy));
+        // The first write that needs an owner adopts the row: same id, now with an issuer.
+        let (created, owner) = create(&mut conn, &alice, "new note").unwrap();
+        assert_eq!(owner.id, legacy);
+        assert_eq!(created.owner_id, legacy);
+        assert_eq!(owner_rows(&mut conn, "alice"), vec![(legacy, Some(PRIMARY.to_owned()))]);
+        assert_eq!(get(&mut conn, old).unwrap().1.id, legacy);
+        // The name owners show follows the latest token, as before.
+        let renamed_alice = OwnerIdentity { name: "Alice A.", ..alice.clone() };
+        assert_eq!(create(&mut conn, &renamed_alice, "third").unwrap().1.name, "Alice A.");
+        delete(&mut conn, &alice, old).unwrap();
+    }
+
+    async fn another_providers_namesake_neither_adopts_nor_touches_a_legacy_owner(backend) {
+        let db = TestDb::new(backend);
+        let mut conn = migrated(&db);
+        let legacy = legacy_insert(&mut conn, "alice").unwrap();
+        let old = legacy_resource(&mut conn, legacy, "note");
+        let namesake = identity(OTHER, "alice");
+        assert!(matches!(update(&mut conn, &namesake, old, "mine now"), Err(StoreError::NotOwner(_))));
+        assert!(matches!(delete(&mut conn, &namesake, old), Err(StoreError::NotOwner(_))));
+        let (_, owner) = create(&mut conn, &namesake, "note").unwrap();
+        assert_ne!(owner.id, legacy);
+        assert_eq!(
+            owner_rows(&mut conn, "alice"),
+            vec![(legacy, None), (owner.id, Some(OTHER.to_owned()))]
+        );
+    }
+
+    async fn a_legacy_row_written_after_the_identitys_own_stays_the_identitys(backend) {
+        // An instance of the previous release that looked before the new code's first
+        // write and inserted after it: two rows of one person. Neither is stranded.
+        let db = TestDb::new(backend);
+        let mut conn = migrated(&db);
+        let alice = identity(PRIMARY, "alice");
+        let (_, own) = create(&mut conn, &alice, "new").unwrap();
+        let legacy = legacy_insert(&mut conn, "alice").unwrap();
+        let old = legacy_resource(&mut conn, legacy, "old");
+        assert_eq!(create(&mut conn, &alice, "newer").unwrap().1.id, own.id);
+        update(&mut conn, &alice, old, "old, renamed").unwrap();
+        delete(&mut conn, &alice, old).unwrap();
+    }
+
+    async fn the_previous_releases_owner_writes_still_work_and_still_collide_after_the_expand_migration(backend) {
+        let db = TestDb::new(backend);
+        let mut conn = migrated(&db);
+        let carol = legacy_insert(&mut conn, "carol").unwrap();
+        assert_eq!(legacy_lookup(&mut conn, "carol").unwrap(), vec![carol]);
+        assert!(is_unique_violation(&legacy_insert(&mut conn, "carol")));
+        // Concurrent first writes of one subject: each looked and found nothing, each
+        // inserts in a transaction of its own; the unique index lets one through.
+        let results = at_once(&db, 8, |conn, _| {
+            transaction::write(conn, |conn| legacy_insert(conn, "dave"))
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+        assert!(results.iter().filter(|r| r.is_err()).all(is_unique_violation), "{results:?}");
+        // Once the new code adopted a row, the previous release still finds that one row.
+        create(&mut conn, &identity(PRIMARY, "carol"), "note").unwrap();
+        assert_eq!(legacy_lookup(&mut conn, "carol").unwrap(), vec![carol]);
+        assert!(is_unique_violation(&legacy_insert(&mut conn, "dave")));
+    }
+
+    async fn concurrent_first_writes_of_one_identity_make_one_owner(backend) {
+        let db = TestDb::new(backend);
+        let mut conn = migrated(&db);
+        let results = at_once(&db, 8, |conn, i| {
+            create(conn, &identity(OTHER, "erin"), &format!("note {i}")).map(|(_, owner)| owner.id)
+        });
+        let ids: Vec<i64> = results.into_iter().map(Result::unwrap).collect();
+        let rows = owner_rows(&mut conn, "erin");
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert!(ids.iter().all(|id| *id == rows[0].0), "{ids:?} {rows:?}");
+    }
+
+    async fn concurrent_first_writes_of_the_primary_identity_adopt_its_legacy_owner_once(backend) {
+        let db = TestDb::new(backend);
+        let mut conn = migrated(&db);
+        let legacy = legacy_insert(&mut conn, "frank").unwrap();
+        let results = at_once(&db, 8, |conn, i| {
+            create(conn, &identity(PRIMARY, "frank"), &format!("note {i}")).map(|(_, owner)| owner.id)
+        });
+        let ids: Vec<i64> = results.into_iter().map(Result::unwrap).collect();
+        assert!(ids.iter().all(|id| *id == legacy), "{ids:?}");
+        assert_eq!(owner_rows(&mut conn, "frank"), vec![(legacy, Some(PRIMARY.to_owned()))]);
+    }
+}
