@@ -12,6 +12,7 @@ use mrmat_api_types::secret::Secret;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
+use crate::binding::check_metadata_resource;
 use crate::error::{ClientError, display_url};
 use crate::http::Http;
 use crate::sanitise::printable;
@@ -271,14 +272,18 @@ impl ApiClient {
         Ok(())
     }
 
-    /// The server's RFC 9728 metadata: which provider and scopes it uses.
+    /// The server's RFC 9728 metadata: which provider and scopes it uses. Only metadata
+    /// whose `resource` is this server's URL is returned (RFC 9728 section 3.3), so a
+    /// server cannot pass itself off as another to get that one's tokens.
     pub async fn protected_resource_metadata(
         &self,
     ) -> Result<ProtectedResourceMetadata, ClientError> {
         let path = "/.well-known/oauth-protected-resource";
         // Without the token: the document is public and the token is not needed to find it.
         let request = self.http.request(Method::GET, &self.url(path));
-        match self.json(request, path).await {
+        // Read loosely first: a document without `resource` is refused as such, not as
+        // JSON of the wrong shape.
+        let document: serde_json::Value = match self.json(request, path).await {
             Err(ClientError::Api { status, .. }) => {
                 // No mrmat-api server lacks the document; maybe this is not one at all.
                 let error = ClientError::NotMrmatApi {
@@ -294,7 +299,22 @@ impl ApiClient {
                 })
             }
             other => other,
+        }?;
+        if !document.is_object() {
+            let error = ClientError::Protocol {
+                what: "the server",
+                reason: format!("GET {path}: not a JSON object"),
+            };
+            return Err(self.unless_foreign(error, path).await);
         }
+        check_metadata_resource(
+            &self.base,
+            document.get("resource").and_then(serde_json::Value::as_str),
+        )?;
+        serde_json::from_value(document).map_err(|e| ClientError::Protocol {
+            what: "the server",
+            reason: format!("GET {path}: {e}"),
+        })
     }
 }
 

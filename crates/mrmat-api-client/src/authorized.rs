@@ -19,8 +19,8 @@ pub const TOKEN_ENV: &str = "MRMAT_API_TOKEN";
 pub enum TokenSource {
     /// A token given from outside; never refreshed.
     Fixed(Secret),
-    /// The cached login.
-    Session(Session),
+    /// The cached login (boxed: a session is many times the size of a token).
+    Session(Box<Session>),
 }
 
 impl TokenSource {
@@ -28,7 +28,7 @@ impl TokenSource {
     pub fn from_env_or(session: Session) -> Self {
         match std::env::var(TOKEN_ENV) {
             Ok(token) if !token.trim().is_empty() => Self::Fixed(Secret::new(token.trim())),
-            _ => Self::Session(session),
+            _ => Self::Session(Box::new(session)),
         }
     }
 

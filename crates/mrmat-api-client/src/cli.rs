@@ -96,6 +96,39 @@ pub struct Global {
     )]
     pub discovery_url: Option<String>,
 
+    /// The value of the resource indicator a login sends, when the provider knows the API
+    /// by another name than the server URL (Auth0: the API's identifier)
+    /// [default: the server URL].
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_RESOURCE_INDICATOR",
+        value_name = "VALUE"
+    )]
+    pub resource_indicator: Option<String>,
+
+    /// The name of the resource indicator parameter (RFC 8707), for providers that read
+    /// another one (Auth0: audience) [default: resource].
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_RESOURCE_INDICATOR_PARAM",
+        value_name = "NAME"
+    )]
+    pub resource_indicator_param: Option<String>,
+
+    /// Send no resource indicator, for providers that refuse unknown resources. Tokens
+    /// are then not bound to this server by the login; the server's audience check must
+    /// do it.
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_NO_RESOURCE_INDICATOR",
+        value_parser = BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    pub no_resource_indicator: bool,
+
     /// Seconds one HTTP call may take, connecting included [default: 30].
     #[arg(
         long,

@@ -1,6 +1,7 @@
 //! Client configuration: a file in the Python original's JSON shape
-//! (`{"client_id", "client_secret", "discovery_url"}`, and optionally `server`), overridden
-//! by flags and `MRMAT_API_CLIENT_*` variables.
+//! (`{"client_id", "client_secret", "discovery_url"}`, and optionally `server`,
+//! `resource_indicator`, `resource_indicator_param` and `no_resource_indicator`),
+//! overridden by flags and `MRMAT_API_CLIENT_*` variables.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use mrmat_api_types::secret::Secret;
 use serde::Deserialize;
 use url::Url;
 
+use crate::binding::{IndicatorOptions, ResourceIndicator};
 use crate::error::ClientError;
 use crate::http::{HttpOptions, check_url};
 use crate::server_url::{ServerUrl, parse_http_url};
@@ -25,6 +27,10 @@ struct ConfigFile {
     client_secret: Option<Secret>,
     discovery_url: Option<String>,
     server: Option<String>,
+    resource_indicator: Option<String>,
+    resource_indicator_param: Option<String>,
+    #[serde(default)]
+    no_resource_indicator: bool,
 }
 
 /// Values given on the command line or in the environment; they beat the file.
@@ -38,6 +44,8 @@ pub struct Overrides {
     pub discovery_url: Option<String>,
     /// The API server.
     pub server: Option<String>,
+    /// What logins ask their tokens to be bound to (RFC 8707).
+    pub resource_indicator: IndicatorOptions,
     /// Bounds, trust and the insecure-http switch of the HTTP client.
     pub http: HttpOptions,
 }
@@ -53,6 +61,8 @@ pub struct ClientSettings {
     pub client_secret: Option<Secret>,
     /// Where the provider's discovery document is; found from the server when `None`.
     pub discovery_url: Option<Url>,
+    /// What logins ask their tokens to be bound to; `None` sends no indicator.
+    pub resource_indicator: Option<ResourceIndicator>,
     /// Bounds, trust and the insecure-http switch of the HTTP client.
     pub http: HttpOptions,
 }
@@ -90,7 +100,19 @@ impl ClientSettings {
         if let Some(url) = &discovery_url {
             check_url("--discovery-url", url, insecure)?;
         }
+        let indicator = overrides.resource_indicator;
+        let resource_indicator = ResourceIndicator::resolve(
+            &server,
+            IndicatorOptions {
+                param: indicator.param.or(file.resource_indicator_param),
+                value: indicator.value.or(file.resource_indicator),
+                // Either place may ask for none; sending none is the exception a
+                // provider forces, so it is not undone by a default elsewhere.
+                none: indicator.none || file.no_resource_indicator,
+            },
+        )?;
         Ok(Self {
+            resource_indicator,
             server,
             client_id: overrides
                 .client_id
@@ -201,6 +223,56 @@ mod tests {
             Err(ClientError::InsecureUrl { .. })
         ));
         assert!(ClientSettings::load(None, overrides(true)).is_ok());
+    }
+
+    #[test]
+    fn the_resource_indicator_comes_from_the_file_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(
+            &path,
+            r#"{"server": "http://localhost:8080", "resource_indicator_param": "audience", "resource_indicator": "file-api"}"#,
+        )
+        .unwrap();
+        let load = |value: Option<&str>| {
+            ClientSettings::load(
+                Some(&path),
+                Overrides {
+                    resource_indicator: IndicatorOptions {
+                        value: value.map(str::to_owned),
+                        ..IndicatorOptions::default()
+                    },
+                    ..Overrides::default()
+                },
+            )
+            .unwrap()
+            .resource_indicator
+            .unwrap()
+        };
+        assert_eq!(load(None).param, "audience");
+        assert_eq!(load(None).value, "file-api");
+        assert_eq!(load(Some("flag-api")).value, "flag-api");
+    }
+
+    #[test]
+    fn no_resource_indicator_in_the_file_sends_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"no_resource_indicator": true}"#).unwrap();
+        let settings = ClientSettings::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(settings.resource_indicator, None);
+    }
+
+    #[test]
+    fn without_options_the_indicator_is_the_normalised_server_url() {
+        let overrides = Overrides {
+            server: Some("http://LOCALHOST:8080/".into()),
+            ..Overrides::default()
+        };
+        let settings = ClientSettings::load(None, overrides).unwrap();
+        let indicator = settings.resource_indicator.unwrap();
+        assert_eq!(indicator.param, "resource");
+        assert_eq!(indicator.value, "http://localhost:8080");
     }
 
     #[test]

@@ -58,10 +58,17 @@ impl Session {
         );
         let status = StatusCell::default();
         let http = self.http.for_oauth(&status);
-        let details: StandardDeviceAuthorizationResponse = client
+        let indicator = self.resource_indicator();
+        let mut request = client
             .exchange_device_code()
             .map_err(|e| ClientError::Config(e.to_string()))?
-            .add_scopes(scopes.iter().map(|s| Scope::new(s.clone())))
+            .add_scopes(scopes.iter().map(|s| Scope::new(s.clone())));
+        // RFC 8707: in the authorization request and in every token request, so the
+        // provider issues tokens for this server only (a provider may read either).
+        if let Some(indicator) = indicator {
+            request = request.add_extra_param(indicator.param.as_str(), indicator.value.as_str());
+        }
+        let details: StandardDeviceAuthorizationResponse = request
             .request_async(&http)
             .await
             .map_err(|e| token_error(e, device_endpoint.as_str()))?;
@@ -78,8 +85,11 @@ impl Session {
         // oauth2 polls at `interval` (5 s when absent), adds 5 s on slow_down, keeps
         // waiting on authorization_pending and stops at the first answer: a device code is
         // single-use, and polling past the 200 would revoke the login.
-        let token = client
-            .exchange_device_access_token(&details)
+        let mut request = client.exchange_device_access_token(&details);
+        if let Some(indicator) = indicator {
+            request = request.add_extra_param(indicator.param.as_str(), indicator.value.as_str());
+        }
+        let token = request
             .request_async(&http, tokio::time::sleep, None)
             .await
             .map_err(|e| match e {
@@ -109,6 +119,7 @@ impl Session {
             token_endpoint: provider.token_endpoint.as_str(),
             revocation_endpoint: provider.revocation_endpoint.as_ref().map(|u| u.as_str()),
             requested: scopes,
+            resource_indicator: indicator,
         };
         let mut session = session_from(&token, None, &origin);
         if session.name.is_none() {

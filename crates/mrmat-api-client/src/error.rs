@@ -66,6 +66,15 @@ pub enum ClientError {
         /// The server's reason.
         detail: String,
     },
+    /// The server's RFC 9728 metadata names another resource than the server it came
+    /// from, or none: tokens asked for through it could be meant for another server.
+    #[error("{}", resource_mismatch(server, resource.as_deref()))]
+    ResourceMismatch {
+        /// The server asked.
+        server: String,
+        /// The `resource` its metadata names, if any.
+        resource: Option<String>,
+    },
     /// The person refused the login.
     #[error("login denied: the request was not approved{}", .0.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     AccessDenied(Option<String>),
@@ -223,6 +232,19 @@ impl ClientError {
     }
 }
 
+/// The line for [`ClientError::ResourceMismatch`].
+fn resource_mismatch(server: &str, resource: Option<&str>) -> String {
+    const PATH: &str = "/.well-known/oauth-protected-resource";
+    match resource {
+        Some(resource) => format!(
+            "the server at {server} says it is {resource} (the resource its {PATH} names): no login is started, as tokens for {resource} must not go to {server} (RFC 9728 section 3.3); check --server"
+        ),
+        None => format!(
+            "the server at {server} names no resource in its {PATH}, which RFC 9728 requires: no login is started, as nothing ties its provider's tokens to it; check --server"
+        ),
+    }
+}
+
 /// The innermost cause of `error`: the one that says what really happened ("Connection
 /// refused"), where the outer ones only say which layer noticed.
 pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
@@ -279,5 +301,14 @@ mod tests {
         assert_eq!(api(403).exit_code(), 5);
         assert_eq!(api(409).exit_code(), 1);
         assert_eq!(ClientError::Cancelled("login").exit_code(), 130);
+        // A server that lies about what it is, not the person's configuration.
+        assert_eq!(
+            ClientError::ResourceMismatch {
+                server: String::new(),
+                resource: None
+            }
+            .exit_code(),
+            1
+        );
     }
 }

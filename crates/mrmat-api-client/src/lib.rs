@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod authorized;
+pub mod binding;
 pub mod config;
 pub mod device_login;
 pub mod error;

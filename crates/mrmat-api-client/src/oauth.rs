@@ -17,6 +17,7 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::binding::ResourceIndicator;
 use crate::error::ClientError;
 use crate::http::HttpError;
 use crate::sanitise::printable;
@@ -111,6 +112,8 @@ pub(crate) struct Origin<'a> {
     pub revocation_endpoint: Option<&'a str>,
     /// The scopes asked for, for providers that do not say which they granted.
     pub requested: &'a [String],
+    /// What the tokens were asked for (RFC 8707).
+    pub resource_indicator: Option<&'a ResourceIndicator>,
 }
 
 /// The session `token` makes, taking what it lacks from `previous` (a refresh often
@@ -160,6 +163,7 @@ pub(crate) fn session_from(
             .or_else(|| claim("name"))
             .or_else(|| previous.and_then(|p| p.name.clone())),
         ended: None,
+        resource_indicator: origin.resource_indicator.cloned(),
     }
 }
 

@@ -11,6 +11,7 @@ use oauth2::{RefreshToken, RequestTokenError};
 use reqwest::StatusCode;
 use url::Url;
 
+use crate::binding::ResourceIndicator;
 use crate::error::ClientError;
 use crate::http::{Http, StatusCell};
 use crate::oauth::{Origin, oauth_client, provider_text, session_from, token_error};
@@ -63,6 +64,9 @@ pub struct Session {
     pub(crate) server: ServerUrl,
     pub(crate) client_id: String,
     pub(crate) client_secret: Option<Secret>,
+    /// What a new login asks its tokens to be bound to; refreshes send what their login
+    /// recorded instead. Shared, as it never changes: it keeps the session small.
+    pub(crate) resource_indicator: Option<Arc<ResourceIndicator>>,
     cache: TokenCache,
     /// Serialises writers within this process; the cache's file lock does it across
     /// processes, but blocks a whole thread, so tasks queue here first.
@@ -113,9 +117,22 @@ impl Session {
             server,
             client_id,
             client_secret,
+            resource_indicator: None,
             cache,
             writers: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// The same session, with new logins asking for tokens bound by `indicator` (RFC
+    /// 8707); `None` asks for unbound tokens, for providers that refuse indicators.
+    pub fn with_resource_indicator(mut self, indicator: Option<ResourceIndicator>) -> Self {
+        self.resource_indicator = indicator.map(Arc::new);
+        self
+    }
+
+    /// What new logins ask their tokens to be bound to.
+    pub fn resource_indicator(&self) -> Option<&ResourceIndicator> {
+        self.resource_indicator.as_deref()
     }
 
     /// The server this login is for.
@@ -235,10 +252,14 @@ impl Session {
             None,
         );
         let status = StatusCell::default();
-        let result = client
-            .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
-            .request_async(&self.http.for_oauth(&status))
-            .await;
+        let refresh_token = RefreshToken::new(refresh_token.expose().to_owned());
+        let mut request = client.exchange_refresh_token(&refresh_token);
+        // The login's own binding, not today's options: a refresh may only narrow what
+        // was granted (RFC 8707 section 2.2), and the token must stay for its server.
+        if let Some(indicator) = &session.resource_indicator {
+            request = request.add_extra_param(indicator.param.as_str(), indicator.value.as_str());
+        }
+        let result = request.request_async(&self.http.for_oauth(&status)).await;
         let token = match result {
             Ok(token) => token,
             // The grant is over (expired, revoked, or a rotated token reused): only a new
@@ -268,6 +289,7 @@ impl Session {
             token_endpoint: &session.token_endpoint,
             revocation_endpoint: session.revocation_endpoint.as_deref(),
             requested: &session.scopes,
+            resource_indicator: session.resource_indicator.as_ref(),
         };
         let refreshed = session_from(&token, Some(session), &origin);
         // Store first: the old refresh token is already dead if the provider rotates them.
@@ -377,6 +399,7 @@ mod tests {
             subject: None,
             name: None,
             ended: None,
+            resource_indicator: None,
         }
     }
 

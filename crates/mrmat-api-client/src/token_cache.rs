@@ -14,6 +14,7 @@ use mrmat_api_types::secret::Secret;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::binding::ResourceIndicator;
 use crate::error::ClientError;
 
 /// The format version this build writes and reads. Version 1 had no server binding.
@@ -52,6 +53,11 @@ pub struct CachedSession {
     /// Set when the provider refused a refresh: why the session ended. Its tokens are dead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<String>,
+    /// What the login asked the provider to bind its tokens to (RFC 8707), sent again with
+    /// every refresh. `None` for logins that sent none, and for files written before the
+    /// client sent one (the format is otherwise the same, so they still load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_indicator: Option<ResourceIndicator>,
 }
 
 impl CachedSession {
@@ -263,6 +269,7 @@ mod tests {
             subject: Some("alice".into()),
             name: None,
             ended: None,
+            resource_indicator: None,
         }
     }
 

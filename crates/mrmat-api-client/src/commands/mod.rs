@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use mrmat_api_client::authorized::TOKEN_ENV;
+use mrmat_api_client::binding::IndicatorOptions;
 use mrmat_api_client::config::{ClientSettings, DEFAULT_CLIENT_ID, DEFAULT_SERVER, Overrides};
 use mrmat_api_client::error::{Hint, display_url};
 use mrmat_api_client::http::{DEFAULT_TIMEOUT, Http, HttpEvent, HttpOptions};
@@ -100,6 +101,11 @@ impl Context {
                 client_secret: global.client_secret,
                 discovery_url: global.discovery_url,
                 server: global.server,
+                resource_indicator: IndicatorOptions {
+                    param: global.resource_indicator_param,
+                    value: global.resource_indicator,
+                    none: global.no_resource_indicator,
+                },
                 http: http_options,
             },
         )?;
@@ -122,7 +128,8 @@ impl Context {
             settings.client_id.clone(),
             settings.client_secret.clone(),
             &cache_dir,
-        );
+        )
+        .with_resource_indicator(settings.resource_indicator.clone());
         let context = Self {
             settings,
             http,
@@ -140,6 +147,13 @@ impl Context {
             context.settings.client_id,
             context.session.cache().path().display()
         ));
+        context.trace(match &context.settings.resource_indicator {
+            Some(indicator) => format!(
+                "logins ask for tokens for {}={}",
+                indicator.param, indicator.value
+            ),
+            None => "logins send no resource indicator".to_owned(),
+        });
         Ok(context)
     }
 
@@ -336,8 +350,18 @@ fn command_prefix(global: &Global) -> String {
     if let Some(url) = &global.discovery_url {
         add("--discovery-url", url);
     }
+    // They decide what a new login's tokens are for, so a pasted `login` needs them.
+    if let Some(param) = &global.resource_indicator_param {
+        add("--resource-indicator-param", param);
+    }
+    if let Some(value) = &global.resource_indicator {
+        add("--resource-indicator", value);
+    }
     if let Some(file) = &global.ca_file {
         add("--ca-file", &file.display().to_string());
+    }
+    if global.no_resource_indicator {
+        prefix.push_str(" --no-resource-indicator");
     }
     if global.allow_insecure_http {
         prefix.push_str(" --allow-insecure-http");

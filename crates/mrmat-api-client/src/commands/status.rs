@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use mrmat_api_client::ClientError;
 use mrmat_api_client::TokenSource;
 use mrmat_api_client::authorized::TOKEN_ENV;
+use mrmat_api_client::binding::DEFAULT_PARAM;
 use mrmat_api_client::server_url::ServerUrl;
 use mrmat_api_client::session::{Session, needs_refresh};
 use mrmat_api_client::token_cache::{CachedSession, Loaded, TokenCache};
@@ -43,6 +44,11 @@ struct LoginStatus {
     subject: Option<String>,
     name: Option<String>,
     scopes: Vec<String>,
+    /// What the login asked its tokens to be bound to (RFC 8707); `None` when it sent
+    /// no indicator.
+    resource: Option<String>,
+    /// The parameter that carried it: `resource`, or the provider's name for it.
+    resource_param: Option<String>,
     expires_at: Option<DateTime<Utc>>,
     refresh_token: bool,
     state: State,
@@ -81,6 +87,8 @@ impl LoginStatus {
             subject: session.subject.clone(),
             name: session.name.clone(),
             scopes: session.scopes.clone(),
+            resource: session.resource_indicator.as_ref().map(|r| r.value.clone()),
+            resource_param: session.resource_indicator.as_ref().map(|r| r.param.clone()),
             expires_at: session
                 .expires_at
                 .and_then(|at| DateTime::<Utc>::from_timestamp(at, 0)),
@@ -101,6 +109,8 @@ impl LoginStatus {
             subject: None,
             name: None,
             scopes: Vec::new(),
+            resource: None,
+            resource_param: None,
             expires_at: None,
             refresh_token: false,
             state: State::Unusable,
@@ -225,6 +235,7 @@ impl Context {
             lines.push(("provider", login.provider.clone().unwrap_or_default()));
             lines.push(("client", login.client_id.clone().unwrap_or_default()));
             lines.push(("scopes", login.scopes.join(" ")));
+            lines.push(("tokens for", resource_text(login)));
             lines.push(("access token", access_text(login)));
             lines.push((
                 "refresh token",
@@ -256,6 +267,15 @@ impl Context {
             (State::Unknown, _) => format!("unknown ({reason})"),
             (State::Unusable, _) => format!("unusable ({reason})"),
         }
+    }
+}
+
+/// What the login's tokens were asked for, for people.
+fn resource_text(login: &LoginStatus) -> String {
+    match (&login.resource, login.resource_param.as_deref()) {
+        (Some(resource), Some(DEFAULT_PARAM) | None) => resource.clone(),
+        (Some(resource), Some(param)) => format!("{resource} (asked as {param})"),
+        (None, _) => "no server named (the login sent no resource indicator)".into(),
     }
 }
 
