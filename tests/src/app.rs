@@ -42,7 +42,7 @@ pub fn test_settings(db: &TestDb, oidc: Option<OidcSettings>) -> Settings {
         host: "127.0.0.1".to_owned(),
         port: 0,
         instance_path: db.dir.path().to_path_buf(),
-        oidc,
+        oidc: oidc.into_iter().collect(),
         ..Settings::with_database(db.url.clone())
     }
 }
@@ -55,7 +55,7 @@ impl TestApp {
 
     /// A server that checks tokens with `oidc`.
     pub async fn spawn_with_auth(backend: Backend, oidc: OidcSettings) -> Self {
-        Self::spawn_with(backend, move |settings| settings.oidc = Some(oidc)).await
+        Self::spawn_with(backend, move |settings| settings.oidc = vec![oidc]).await
     }
 
     /// A server with adjusted settings.

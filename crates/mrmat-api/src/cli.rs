@@ -6,6 +6,7 @@
 //! `PORT`, through `settings`), `MRMAT_API_BIND`, `MRMAT_API_SOCKET_MODE`,
 //! `MRMAT_API_METRICS_ADDR`, `MRMAT_API_INSTANCE_PATH`, `MRMAT_API_DB`,
 //! `MRMAT_API_DB_TIMEOUT`, `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`,
+//! `MRMAT_API_PUBLIC_URL`, `MRMAT_API_OIDC_SCOPE_CLAIM`,
 //! `MRMAT_API_OIDC_CLIENT_ID`, `MRMAT_API_OIDC_CLIENT_SECRET`, `MRMAT_API_OIDC_PUBLIC_ISSUER`,
 //! `MRMAT_API_OIDC_CACHE_TTL`, `MRMAT_API_OIDC_ALLOW_INSECURE_HTTP`,
 //! `MRMAT_API_OIDC_CA_FILE`, `MRMAT_API_OIDC_AUDIENCE`,
@@ -142,9 +143,36 @@ options! {
     #[arg(long, global = true, env = "MRMAT_API_OIDC_SECRETS", value_name = "FILE")]
     oidc_secrets: PathBuf,
 
-    /// OIDC issuer URL; endpoints come from its discovery document.
-    #[arg(long, global = true, env = "MRMAT_API_OIDC_ISSUER", value_name = "URL")]
-    oidc_issuer: String,
+    /// OIDC issuer URL; endpoints come from its discovery document. Repeatable or
+    /// comma-separated: the first is the provider the client options below belong to,
+    /// each further one a provider whose JWT access tokens are checked here (no
+    /// credentials needed). A token is judged only by the provider its `iss` names.
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_OIDC_ISSUER",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    #[serde(default, deserialize_with = "one_or_many")]
+    oidc_issuer: Vec<String>,
+
+    /// Identity providers from the config file only, each with its own client,
+    /// audiences and scope claim: `[[oidc_providers]]` tables in TOML.
+    #[arg(skip)]
+    oidc_providers: Vec<ProviderOptions>,
+
+    /// The URL clients use to reach this server, e.g. https://api.example.com. It is the
+    /// `resource` of the RFC 9728 metadata, and an audience a token must name
+    /// (besides --oidc-audience): a token issued for another server is refused here.
+    #[arg(long, global = true, env = "MRMAT_API_PUBLIC_URL", value_name = "URL")]
+    public_url: String,
+
+    /// The claim of a JWT access token that holds its scopes: a name or a dotted path
+    /// (Entra ID: scp; Auth0: permissions; Keycloak roles: realm_access.roles), a
+    /// space-separated string or an array [default: scope].
+    #[arg(long, global = true, env = "MRMAT_API_OIDC_SCOPE_CLAIM", value_name = "CLAIM")]
+    oidc_scope_claim: String,
 
     /// Client id the server introspects tokens with.
     #[arg(long, global = true, env = "MRMAT_API_OIDC_CLIENT_ID", value_name = "ID")]
@@ -188,7 +216,9 @@ options! {
     oidc_ca_file: PathBuf,
 
     /// Audiences the server accepts, repeatable or comma-separated: a token's `aud` must
-    /// name one of them [default: any]. Recent Keycloak needs an Audience mapper for this.
+    /// name one of them or --public-url [default: any, for introspected tokens only; a
+    /// JWT access token is checked here only when an audience is set]. Recent Keycloak
+    /// needs an Audience mapper for this.
     #[arg(
         long,
         global = true,
@@ -240,4 +270,56 @@ options! {
         value_name = "IP[/BITS]"
     )]
     trusted_proxies: Vec<TrustedProxy>,
+}
+
+/// One identity provider of the config file's `oidc_providers` list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderOptions {
+    /// Its issuer URL.
+    pub issuer: String,
+    /// The issuer as clients see it, when it differs.
+    #[serde(default)]
+    pub public_issuer: Option<String>,
+    /// The server's client at this provider, to introspect opaque tokens; without one,
+    /// only its JWT access tokens are accepted.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// That client's secret.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// Audiences its tokens may name, besides --public-url.
+    #[serde(default, deserialize_with = "one_or_many_list")]
+    pub audience: Vec<String>,
+    /// Where its JWTs hold their scopes [default: scope].
+    #[serde(default)]
+    pub scope_claim: Option<String>,
+    /// Introspect with a client-credentials token carrying this scope (Glewlwyd).
+    #[serde(default)]
+    pub introspection_token_scope: Option<String>,
+}
+
+/// A string or a list of strings: a config file written for one issuer keeps working.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<OneOrMany> for Vec<String> {
+    fn from(value: OneOrMany) -> Self {
+        match value {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Option::<OneOrMany>::deserialize(d).map(|v| v.map(Vec::from))
+}
+
+fn one_or_many_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    OneOrMany::deserialize(d).map(Vec::from)
 }

@@ -218,7 +218,7 @@ async fn database(settings: &Settings, checks: &mut Checks) {
 }
 
 async fn provider(settings: &Settings, token: Option<Secret>, checks: &mut Checks) {
-    let Some(oidc) = &settings.oidc else {
+    let Some(oidc) = settings.oidc.first() else {
         checks.warn(
             "oidc",
             "not configured: protected endpoints answer 503",
@@ -263,7 +263,10 @@ async fn provider(settings: &Settings, token: Option<Secret>, checks: &mut Check
             "discovery",
             format!(
                 "introspection at {}{}",
-                endpoints.introspection,
+                endpoints
+                    .introspection
+                    .as_ref()
+                    .map_or_else(|| "none".to_owned(), ToString::to_string),
                 endpoints
                     .token
                     .as_ref()
@@ -279,7 +282,10 @@ async fn provider(settings: &Settings, token: Option<Secret>, checks: &mut Check
     match auth.probe().await {
         Ok(()) => checks.ok(
             "introspection",
-            format!("the provider lets {} introspect", oidc.client_id),
+            format!(
+                "the provider lets {} introspect",
+                oidc.client_id().unwrap_or("the server")
+            ),
         ),
         Err(error) => checks.fail("introspection", error.to_string(), fix_for(&error)),
     }
@@ -288,7 +294,7 @@ async fn provider(settings: &Settings, token: Option<Secret>, checks: &mut Check
             "token",
             format!("not tried: set {DOCTOR_TOKEN_ENV} to an access token to try one"),
         ),
-        Some(token) => try_token(&auth, &token, &oidc.audiences, checks).await,
+        Some(token) => try_token(&auth, &token, oidc, checks).await,
     }
 }
 
@@ -304,9 +310,10 @@ fn fix_for(error: &ProviderError) -> String {
 async fn try_token(
     auth: &Authenticator,
     token: &Secret,
-    audiences: &[String],
+    oidc: &crate::settings::OidcSettings,
     checks: &mut Checks,
 ) {
+    let audiences = &oidc.audiences;
     let examined = match auth.examine(token.expose()).await {
         Ok(examined) => examined,
         Err(error) => {
@@ -323,11 +330,8 @@ async fn try_token(
         return;
     };
     if !answer.active() {
-        checks.fail(
-            "token",
-            "introspection says active: false",
-            "if the token is fresh: recent Keycloak answers active:false unless the introspecting client is in the token's aud; add the Audience mapper (docs/keycloak.md)",
-        );
+        let (detail, fix) = why_inactive(token.expose(), oidc.client_id().unwrap_or_default());
+        checks.fail("token", detail, fix);
         return;
     }
     let scopes = answer
@@ -368,5 +372,161 @@ async fn try_token(
         );
     } else {
         checks.ok("token", format!("{described}: accepted"));
+    }
+}
+
+/// Why a token the provider called inactive may be so, read from the token itself when it
+/// is a JWT (Keycloak's are). Unverified, and only used to explain a refusal: recent
+/// Keycloak answers `active: false` to a client that is not in the token's `aud`, which
+/// looks exactly like a revoked token unless the `aud` is read.
+fn why_inactive(token: &str, client_id: &str) -> (String, String) {
+    const INACTIVE: &str = "introspection says active: false";
+    let unknown = || {
+        (
+            INACTIVE.to_owned(),
+            format!(
+                "if the token is fresh: recent Keycloak answers active:false unless {client_id} is in the token's aud; add the Audience mapper (docs/keycloak.md)"
+            ),
+        )
+    };
+    let Some(claims) = unverified_claims(token) else {
+        return unknown();
+    };
+    if let Some(exp) = claims["exp"].as_i64()
+        && exp <= chrono::Utc::now().timestamp()
+    {
+        return (
+            format!("{INACTIVE}: the token expired"),
+            format!("put a fresh access token in {DOCTOR_TOKEN_ENV}"),
+        );
+    }
+    let aud: Vec<&str> = match &claims["aud"] {
+        serde_json::Value::String(one) => vec![one.as_str()],
+        serde_json::Value::Array(many) => many.iter().filter_map(|a| a.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    if aud.contains(&client_id) {
+        return unknown();
+    }
+    let issued_to = claims["azp"]
+        .as_str()
+        .or_else(|| claims["client_id"].as_str())
+        .unwrap_or("the token's client");
+    (
+        format!(
+            "{INACTIVE}: the token's aud [{}] does not name {client_id}, the client this server introspects with, and Keycloak answers active:false to a client not in aud",
+            aud.join(" ")
+        ),
+        format!(
+            "add an Audience mapper (included.client.audience: {client_id}) to a default client scope of {issued_to}: the realm export's mrmat-api-audience scope (docs/keycloak.md)"
+        ),
+    )
+}
+
+/// The payload of a JWT-shaped token, not verified.
+fn unverified_claims(token: &str) -> Option<serde_json::Value> {
+    let mut parts = token.split('.');
+    let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    serde_json::from_slice::<serde_json::Value>(&base64url(payload)?)
+        .ok()
+        .filter(serde_json::Value::is_object)
+}
+
+/// Base64url without padding (RFC 4648 section 5), as JWTs carry it.
+fn base64url(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(claims: &serde_json::Value) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bytes = claims.to_string().into_bytes();
+        let mut text = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                text.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        format!("e30.{text}.c2ln")
+    }
+
+    fn future() -> i64 {
+        chrono::Utc::now().timestamp() + 300
+    }
+
+    #[test]
+    fn an_inactive_token_whose_aud_lacks_the_server_names_the_audience_mapper() {
+        let token =
+            jwt(&serde_json::json!({"aud": "account", "azp": "mrmat-api-cli", "exp": future()}));
+        let (detail, fix) = why_inactive(&token, "mrmat-api");
+        assert!(
+            detail.contains("aud [account] does not name mrmat-api"),
+            "{detail}"
+        );
+        assert!(fix.contains("Audience mapper"), "{fix}");
+        assert!(fix.contains("mrmat-api-cli"), "{fix}");
+    }
+
+    #[test]
+    fn an_inactive_token_without_aud_is_named_too() {
+        let token = jwt(&serde_json::json!({"azp": "mrmat-api-test", "exp": future()}));
+        let (detail, _) = why_inactive(&token, "mrmat-api");
+        assert!(
+            detail.contains("aud [] does not name mrmat-api"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn an_inactive_token_naming_the_server_is_not_blamed_on_the_audience() {
+        let token = jwt(&serde_json::json!({"aud": ["x", "mrmat-api"], "exp": future()}));
+        let (detail, _) = why_inactive(&token, "mrmat-api");
+        assert_eq!(detail, "introspection says active: false");
+    }
+
+    #[test]
+    fn an_expired_token_is_called_expired() {
+        let token = jwt(&serde_json::json!({"aud": "x", "exp": 1}));
+        assert!(
+            why_inactive(&token, "mrmat-api")
+                .0
+                .ends_with("the token expired")
+        );
+    }
+
+    #[test]
+    fn an_opaque_token_keeps_the_general_hint() {
+        let (detail, fix) = why_inactive("opaque-token", "mrmat-api");
+        assert_eq!(detail, "introspection says active: false");
+        assert!(fix.contains("Audience mapper"));
     }
 }

@@ -12,7 +12,7 @@ use oauth2::ClientSecret;
 use serde::Deserialize;
 use url::Url;
 
-use crate::cli::Options;
+use crate::cli::{Options, ProviderOptions};
 use crate::forwarded::TrustedProxy;
 use crate::trust;
 
@@ -35,8 +35,13 @@ pub struct Settings {
     pub database: DatabaseUrl,
     /// Longest a request waits for the database before it is answered 503.
     pub db_timeout: Duration,
-    /// Token introspection set-up; `None` runs without authentication.
-    pub oidc: Option<OidcSettings>,
+    /// The identity providers; none runs without authentication. The first is the
+    /// primary: opaque tokens are introspected there, and owners an older release stored
+    /// without an issuer are its users.
+    pub oidc: Vec<OidcSettings>,
+    /// The URL clients use to reach this server: the RFC 9728 `resource`, and an audience
+    /// tokens may name.
+    pub public_url: Option<Url>,
     /// HTTP worker threads.
     pub workers: usize,
     /// Apply pending migrations when serving.
@@ -105,10 +110,9 @@ pub struct OidcSettings {
     pub issuer: Url,
     /// The issuer clients see, when it differs (reported in metadata, accepted as `iss`).
     pub public_issuer: Option<Url>,
-    /// Client id the server introspects with.
-    pub client_id: String,
-    /// Its secret (redacted in `Debug`).
-    pub client_secret: ClientSecret,
+    /// The server's own client at the provider, to introspect opaque tokens; `None` for a
+    /// provider whose JWT access tokens alone are accepted.
+    pub credentials: Option<ClientCredentials>,
     /// Introspection endpoint given by a client_secrets.json; discovered when `None`.
     pub introspection_endpoint: Option<Url>,
     /// Token endpoint given by a client_secrets.json; discovered when `None`.
@@ -117,8 +121,12 @@ pub struct OidcSettings {
     pub allow_insecure_http: bool,
     /// PEM certificate authorities trusted besides the platform's and webpki's.
     pub ca_pem: Option<Vec<u8>>,
-    /// Audiences accepted in `aud`; empty accepts any.
+    /// Audiences accepted in `aud` (`--oidc-audience` and `--public-url`); empty accepts
+    /// any introspected token. JWT access tokens are checked here only when this is not
+    /// empty: a JWT that need not name this server could be anybody's.
     pub audiences: Vec<String>,
+    /// Where a JWT access token holds its scopes.
+    pub scope_claim: ScopeClaim,
     /// Introspect with a client-credentials token carrying this scope instead of Basic.
     pub introspection_token_scope: Option<String>,
     /// Ceiling on how long an introspection result is trusted.
@@ -136,15 +144,27 @@ impl OidcSettings {
         client_secret: impl Into<String>,
     ) -> Self {
         Self {
+            credentials: Some(ClientCredentials {
+                client_id: client_id.into(),
+                client_secret: ClientSecret::new(client_secret.into()),
+            }),
+            ..Self::jwt_only(issuer, Vec::new())
+        }
+    }
+
+    /// Settings for a provider whose JWT access tokens are checked here, naming one of
+    /// `audiences`; no client of the server's own, so no introspection.
+    pub fn jwt_only(issuer: Url, audiences: Vec<String>) -> Self {
+        Self {
             issuer,
             public_issuer: None,
-            client_id: client_id.into(),
-            client_secret: ClientSecret::new(client_secret.into()),
+            credentials: None,
             introspection_endpoint: None,
             token_endpoint: None,
             allow_insecure_http: false,
             ca_pem: None,
-            audiences: Vec::new(),
+            audiences,
+            scope_claim: ScopeClaim::default(),
             introspection_token_scope: None,
             cache_ttl: DEFAULT_OIDC_CACHE_TTL,
             timeout: DEFAULT_OIDC_TIMEOUT,
@@ -154,7 +174,14 @@ impl OidcSettings {
     /// Whether the client secret is one of the well-known placeholders shipped in examples
     /// and exports, which anyone can read.
     pub fn has_placeholder_secret(&self) -> bool {
-        let secret = self.client_secret.secret().trim().to_ascii_lowercase();
+        let Some(credentials) = &self.credentials else {
+            return false;
+        };
+        let secret = credentials
+            .client_secret
+            .secret()
+            .trim()
+            .to_ascii_lowercase();
         PLACEHOLDER_SECRETS.contains(&secret.as_str())
             || secret.starts_with("change-me")
             || secret.starts_with("changeme")
@@ -164,6 +191,65 @@ impl OidcSettings {
     /// The issuer to advertise to clients.
     pub fn advertised_issuer(&self) -> &Url {
         self.public_issuer.as_ref().unwrap_or(&self.issuer)
+    }
+
+    /// Whether this provider's JWT access tokens are checked here instead of introspected.
+    pub fn checks_jwts(&self) -> bool {
+        !self.audiences.is_empty()
+    }
+
+    /// The server's client id at this provider, for messages.
+    pub fn client_id(&self) -> Option<&str> {
+        self.credentials.as_ref().map(|c| c.client_id.as_str())
+    }
+}
+
+/// The server's own client at a provider.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    /// Its client id.
+    pub client_id: String,
+    /// Its secret (redacted in `Debug`).
+    pub client_secret: ClientSecret,
+}
+
+/// Where a JWT access token holds its scopes: a claim, or a path of claims into nested
+/// objects (`realm_access.roles`). The value is a space-separated string (RFC 9068's
+/// `scope`, Entra's `scp`) or an array of strings (Auth0's `permissions`, Keycloak roles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeClaim(Vec<String>);
+
+impl Default for ScopeClaim {
+    fn default() -> Self {
+        Self(vec!["scope".to_owned()])
+    }
+}
+
+impl ScopeClaim {
+    /// Parses `name` or `a.b.c`.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let path: Vec<String> = text.trim().split('.').map(str::to_owned).collect();
+        if path
+            .iter()
+            .any(|part| part.is_empty() || part.chars().any(char::is_whitespace))
+        {
+            return Err(ConfigError::invalid(
+                "--oidc-scope-claim",
+                format!("{text:?} is not a claim name or a dotted path such as realm_access.roles"),
+            ));
+        }
+        Ok(Self(path))
+    }
+
+    /// The claim names, outermost first.
+    pub fn path(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ScopeClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("."))
     }
 }
 
@@ -299,10 +385,18 @@ impl Settings {
             .as_deref()
             .map(parse_host_port)
             .transpose()?;
+        let public_url = options
+            .public_url
+            .as_deref()
+            .map(parse_public_url)
+            .transpose()?;
         let oidc = resolve_oidc(
             options.oidc_secrets.as_deref(),
             OidcOptions {
-                issuer: options.oidc_issuer,
+                issuers: options.oidc_issuer.unwrap_or_default(),
+                providers: options.oidc_providers.unwrap_or_default(),
+                public_url: public_url.clone(),
+                scope_claim: options.oidc_scope_claim,
                 client_id: options.oidc_client_id,
                 client_secret: options.oidc_client_secret,
                 public_issuer: options.oidc_public_issuer,
@@ -325,6 +419,7 @@ impl Settings {
             database,
             db_timeout,
             oidc,
+            public_url,
             workers,
             migrate: !options.no_migrate.unwrap_or(false),
             trusted_proxies: options.trusted_proxies.unwrap_or_default(),
@@ -345,7 +440,8 @@ impl Settings {
             instance_path: PathBuf::from("var/instance"),
             database,
             db_timeout: DEFAULT_DB_TIMEOUT,
-            oidc: None,
+            oidc: Vec::new(),
+            public_url: None,
             workers: 1,
             migrate: true,
             trusted_proxies: Vec::new(),
@@ -358,15 +454,27 @@ impl Settings {
             DatabaseUrl::Sqlite(path) => format!("sqlite {}", path.display()),
             DatabaseUrl::Postgres(_) => "postgres".to_owned(),
         };
-        let oidc = self.oidc.as_ref().map_or_else(
-            || "none".to_owned(),
-            |o| {
-                format!(
-                    "issuer {} as client {}, cache ceiling {:?}",
-                    o.issuer, o.client_id, o.cache_ttl
-                )
-            },
-        );
+        let oidc = if self.oidc.is_empty() {
+            "none".to_owned()
+        } else {
+            self.oidc
+                .iter()
+                .map(|o| {
+                    let check = match o.client_id() {
+                        Some(id) if o.checks_jwts() => {
+                            format!("JWTs here, others introspected as client {id}")
+                        }
+                        Some(id) => format!("introspected as client {id}"),
+                        None => "JWTs here".to_owned(),
+                    };
+                    format!(
+                        "issuer {} ({check}, audiences {:?}, cache ceiling {:?})",
+                        o.issuer, o.audiences, o.cache_ttl
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         format!(
             "configuration: {}:{}, {} workers, database {database} (timeout {:?}), migrate {}, oidc {oidc}, trusted proxies {:?}",
             self.host, self.port, self.workers, self.db_timeout, self.migrate, self.trusted_proxies
@@ -428,7 +536,10 @@ fn port_from_env() -> Result<Option<u16>, ConfigError> {
 
 /// The OIDC options, before they are checked against each other and the secrets file.
 struct OidcOptions {
-    issuer: Option<String>,
+    issuers: Vec<String>,
+    providers: Vec<ProviderOptions>,
+    public_url: Option<Url>,
+    scope_claim: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Secret>,
     public_issuer: Option<String>,
@@ -440,11 +551,33 @@ struct OidcOptions {
     introspection_token_scope: Option<String>,
 }
 
-/// The OIDC set-up, or `None` when nothing of it is configured.
+/// What every provider shares: how the server talks to providers and how long it trusts.
+struct Shared {
+    allow_insecure_http: bool,
+    ca_pem: Option<Vec<u8>>,
+    cache_ttl: Duration,
+    timeout: Duration,
+}
+
+impl Shared {
+    fn provider(&self, issuer: Url, credentials: Option<ClientCredentials>) -> OidcSettings {
+        OidcSettings {
+            credentials,
+            allow_insecure_http: self.allow_insecure_http,
+            ca_pem: self.ca_pem.clone(),
+            cache_ttl: self.cache_ttl,
+            timeout: self.timeout,
+            ..OidcSettings::jwt_only(issuer, Vec::new())
+        }
+    }
+}
+
+/// The identity providers: the one the command line (or a client_secrets.json) names,
+/// each further `--oidc-issuer`, then the config file's `oidc_providers`.
 fn resolve_oidc(
     secrets: Option<&Path>,
     options: OidcOptions,
-) -> Result<Option<OidcSettings>, ConfigError> {
+) -> Result<Vec<OidcSettings>, ConfigError> {
     let from_file = secrets.map(read_client_secrets).transpose()?;
     let allow = options.allow_insecure_http;
     let (file_issuer, file_id, file_secret, introspection, token) = match from_file {
@@ -468,78 +601,205 @@ fn resolve_oidc(
         }
         None => (None, None, None, None, None),
     };
+    let mut issuers = options
+        .issuers
+        .into_iter()
+        .map(|i| i.trim().to_owned())
+        .filter(|i| !i.is_empty());
     // Explicit options override the corresponding fields of the secrets file.
-    let issuer = options.issuer.or(file_issuer);
+    let issuer = issuers.next().or(file_issuer);
     let client_id = options.client_id.or(file_id);
     let client_secret = options.client_secret.or(file_secret);
 
-    if issuer.is_none() && client_id.is_none() && client_secret.is_none() {
-        return Ok(None);
-    }
-    let issuer = issuer.ok_or_else(|| {
-        ConfigError::invalid(
-            "--oidc-issuer",
-            "missing: give the issuer URL (or an \"issuer\" in --oidc-secrets)",
-        )
-    })?;
-    let issuer = provider_url("--oidc-issuer", "issuer", &issuer, allow)?;
-    let client_id = client_id.filter(|id| !id.is_empty()).ok_or_else(|| {
-        ConfigError::invalid(
-            "--oidc-client-id",
-            "missing: the server needs its own client id to introspect tokens",
-        )
-    })?;
-    let client_secret = client_secret
-        .filter(|secret| !secret.expose().is_empty())
-        .ok_or_else(|| {
+    let shared = Shared {
+        allow_insecure_http: allow,
+        ca_pem: options.ca_file.as_deref().map(read_ca_file).transpose()?,
+        cache_ttl: options
+            .cache_ttl
+            .map_or(DEFAULT_OIDC_CACHE_TTL, Duration::from_secs),
+        timeout: match options.timeout {
+            Some(0) => {
+                return Err(ConfigError::invalid(
+                    "--oidc-timeout",
+                    "must be at least 1 second",
+                ));
+            }
+            Some(seconds) => Duration::from_secs(seconds),
+            None => DEFAULT_OIDC_TIMEOUT,
+        },
+    };
+    let with_public_url = |audiences: Vec<String>| -> Vec<String> {
+        let mut audiences: Vec<String> = audiences
+            .into_iter()
+            .map(|audience| audience.trim().to_owned())
+            .filter(|audience| !audience.is_empty())
+            .collect();
+        if let Some(url) = &options.public_url {
+            audiences.push(url.as_str().to_owned());
+        }
+        audiences
+    };
+    let audiences = with_public_url(options.audiences);
+    let scope_claim = options
+        .scope_claim
+        .as_deref()
+        .map(ScopeClaim::parse)
+        .transpose()?
+        .unwrap_or_default();
+    let trimmed = |scope: Option<String>| {
+        scope
+            .map(|scope| scope.trim().to_owned())
+            .filter(|scope| !scope.is_empty())
+    };
+    let mut providers = Vec::new();
+
+    if issuer.is_some() || client_id.is_some() || client_secret.is_some() {
+        let issuer = issuer.ok_or_else(|| {
             ConfigError::invalid(
-                "--oidc-client-secret",
-                "missing: only confidential clients may introspect tokens",
+                "--oidc-issuer",
+                "missing: give the issuer URL (or an \"issuer\" in --oidc-secrets)",
             )
         })?;
-    // Clients reach the provider there, so the same rule holds for it.
-    let public_issuer = options
-        .public_issuer
-        .map(|url| provider_url("--oidc-public-issuer", "issuer", &url, allow))
-        .transpose()?;
-    let ca_pem = options.ca_file.as_deref().map(read_ca_file).transpose()?;
-    let audiences: Vec<String> = options
-        .audiences
-        .into_iter()
-        .map(|audience| audience.trim().to_owned())
-        .filter(|audience| !audience.is_empty())
-        .collect();
-    let introspection_token_scope = options
-        .introspection_token_scope
-        .map(|scope| scope.trim().to_owned())
-        .filter(|scope| !scope.is_empty());
-    let cache_ttl = options
-        .cache_ttl
-        .map_or(DEFAULT_OIDC_CACHE_TTL, Duration::from_secs);
-    let timeout = match options.timeout {
-        Some(0) => {
+        let issuer = provider_url("--oidc-issuer", "issuer", &issuer, allow)?;
+        let credentials = credentials(client_id, client_secret, !audiences.is_empty())?;
+        providers.push(OidcSettings {
+            // Clients reach the provider there, so the same rule holds for it.
+            public_issuer: options
+                .public_issuer
+                .map(|url| provider_url("--oidc-public-issuer", "issuer", &url, allow))
+                .transpose()?,
+            introspection_endpoint: introspection,
+            token_endpoint: token,
+            audiences: audiences.clone(),
+            scope_claim: scope_claim.clone(),
+            introspection_token_scope: trimmed(options.introspection_token_scope),
+            ..shared.provider(issuer, credentials)
+        });
+    }
+    for issuer in issuers {
+        let issuer = provider_url("--oidc-issuer", "issuer", &issuer, allow)?;
+        require_audience(&audiences, "--oidc-issuer", &issuer)?;
+        providers.push(OidcSettings {
+            audiences: audiences.clone(),
+            scope_claim: scope_claim.clone(),
+            ..shared.provider(issuer, None)
+        });
+    }
+    for provider in options.providers {
+        let issuer = provider_url(
+            "--config",
+            "an oidc_providers issuer",
+            &provider.issuer,
+            allow,
+        )?;
+        let audiences = with_public_url(provider.audience);
+        let credentials = credentials(
+            provider.client_id,
+            provider.client_secret,
+            !audiences.is_empty(),
+        )
+        .map_err(|e| ConfigError::invalid("--config", format!("oidc_providers {issuer}: {e}")))?;
+        providers.push(OidcSettings {
+            public_issuer: provider
+                .public_issuer
+                .map(|url| provider_url("--config", "an oidc_providers public_issuer", &url, allow))
+                .transpose()?,
+            audiences,
+            scope_claim: provider
+                .scope_claim
+                .as_deref()
+                .map(ScopeClaim::parse)
+                .transpose()?
+                .unwrap_or_else(|| scope_claim.clone()),
+            introspection_token_scope: trimmed(provider.introspection_token_scope),
+            ..shared.provider(issuer, credentials)
+        });
+    }
+    // A token is judged by the provider its `iss` names: two entries for one issuer would
+    // make that ambiguous.
+    for (i, provider) in providers.iter().enumerate() {
+        let name = provider.issuer.as_str().trim_end_matches('/');
+        if providers[..i]
+            .iter()
+            .any(|p| p.issuer.as_str().trim_end_matches('/') == name)
+        {
             return Err(ConfigError::invalid(
-                "--oidc-timeout",
-                "must be at least 1 second",
+                "--oidc-issuer",
+                format!("{name} is configured twice"),
             ));
         }
-        Some(seconds) => Duration::from_secs(seconds),
-        None => DEFAULT_OIDC_TIMEOUT,
-    };
-    Ok(Some(OidcSettings {
-        issuer,
-        public_issuer,
-        client_id,
-        client_secret: ClientSecret::new(client_secret.expose().to_owned()),
-        introspection_endpoint: introspection,
-        token_endpoint: token,
-        allow_insecure_http: allow,
-        ca_pem,
-        audiences,
-        introspection_token_scope,
-        cache_ttl,
-        timeout,
-    }))
+    }
+    Ok(providers)
+}
+
+/// The server's client at a provider: both halves or neither. Neither is allowed only
+/// when the provider's JWTs can be checked here, i.e. an audience is set: a JWT that
+/// need not name this server could be any application's token.
+fn credentials(
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    has_audience: bool,
+) -> Result<Option<ClientCredentials>, ConfigError> {
+    let client_id = client_id.filter(|id| !id.is_empty());
+    let client_secret = client_secret.filter(|secret| !secret.expose().is_empty());
+    match (client_id, client_secret) {
+        (Some(client_id), Some(secret)) => Ok(Some(ClientCredentials {
+            client_id,
+            client_secret: ClientSecret::new(secret.expose().to_owned()),
+        })),
+        (None, None) if has_audience => Ok(None),
+        (None, None) => Err(ConfigError::invalid(
+            "--oidc-client-id",
+            "missing: give the server's own client (--oidc-client-id, --oidc-client-secret) to introspect tokens, or --public-url or --oidc-audience to check JWT access tokens here",
+        )),
+        (None, Some(_)) => Err(ConfigError::invalid(
+            "--oidc-client-id",
+            "missing: the server needs its own client id to introspect tokens",
+        )),
+        (Some(_), None) => Err(ConfigError::invalid(
+            "--oidc-client-secret",
+            "missing: only confidential clients may introspect tokens",
+        )),
+    }
+}
+
+/// A further `--oidc-issuer` has no client of the server's: its JWTs alone are checked,
+/// and they must name this server.
+fn require_audience(
+    audiences: &[String],
+    option: &'static str,
+    issuer: &Url,
+) -> Result<(), ConfigError> {
+    if audiences.is_empty() {
+        return Err(ConfigError::invalid(
+            option,
+            format!(
+                "{issuer} has no client credentials, so its JWT access tokens are checked here, and they must name this server: give --public-url or --oidc-audience"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `--public-url`: where clients reach this server, an http(s) URL without user, query or
+/// fragment (it is compared with the `aud` of tokens and published as it is).
+fn parse_public_url(text: &str) -> Result<Url, ConfigError> {
+    let invalid = |reason: String| ConfigError::invalid("--public-url", reason);
+    let url =
+        Url::parse(text.trim()).map_err(|e| invalid(format!("{text:?} is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("must be an http:// or https:// URL".to_owned()));
+    }
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(invalid(
+            "must not carry a user, password, query or fragment".to_owned(),
+        ));
+    }
+    Ok(url)
 }
 
 fn read_client_secrets(path: &Path) -> Result<ClientSecretsWeb, ConfigError> {

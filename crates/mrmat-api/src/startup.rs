@@ -9,7 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::api;
-use crate::auth::Authenticator;
+use crate::auth::Issuers;
 use crate::db::{self, Db, DbError, migrate};
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
@@ -137,15 +137,13 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let metrics = Arc::new(Metrics::new());
         let db = prepare_database(&settings, metrics.clone())?;
-        if let Some(oidc) = &settings.oidc {
-            warn_about(oidc);
+        settings.oidc.iter().for_each(warn_about);
+        if settings.oidc.iter().any(|oidc| !oidc.checks_jwts()) {
+            log::warn!(
+                "no --public-url or --oidc-audience: introspected tokens meant for any audience are accepted; set --public-url to accept only tokens issued for this server"
+            );
         }
-        let auth = settings
-            .oidc
-            .clone()
-            .map(|oidc| Authenticator::new(oidc, metrics.clone()))
-            .transpose()?
-            .map(web::Data::new);
+        let auth = Issuers::new(&settings.oidc, &metrics)?.map(web::Data::new);
         if auth.is_none() {
             log::warn!("Running without any authentication/authorisation");
         }
@@ -156,6 +154,7 @@ impl Application {
         let state = web::Data::new(AppState {
             db,
             auth,
+            public_url: settings.public_url.clone(),
             proxies: web::Data::new(proxies),
             readiness: AppState::readiness_cache(),
         });

@@ -8,7 +8,7 @@ use actix_web::web;
 use moka::future::Cache;
 use mrmat_api_types::health::Readiness;
 
-use crate::auth::Authenticator;
+use crate::auth::Issuers;
 use crate::db::Db;
 use crate::forwarded::TrustedProxies;
 
@@ -18,7 +18,9 @@ pub(crate) struct AppState {
     /// The database.
     pub(crate) db: Db,
     /// Token checking; `None` when OIDC is not configured.
-    pub(crate) auth: Option<web::Data<Authenticator>>,
+    pub(crate) auth: Option<web::Data<Issuers>>,
+    /// Where clients reach this server, when configured (`--public-url`).
+    pub(crate) public_url: Option<url::Url>,
     /// Proxies whose forwarding headers are believed.
     pub(crate) proxies: web::Data<TrustedProxies>,
     /// The last readiness verdict, shared for a moment: N probes a second must not become

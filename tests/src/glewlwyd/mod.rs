@@ -356,6 +356,8 @@ impl Glewlwyd {
         Settings::load(cli.options)
             .unwrap_or_else(|e| panic!("the server refuses the Glewlwyd settings: {e}"))
             .oidc
+            .into_iter()
+            .next()
             .expect("OIDC settings")
     }
 

@@ -23,10 +23,16 @@ pub(super) async fn protected_resource(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> web::Json<ProtectedResourceMetadata> {
-    let resource = state.proxies.base_url(&req).unwrap_or_default();
+    // Configured, the URL is what tokens must name; otherwise the best guess is the URL
+    // this request came in on (the metadata then only informs, it binds nothing).
+    let resource = match &state.public_url {
+        Some(url) => url.as_str().to_owned(),
+        None => state.proxies.base_url(&req).unwrap_or_default(),
+    };
     let authorization_servers = state
         .auth
         .iter()
+        .flat_map(|issuers| issuers.iter())
         .map(|auth| {
             auth.settings()
                 .advertised_issuer()

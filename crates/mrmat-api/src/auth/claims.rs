@@ -71,6 +71,8 @@ pub(crate) struct Rules<'a> {
     pub(crate) audiences: &'a [String],
     /// The provider asked, as [`Identity::issuer`] names it.
     pub(crate) issuer: &'a Arc<str>,
+    /// Whether it is the primary provider.
+    pub(crate) primary: bool,
 }
 
 /// Whether an introspection answer describes a usable access token, and whose.
@@ -91,7 +93,7 @@ pub(crate) fn judge(response: &IntrospectionResponse, rules: Rules<'_>) -> Verdi
     if !rules.audiences.is_empty() {
         let audience_ok = response
             .aud()
-            .is_some_and(|aud| aud.iter().any(|a| rules.audiences.contains(a)));
+            .is_some_and(|aud| aud.iter().any(|a| audience_accepted(a, rules.audiences)));
         if !audience_ok {
             return Verdict::invalid();
         }
@@ -100,16 +102,55 @@ pub(crate) fn judge(response: &IntrospectionResponse, rules: Rules<'_>) -> Verdi
     if response.nbf().is_some_and(|nbf| nbf > now) {
         return Verdict::invalid();
     }
-    let remaining = match response.exp() {
+    holder_verdict(
+        Holder {
+            sub: response.sub(),
+            client_id: response
+                .client_id()
+                .map(|id| id.as_str().to_owned())
+                .or_else(|| extra.azp.clone()),
+            username: extra
+                .preferred_username
+                .clone()
+                .or_else(|| response.username().map(str::to_owned)),
+            scopes: response
+                .scopes()
+                .map(|scopes| scopes.iter().map(|s| s.to_string()).collect())
+                .unwrap_or_default(),
+            expires_at: response.exp(),
+        },
+        rules,
+    )
+}
+
+/// What a valid token says about its holder, read from an introspection answer or from
+/// a JWT's claims.
+#[derive(Debug)]
+pub(crate) struct Holder<'a> {
+    /// `sub`.
+    pub(crate) sub: Option<&'a str>,
+    /// `client_id`, else `azp`.
+    pub(crate) client_id: Option<String>,
+    /// `preferred_username`, else `username`.
+    pub(crate) username: Option<String>,
+    /// Granted scopes.
+    pub(crate) scopes: Vec<String>,
+    /// `exp`.
+    pub(crate) expires_at: Option<chrono::DateTime<Utc>>,
+}
+
+/// The verdict on a token already found valid, active and meant for this server: whose it
+/// is and how long that may be trusted. One place for the identity rules of both ways of
+/// checking a token.
+pub(crate) fn holder_verdict(holder: Holder<'_>, rules: Rules<'_>) -> Verdict {
+    let now = Utc::now();
+    let remaining = match holder.expires_at {
         Some(exp) if exp <= now => return Verdict::invalid(),
         Some(exp) => (exp - now).to_std().unwrap_or_default(),
         None => rules.ceiling,
     };
-    let client_id = response
-        .client_id()
-        .map(|id| id.as_str().to_owned())
-        .or_else(|| extra.azp.clone());
-    let subject = match (response.sub(), &client_id) {
+    let client_id = holder.client_id;
+    let subject = match (holder.sub, &client_id) {
         // A subject is an identity: one carrying control characters is refused, not
         // cleaned up into somebody else's.
         (Some(sub), _) if sub.is_empty() || sub.chars().any(char::is_control) => {
@@ -119,11 +160,9 @@ pub(crate) fn judge(response: &IntrospectionResponse, rules: Rules<'_>) -> Verdi
         (None, Some(client)) => format!("{CLIENT_SUBJECT_PREFIX}{client}"),
         (None, None) => return Verdict::invalid(),
     };
-    let username = extra
-        .preferred_username
-        .clone()
-        .or_else(|| response.username().map(str::to_owned))
-        .or_else(|| response.sub().map(str::to_owned))
+    let username = holder
+        .username
+        .or_else(|| holder.sub.map(str::to_owned))
         .or_else(|| client_id.clone())
         .unwrap_or_else(|| subject.clone());
     // Names are for display; PostgreSQL text cannot hold NUL, so a claim carrying one
@@ -131,19 +170,24 @@ pub(crate) fn judge(response: &IntrospectionResponse, rules: Rules<'_>) -> Verdi
     let display = |s: String| s.chars().filter(|c| *c != '\0').collect::<String>();
     let principal = Identity {
         issuer: Arc::clone(rules.issuer),
+        primary: rules.primary,
         client_id: display(client_id.unwrap_or_else(|| subject.clone())),
         username: display(username),
         subject: Arc::from(subject),
-        scopes: response
-            .scopes()
-            .map(|scopes| scopes.iter().map(|s| s.to_string()).collect())
-            .unwrap_or_default(),
-        expires_at: response.exp().map(SystemTime::from),
+        scopes: holder.scopes,
+        expires_at: holder.expires_at.map(SystemTime::from),
     };
     Verdict {
         principal: Some(Arc::new(principal)),
         ttl: remaining.min(rules.ceiling),
     }
+}
+
+/// Whether `aud` names one of `accepted`. A URL and the same URL with a trailing slash
+/// are one audience: clients send the server's URL as they were given it (RFC 8707).
+pub(crate) fn audience_accepted(aud: &str, accepted: &[String]) -> bool {
+    let aud = aud.trim_end_matches('/');
+    accepted.iter().any(|a| a.trim_end_matches('/') == aud)
 }
 
 #[cfg(test)]
@@ -159,6 +203,7 @@ mod tests {
                 ceiling: Duration::from_secs(300),
                 audiences,
                 issuer: &Arc::from("https://idp.example"),
+                primary: true,
             },
         )
     }
@@ -180,7 +225,12 @@ mod tests {
         }));
         let p = v.principal.unwrap();
         assert_eq!(
-            (&*p.issuer, &*p.subject, p.username.as_str(), p.client_id.as_str()),
+            (
+                &*p.issuer,
+                &*p.subject,
+                p.username.as_str(),
+                p.client_id.as_str()
+            ),
             ("https://idp.example", "u1", "alice", "cli")
         );
         assert!(p.has_scope(Scope::ResourceRead));

@@ -1,6 +1,8 @@
-//! Token introspection (RFC 7662), authenticated with the server's own client (HTTP Basic,
-//! or a bearer token of its own with `--oidc-introspection-token-scope`), behind a
-//! single-flight cache keyed by a hash of the token.
+//! One identity provider's judgement of tokens: JWT access tokens checked here against its
+//! keys (`jwt`, `jwks`) when an audience is configured, other tokens by introspection
+//! (RFC 7662) authenticated with the server's own client (HTTP Basic, or a bearer token of
+//! its own with `--oidc-introspection-token-scope`); both behind one single-flight cache
+//! keyed by a hash of the token.
 //!
 //! The request is made here rather than with `oauth2`'s introspection support, because
 //! what the provider answers decides the outcome and that crate hides it: the status of an
@@ -21,6 +23,8 @@ use tokio::sync::OnceCell;
 use super::Principal;
 use super::claims::{self, IntrospectionResponse, Rules, Verdict};
 use super::http::{ProviderHttp, read_capped};
+use super::jwks::{Jwks, Lookup};
+use super::jwt::{self, Expectations, Peeked, Rejection};
 use super::provider::{self, Endpoints, ProviderError, ProviderHealth};
 use super::service_token::{self, ServiceToken};
 use crate::error::ApiError;
@@ -53,6 +57,13 @@ pub(crate) struct Authenticator {
     settings: OidcSettings,
     /// The issuer as identities name it (see [`super::Identity::issuer`]).
     issuer: Arc<str>,
+    /// The `iss` values its tokens may carry: the issuer and the public issuer, each as
+    /// configured (with and without the slash URL parsing adds to a bare host).
+    iss: Vec<String>,
+    /// Its signing keys, for JWT access tokens.
+    keys: Jwks,
+    /// Whether it is the primary provider (see [`super::Identity::primary`]).
+    primary: bool,
     http: ProviderHttp,
     endpoints: OnceCell<Endpoints>,
     /// Set with `--oidc-introspection-token-scope`: introspect with this, not Basic.
@@ -70,7 +81,7 @@ impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("issuer", &self.settings.issuer.as_str())
-            .field("client_id", &self.settings.client_id)
+            .field("client_id", &self.settings.client_id())
             .finish_non_exhaustive()
     }
 }
@@ -106,7 +117,23 @@ impl Authenticator {
                 .introspection_token_scope
                 .clone()
                 .map(ServiceToken::new),
-            issuer: Arc::from(settings.issuer.as_str().trim_end_matches('/')),
+            issuer: jwt::issuer_identity(&settings.issuer),
+            iss: std::iter::once(&settings.issuer)
+                .chain(settings.public_issuer.as_ref())
+                .flat_map(|url| {
+                    [
+                        url.as_str().to_owned(),
+                        url.as_str().trim_end_matches('/').to_owned(),
+                    ]
+                })
+                .fold(Vec::new(), |mut all, iss| {
+                    if !all.contains(&iss) {
+                        all.push(iss);
+                    }
+                    all
+                }),
+            keys: Jwks::new(),
+            primary: true,
             settings,
             http,
             endpoints: OnceCell::new(),
@@ -122,6 +149,7 @@ impl Authenticator {
             ceiling: self.settings.cache_ttl,
             audiences: &self.settings.audiences,
             issuer: &self.issuer,
+            primary: self.primary,
         }
     }
 
@@ -130,15 +158,38 @@ impl Authenticator {
         &self.settings
     }
 
-    /// The holder of `token`, from the cache or the provider. Concurrent calls for one
-    /// uncached token share one provider call.
-    pub(crate) async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+    /// The same authenticator as a secondary provider.
+    pub(crate) fn secondary(self) -> Self {
+        Self {
+            primary: false,
+            ..self
+        }
+    }
+
+    /// Whether `iss` names this provider.
+    pub(crate) fn is_issuer(&self, iss: &str) -> bool {
+        self.iss.iter().any(|own| own == iss)
+    }
+
+    /// Whether it can introspect (it has the server's client).
+    pub(crate) fn introspects(&self) -> bool {
+        self.settings.credentials.is_some()
+    }
+
+    /// The holder of `token` (`jwt`: the token read as a JWT of this provider's), from the
+    /// cache, the keys or the provider. Concurrent calls for one uncached token share one
+    /// check.
+    pub(crate) async fn authenticate(
+        &self,
+        token: &str,
+        jwt: Option<&Peeked>,
+    ) -> Result<Principal, ApiError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let cached = self.cache.get(&key).await;
         self.metrics.cache(cached.is_some());
         let verdict = match cached {
             Some(verdict) => Ok(verdict),
-            None => self.cache.try_get_with(key, self.introspect(token)).await,
+            None => self.cache.try_get_with(key, self.judge(token, jwt)).await,
         };
         let verdict = match verdict {
             Ok(verdict) => {
@@ -180,9 +231,27 @@ impl Authenticator {
         health
     }
 
-    /// The readiness probe itself: the same verdict, with the provider's reason.
+    /// The readiness probe itself: the same verdict, with the provider's reason. A
+    /// provider whose JWTs are checked here must publish keys; one that introspects must
+    /// let the server do so.
     pub(crate) async fn probe(&self) -> Result<(), ProviderError> {
         let endpoints = self.endpoints().await?;
+        if self.settings.checks_jwts() {
+            let Some(jwks) = &endpoints.jwks else {
+                return Err(ProviderError::Misconfigured {
+                    option: "--oidc-issuer",
+                    reason: "the provider's discovery names no jwks_uri".to_owned(),
+                });
+            };
+            // Any algorithm will do: this loads (or refreshes) the set, and fails only when
+            // there is none to be had.
+            self.keys
+                .lookup(&self.http, jwks, None, jsonwebtoken::Algorithm::RS256)
+                .await?;
+        }
+        if !self.introspects() {
+            return Ok(());
+        }
         let own = match (&self.service_token, &endpoints.token) {
             (Some(service), Some(token_endpoint)) => Some(
                 service
@@ -217,7 +286,19 @@ impl Authenticator {
         self.endpoints
             .get_or_try_init(|| async {
                 let endpoints = provider::endpoints(&self.http, &self.settings).await?;
-                log::info!("introspecting tokens at {}", endpoints.introspection);
+                if let Some(introspection) = &endpoints.introspection
+                    && self.introspects()
+                {
+                    log::info!("introspecting tokens at {introspection}");
+                }
+                if let Some(jwks) = &endpoints.jwks
+                    && self.settings.checks_jwts()
+                {
+                    log::info!(
+                        "checking JWT access tokens of {} with the keys at {jwks}",
+                        self.issuer
+                    );
+                }
                 Ok(endpoints)
             })
             .await
@@ -229,6 +310,64 @@ impl Authenticator {
         } else {
             "--oidc-client-id/--oidc-client-secret"
         }
+    }
+
+    /// A verdict on a token not in the cache.
+    async fn judge(&self, token: &str, jwt: Option<&Peeked>) -> Result<Verdict, ProviderError> {
+        match jwt {
+            Some(peeked) if self.settings.checks_jwts() => {
+                Ok(match self.check_jwt(token, peeked).await? {
+                    Ok(verdict) => verdict,
+                    Err(rejection) => {
+                        log::debug!("JWT refused: {rejection}");
+                        Verdict::invalid()
+                    }
+                })
+            }
+            _ if self.introspects() => self.introspect(token).await,
+            _ => Ok(Verdict::invalid()),
+        }
+    }
+
+    /// A JWT access token checked against this provider's keys: an error only when the
+    /// keys cannot be had; a refusal is the token's fault.
+    pub(crate) async fn check_jwt(
+        &self,
+        token: &str,
+        peeked: &Peeked,
+    ) -> Result<Result<Verdict, Rejection>, ProviderError> {
+        let Some(alg) = peeked.alg else {
+            return Ok(Err(Rejection::Algorithm));
+        };
+        let endpoints = self.endpoints().await?;
+        let Some(jwks) = &endpoints.jwks else {
+            return Err(ProviderError::Misconfigured {
+                option: "--oidc-issuer",
+                reason: "the provider's discovery names no jwks_uri".to_owned(),
+            });
+        };
+        let keys = match self
+            .keys
+            .lookup(&self.http, jwks, peeked.kid.as_deref(), alg)
+            .await?
+        {
+            Lookup::Found(keys) => keys,
+            Lookup::Unknown => return Ok(Err(Rejection::Signature)),
+        };
+        let expect = Expectations {
+            issuers: &self.iss,
+            scope_claim: &self.settings.scope_claim,
+            rules: self.rules(),
+        };
+        let mut outcome = Err(Rejection::Signature);
+        for key in &keys {
+            outcome = jwt::verify(token, peeked, &key.key, expect)
+                .map(|v| v.capped(self.settings.cache_ttl));
+            if !matches!(outcome, Err(Rejection::Signature)) {
+                break;
+            }
+        }
+        Ok(outcome)
     }
 
     async fn introspect(&self, token: &str) -> Result<Verdict, ProviderError> {
@@ -275,12 +414,20 @@ impl Authenticator {
     /// Asks the provider about `token`.
     async fn ask(&self, token: &str) -> Result<Answer, ProviderError> {
         let endpoints = self.endpoints().await?;
+        let (Some(credentials), Some(introspection)) =
+            (&self.settings.credentials, &endpoints.introspection)
+        else {
+            return Err(ProviderError::Misconfigured {
+                option: "--oidc-client-id/--oidc-client-secret",
+                reason: "the server has no client at this provider to introspect with".to_owned(),
+            });
+        };
         let mut reconnected = false;
         let mut renewed = false;
         loop {
             let request = self
                 .http
-                .post(endpoints.introspection.as_str())
+                .post(introspection.as_str())
                 .form(&[("token", token), ("token_type_hint", "access_token")]);
             let request = match (&self.service_token, &endpoints.token) {
                 (Some(service), Some(token_endpoint)) => request.bearer_auth(
@@ -296,8 +443,8 @@ impl Authenticator {
                     });
                 }
                 (None, _) => request.basic_auth(
-                    super::form_encode(&self.settings.client_id),
-                    Some(super::form_encode(self.settings.client_secret.secret())),
+                    super::form_encode(&credentials.client_id),
+                    Some(super::form_encode(credentials.client_secret.secret())),
                 ),
             };
             let response = match request.send().await {

@@ -8,6 +8,9 @@ mod bearer;
 pub(crate) mod claims;
 mod http;
 mod introspection;
+mod issuers;
+mod jwks;
+pub(crate) mod jwt;
 pub(crate) mod provider;
 mod service_token;
 
@@ -20,6 +23,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
 pub(crate) use introspection::Authenticator;
+pub(crate) use issuers::Issuers;
 pub(crate) use mrmat_api_types::scope::Scope;
 pub(crate) use provider::ProviderHealth;
 
@@ -34,6 +38,9 @@ pub(crate) struct Identity {
     /// trailing slash. With the subject it keys the owner: `alice` of one provider is
     /// not `alice` of another.
     pub(crate) issuer: Arc<str>,
+    /// Whether that provider is the primary one (configured first): owner rows an older
+    /// release stored without an issuer are its users'.
+    pub(crate) primary: bool,
     /// Stable identity: the token's `sub`, or `client:<client_id>` for a token that has
     /// no user (client credentials).
     pub(crate) subject: Arc<str>,
@@ -76,7 +83,7 @@ impl FromRequest for Principal {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Registered only when OIDC is configured.
-        let auth = req.app_data::<web::Data<Authenticator>>().cloned();
+        let auth = req.app_data::<web::Data<Issuers>>().cloned();
         let token = bearer::token(req);
         let req = req.clone();
         Box::pin(async move {

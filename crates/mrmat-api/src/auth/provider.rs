@@ -1,10 +1,10 @@
-//! The identity provider's introspection endpoint: from OIDC discovery, or straight from a
-//! client_secrets.json.
+//! The identity provider's endpoints (introspection, token, JWKS): from OIDC discovery, or
+//! straight from a client_secrets.json.
 //!
 //! The discovery document is fetched here and parsed with `openidconnect`'s typed metadata
-//! instead of `discover_async`, because that also downloads the JWKS (which introspection
-//! never needs) and insists the document's issuer equals the URL it was fetched from, which
-//! `--oidc-public-issuer` deployments break on purpose.
+//! instead of `discover_async`, because that also downloads the JWKS (kept apart here, in
+//! `jwks`, with its own refresh rules) and insists the document's issuer equals the URL it
+//! was fetched from, which `--oidc-public-issuer` deployments break on purpose.
 
 use openidconnect::core::CoreProviderMetadata;
 use serde::Deserialize;
@@ -75,10 +75,12 @@ struct IntrospectionMetadata {
 /// Where the server talks to the provider.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoints {
-    /// RFC 7662 introspection.
-    pub(crate) introspection: Url,
+    /// RFC 7662 introspection, if the provider offers it (JWT-only providers do not).
+    pub(crate) introspection: Option<Url>,
     /// The token endpoint, for the server's own client-credentials tokens, if known.
     pub(crate) token: Option<Url>,
+    /// The signing keys, from discovery; `None` when discovery was not needed.
+    pub(crate) jwks: Option<Url>,
 }
 
 /// Where discovery lives for `issuer` (OIDC Discovery 1.0 section 4).
@@ -100,21 +102,36 @@ pub(crate) async fn endpoints(
 ) -> Result<Endpoints, ProviderError> {
     if let Some(introspection) = &settings.introspection_endpoint {
         // Without a token endpoint the server goes without tokens of its own, unless it
-        // needs one to introspect with; then discovery must name it.
-        if settings.token_endpoint.is_some() || settings.introspection_token_scope.is_none() {
+        // needs one to introspect with; then discovery must name it. Checking JWTs needs
+        // the keys, which only discovery names.
+        if !settings.checks_jwts()
+            && (settings.token_endpoint.is_some() || settings.introspection_token_scope.is_none())
+        {
             return Ok(Endpoints {
-                introspection: introspection.clone(),
+                introspection: Some(introspection.clone()),
                 token: settings.token_endpoint.clone(),
+                jwks: None,
             });
         }
     }
     let discovered = discover(http, settings).await?;
+    let introspection = settings
+        .introspection_endpoint
+        .clone()
+        .or(discovered.introspection);
+    if settings.credentials.is_some() && introspection.is_none() {
+        return Err(ProviderError::Misconfigured {
+            option: "--oidc-issuer",
+            reason: format!(
+                "{} names no introspection_endpoint: give --public-url or --oidc-audience to check this provider's JWT access tokens here, and drop --oidc-client-id/--oidc-client-secret",
+                discovery_url(&settings.issuer)
+            ),
+        });
+    }
     Ok(Endpoints {
-        introspection: settings
-            .introspection_endpoint
-            .clone()
-            .unwrap_or(discovered.introspection),
+        introspection,
         token: settings.token_endpoint.clone().or(discovered.token),
+        jwks: discovered.jwks,
     })
 }
 
@@ -166,19 +183,21 @@ async fn discover(
         });
     }
 
-    let endpoint = extra
+    let introspection = extra
         .introspection_endpoint
         .as_deref()
         .or(extra.token_introspection_endpoint.as_deref())
-        .ok_or_else(|| misconfigured(format!("{url} names no introspection_endpoint")))?;
-    let introspection = checked(endpoint, "introspection_endpoint", settings)?;
+        .map(|endpoint| checked(endpoint, "introspection_endpoint", settings))
+        .transpose()?;
     let token = metadata
         .token_endpoint()
         .map(|url| checked(url.url().as_str(), "token_endpoint", settings))
         .transpose()?;
+    let jwks = checked(metadata.jwks_uri().url().as_str(), "jwks_uri", settings)?;
     Ok(Endpoints {
         introspection,
         token,
+        jwks: Some(jwks),
     })
 }
 

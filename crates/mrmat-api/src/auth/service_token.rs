@@ -25,6 +25,12 @@ pub(crate) async fn fetch(
     token_endpoint: &Url,
     scope: Option<&str>,
 ) -> Result<(Secret, Duration), ProviderError> {
+    let Some(credentials) = &settings.credentials else {
+        return Err(ProviderError::Misconfigured {
+            option: "--oidc-client-id/--oidc-client-secret",
+            reason: "the server has no client at this provider".to_owned(),
+        });
+    };
     let mut form = vec![("grant_type", "client_credentials")];
     if let Some(scope) = scope {
         form.push(("scope", scope));
@@ -32,8 +38,8 @@ pub(crate) async fn fetch(
     let response = http
         .post(token_endpoint.as_str())
         .basic_auth(
-            super::form_encode(&settings.client_id),
-            Some(super::form_encode(settings.client_secret.secret())),
+            super::form_encode(&credentials.client_id),
+            Some(super::form_encode(credentials.client_secret.secret())),
         )
         .form(&form)
         .send()

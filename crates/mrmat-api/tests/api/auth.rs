@@ -274,7 +274,9 @@ async fn provider_down_is_503_with_retry_after_and_recovers_when_it_returns() {
 async fn wrong_server_secret_is_503_not_401() {
     let oidc = Oidc::shared();
     let mut settings = oidc.settings();
-    settings.client_secret = oauth2::ClientSecret::new("wrong".into());
+    if let Some(credentials) = &mut settings.credentials {
+        credentials.client_secret = oauth2::ClientSecret::new("wrong".into());
+    }
     let app = TestApp::spawn_with_auth(Backend::Sqlite, settings).await;
     let token = oidc.token(TestClient::Rw).await;
     assert_problem(app.get("/api/greeting/v3/", Some(&token)).await, 503).await;

@@ -31,7 +31,9 @@ backend_tests! {
 
     async fn readiness_is_degraded_when_the_provider_refuses_the_server_secret(backend) {
         let mut settings = Oidc::shared().settings();
-        settings.client_secret = oauth2::ClientSecret::new("wrong".into());
+        if let Some(credentials) = &mut settings.credentials {
+            credentials.client_secret = oauth2::ClientSecret::new("wrong".into());
+        }
         let app = TestApp::spawn_with_auth(backend, settings).await;
         let response = app.get("/healthz/ready", None).await;
         assert_eq!(response.status(), 503);

@@ -89,7 +89,7 @@ async fn a_spoofed_leftmost_forwarded_host_is_not_believed() {
     let oidc = Oidc::shared();
     let settings = oidc.settings();
     let app = TestApp::spawn_with(Backend::Sqlite, move |s| {
-        s.oidc = Some(settings);
+        s.oidc = vec![settings];
         s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;

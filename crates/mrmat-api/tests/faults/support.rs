@@ -60,7 +60,7 @@ pub async fn spawn_on(database: DatabaseUrl) -> TestApp {
     TestApp::spawn_with(Backend::Sqlite, move |settings| {
         settings.database = database;
         settings.db_timeout = DB_TIMEOUT;
-        settings.oidc = Some(oidc);
+        settings.oidc = vec![oidc];
     })
     .await
 }

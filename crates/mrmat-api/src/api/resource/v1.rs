@@ -65,17 +65,10 @@ fn owner(principal: &Principal) -> OwnerIdentity<'_> {
         subject: &principal.subject,
         client_id: &principal.client_id,
         name: &principal.username,
-        adopt_legacy: is_primary_provider(principal),
+        // Owner rows without an issuer were stored by a release that knew one provider,
+        // the primary; a second one is added only once no such release runs (README).
+        adopt_legacy: principal.primary,
     }
-}
-
-/// Whether the token comes from the provider the release before owners had an issuer
-/// served (the first configured), whose owner rows without an issuer it may adopt.
-/// One provider is configured today, so every token is from it. The seam for several:
-/// compare `principal.issuer` with the first configured one, and have an operator add a
-/// second provider only once no instance of that earlier release runs (README, Database).
-fn is_primary_provider(_principal: &Principal) -> bool {
-    true
 }
 
 /// Lists resources, ordered by id.

@@ -1,0 +1,96 @@
+//! Every configured identity provider, and which of them judges a token: the one its
+//! `iss` names, and no other, so `alice` of one provider never passes as another's.
+//!
+//! - A JWT naming a configured issuer goes to that provider: checked against its keys when
+//!   it has an audience, else introspected when it has the server's client.
+//! - A JWT naming no configured issuer is refused without a provider call, unless the
+//!   primary provider introspects and checks no JWTs itself (then it is asked, as before
+//!   JWT checking existed: some providers' tokens name an issuer URL that differs from the
+//!   configured one only in form).
+//! - Any other token (opaque) is introspected by the first provider with the server's
+//!   client; with none, it is refused.
+
+use std::sync::Arc;
+
+use super::jwt::{self, Peeked};
+use super::{Authenticator, Principal, ProviderHealth};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::settings::OidcSettings;
+
+/// The configured providers, the primary first.
+#[derive(Debug)]
+pub(crate) struct Issuers {
+    all: Vec<Authenticator>,
+}
+
+impl Issuers {
+    /// One authenticator per provider; `None` when none is configured.
+    pub(crate) fn new(
+        providers: &[OidcSettings],
+        metrics: &Arc<Metrics>,
+    ) -> Result<Option<Self>, ApiError> {
+        let all = providers
+            .iter()
+            .enumerate()
+            .map(|(i, settings)| {
+                let auth = Authenticator::new(settings.clone(), metrics.clone())?;
+                Ok(if i == 0 { auth } else { auth.secondary() })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok((!all.is_empty()).then_some(Self { all }))
+    }
+
+    /// Each provider.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Authenticator> {
+        self.all.iter()
+    }
+
+    /// The provider that judges `token`, and the token read as a JWT when it is one.
+    pub(crate) fn judge_of(&self, token: &str) -> Option<(&Authenticator, Option<Peeked>)> {
+        match jwt::peek(token) {
+            Some(peeked) => match self.all.iter().find(|a| a.is_issuer(&peeked.issuer)) {
+                Some(named) => Some((named, Some(peeked))),
+                None => self
+                    .all
+                    .first()
+                    .filter(|primary| primary.introspects() && !primary.settings().checks_jwts())
+                    .map(|primary| (primary, None)),
+            },
+            None => self
+                .all
+                .iter()
+                .find(|a| a.introspects())
+                .map(|introspecting| (introspecting, None)),
+        }
+    }
+
+    /// The holder of `token`.
+    pub(crate) async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+        // Longer than any real token: refused before anything is decoded or sent.
+        if token.len() > jwt::MAX_TOKEN_BYTES {
+            return Err(ApiError::Unauthenticated {
+                invalid_token: true,
+            });
+        }
+        match self.judge_of(token) {
+            Some((judge, peeked)) => judge.authenticate(token, peeked.as_ref()).await,
+            None => Err(ApiError::Unauthenticated {
+                invalid_token: true,
+            }),
+        }
+    }
+
+    /// Readiness: every provider answers; the worst of their states.
+    pub(crate) async fn check(&self) -> ProviderHealth {
+        let states = futures_util::future::join_all(self.all.iter().map(|a| a.check())).await;
+        states
+            .into_iter()
+            .max_by_key(|health| match health {
+                ProviderHealth::Ok => 0,
+                ProviderHealth::Unreachable => 1,
+                ProviderHealth::Misconfigured => 2,
+            })
+            .unwrap_or(ProviderHealth::Ok)
+    }
+}

@@ -1,0 +1,274 @@
+//! The issuer's signing keys (its JWKS, from discovery's `jwks_uri`), kept in memory so
+//! that a JWT costs no call to the provider.
+//!
+//! - Fetched on first use, and again when older than [`MAX_AGE`] (in the request that
+//!   finds them old; a failed refresh keeps the keys it had, so JWTs signed by known keys
+//!   keep working while the provider is down).
+//! - A token naming a key id the set lacks triggers one refetch, shared by every request
+//!   that waits for it, and at most one per [`MIN_REFETCH`]: a flood of tokens with made-up
+//!   key ids costs the provider a handful of calls a minute, never one a request. A request
+//!   that needs a refetch sooner waits for the next one (a key the provider has just
+//!   rotated in then still works, a moment later).
+//! - Keys for encryption (`use: enc`), of unknown types or with unusable parameters are
+//!   skipped, not fatal: Keycloak publishes an RSA-OAEP key beside its signing keys.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
+use tokio::sync::Mutex;
+use url::Url;
+
+use super::http::{ProviderHttp, read_capped};
+use super::provider::ProviderError;
+
+/// Keys older than this are fetched again on their next use.
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// Fewest seconds between two fetches.
+pub(crate) const MIN_REFETCH: Duration = Duration::from_secs(10);
+
+/// One usable verification key.
+#[derive(Clone)]
+pub(crate) struct Key {
+    /// Its `kid`.
+    pub(crate) kid: Option<String>,
+    /// Its `alg`, when the set names one: the only algorithm it then verifies.
+    pub(crate) alg: Option<Algorithm>,
+    /// The key.
+    pub(crate) key: DecodingKey,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Key {
+    /// Whether this key may verify a token with `kid` and `alg`.
+    fn fits(&self, kid: Option<&str>, alg: Algorithm) -> bool {
+        let kid_ok = match kid {
+            Some(kid) => self.kid.as_deref() == Some(kid),
+            None => true,
+        };
+        kid_ok && self.alg.is_none_or(|a| a == alg) && self.key.family() == alg.family()
+    }
+}
+
+/// A fetched key set.
+#[derive(Debug)]
+pub(crate) struct KeySet {
+    /// Its usable keys.
+    pub(crate) keys: Vec<Key>,
+    /// How many entries were skipped.
+    pub(crate) skipped: usize,
+    fetched: Instant,
+}
+
+/// What was learnt from the key set about one token.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// Keys that may verify it (one, when the token names a key id).
+    Found(Vec<Key>),
+    /// The token names a key (or an algorithm) no published key has.
+    Unknown,
+}
+
+/// The issuer's keys, shared by every request.
+#[derive(Debug)]
+pub(crate) struct Jwks {
+    current: RwLock<Option<Arc<KeySet>>>,
+    /// Held while a fetch runs: one at a time, and the waiters take its result.
+    fetching: Mutex<Option<Instant>>,
+}
+
+impl Default for Jwks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Jwks {
+    /// No keys yet.
+    pub(crate) fn new() -> Self {
+        Self {
+            current: RwLock::new(None),
+            fetching: Mutex::new(None),
+        }
+    }
+
+    fn current(&self) -> Option<Arc<KeySet>> {
+        self.current.read().map_or(None, |c| c.clone())
+    }
+
+    /// The keys that may verify a token with `kid` and `alg`, fetching the set from `uri`
+    /// as the rules above allow. An error only when there are no keys at all and the
+    /// provider cannot be reached.
+    pub(crate) async fn lookup(
+        &self,
+        http: &ProviderHttp,
+        uri: &Url,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Lookup, ProviderError> {
+        let seen = self.current();
+        if let Some(set) = &seen {
+            let found = find(set, kid, alg);
+            if !found.is_empty() {
+                if set.fetched.elapsed() >= MAX_AGE {
+                    // Old but usable: refresh now, and keep these if that fails.
+                    self.refresh(http, uri, &seen, false).await.ok();
+                    return Ok(match self.current() {
+                        Some(set) => found_or_unknown(find(&set, kid, alg)),
+                        None => Lookup::Found(found),
+                    });
+                }
+                return Ok(Lookup::Found(found));
+            }
+        }
+        let set = self.refresh(http, uri, &seen, true).await?;
+        Ok(found_or_unknown(find(&set, kid, alg)))
+    }
+
+    /// The key set after at most one fetch: the one another request fetched while this
+    /// one waited, or a new one. `wait` lets the request wait out [`MIN_REFETCH`].
+    async fn refresh(
+        &self,
+        http: &ProviderHttp,
+        uri: &Url,
+        seen: &Option<Arc<KeySet>>,
+        wait: bool,
+    ) -> Result<Arc<KeySet>, ProviderError> {
+        let mut last_fetch = self.fetching.lock().await;
+        let current = self.current();
+        if let Some(current) = &current
+            && !same(seen, current)
+        {
+            return Ok(current.clone());
+        }
+        if let (Some(last), Some(current)) = (*last_fetch, &current) {
+            let since = last.elapsed();
+            if since < MIN_REFETCH {
+                if !wait {
+                    return Ok(current.clone());
+                }
+                tokio::time::sleep(MIN_REFETCH - since).await;
+            }
+        }
+        *last_fetch = Some(Instant::now());
+        match fetch(http, uri).await {
+            Ok(set) => {
+                let set = Arc::new(set);
+                log::debug!(
+                    "fetched {} signing keys from {uri} ({} skipped)",
+                    set.keys.len(),
+                    set.skipped
+                );
+                if let Ok(mut slot) = self.current.write() {
+                    *slot = Some(set.clone());
+                }
+                Ok(set)
+            }
+            Err(error) => match current {
+                Some(current) => {
+                    log::warn!(
+                        "could not refresh the signing keys at {uri}, keeping the known ones: {error}"
+                    );
+                    Ok(current)
+                }
+                None => Err(error),
+            },
+        }
+    }
+}
+
+fn same(seen: &Option<Arc<KeySet>>, current: &Arc<KeySet>) -> bool {
+    seen.as_ref().is_some_and(|seen| Arc::ptr_eq(seen, current))
+}
+
+fn find(set: &KeySet, kid: Option<&str>, alg: Algorithm) -> Vec<Key> {
+    set.keys
+        .iter()
+        .filter(|key| key.fits(kid, alg))
+        .cloned()
+        .collect()
+}
+
+fn found_or_unknown(keys: Vec<Key>) -> Lookup {
+    if keys.is_empty() {
+        Lookup::Unknown
+    } else {
+        Lookup::Found(keys)
+    }
+}
+
+async fn fetch(http: &ProviderHttp, uri: &Url) -> Result<KeySet, ProviderError> {
+    let unreachable =
+        |reason: String| ProviderError::Unreachable(format!("JWKS at {uri}: {reason}"));
+    let response = http
+        .get(uri.as_str())
+        .send()
+        .await
+        .map_err(|e| unreachable(e.without_url().to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(unreachable(format!("answered {status}")));
+    }
+    let body = read_capped(response)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    parse(&body).map_err(unreachable)
+}
+
+/// The usable keys of a JWKS document.
+pub(crate) fn parse(body: &[u8]) -> Result<KeySet, String> {
+    let document: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let entries = document
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("not a JWK set (no \"keys\" array)")?;
+    let mut keys = Vec::new();
+    for entry in entries {
+        if let Some(key) = usable(entry) {
+            keys.push(key);
+        }
+    }
+    Ok(KeySet {
+        skipped: entries.len() - keys.len(),
+        keys,
+        fetched: Instant::now(),
+    })
+}
+
+/// A JWK entry as a verification key, or `None` for one to skip.
+fn usable(entry: &Value) -> Option<Key> {
+    let jwk: Jwk = serde_json::from_value(entry.clone()).ok()?;
+    if matches!(
+        jwk.common.public_key_use,
+        Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+    ) {
+        return None;
+    }
+    let alg = match &jwk.common.key_algorithm {
+        None => None,
+        Some(alg) => Some(alg.to_string().parse::<Algorithm>().ok()?),
+    };
+    if alg.is_some_and(|alg| !super::jwt::ALGORITHMS.contains(&alg)) {
+        return None;
+    }
+    let key = DecodingKey::from_jwk(&jwk).ok()?;
+    if matches!(key.family(), jsonwebtoken::AlgorithmFamily::Hmac) {
+        return None;
+    }
+    Some(Key {
+        kid: jwk.common.key_id.clone(),
+        alg,
+        key,
+    })
+}
