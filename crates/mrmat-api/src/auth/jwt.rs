@@ -315,3 +315,332 @@ fn scopes(claims: &Map<String, Value>, claim: &ScopeClaim) -> Result<Vec<String>
 pub(crate) fn issuer_identity(issuer: &url::Url) -> Arc<str> {
     Arc::from(issuer.as_str().trim_end_matches('/'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    /// A test-only Ed25519 key pair (PKCS#8 DER, and the public key's `x`), made with
+    /// `openssl genpkey -algorithm ed25519` for these tests alone.
+    const PRIVATE_KEY: &str = "MC4CAQAwBQYDK2VwBCIEIFLcJGg7g6QClUSeIHO1SijaWehsnXmMNmrySRFebjuF";
+    const PUBLIC_X: &str = "_UNRXymFCZnMaNALC2WrwxaHnyIVuHXgyp8ekOygtT0";
+    const ISSUER: &str = "https://idp.example";
+    const AUDIENCE: &str = "https://api.example";
+
+    fn now() -> i64 {
+        Utc::now().timestamp()
+    }
+
+    fn claims() -> Value {
+        json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": "u1", "client_id": "cli",
+            "scope": "mrmat-api-resource-read", "exp": now() + 600, "iat": now()
+        })
+    }
+
+    fn sign(header: Header, claims: &Value) -> String {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(PRIVATE_KEY)
+            .unwrap();
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&der)).unwrap()
+    }
+
+    fn header(typ: Option<&str>) -> Header {
+        Header {
+            typ: typ.map(str::to_owned),
+            kid: Some("k1".to_owned()),
+            ..Header::new(Algorithm::EdDSA)
+        }
+    }
+
+    fn judged_with(token: &str, scope_claim: &ScopeClaim) -> Result<Verdict, Rejection> {
+        let key = DecodingKey::from_ed_components(PUBLIC_X).unwrap();
+        let issuers = [ISSUER.to_owned()];
+        let audiences = [AUDIENCE.to_owned()];
+        let issuer = Arc::from(ISSUER);
+        let peeked = peek(token).expect("a JWT");
+        verify(
+            token,
+            &peeked,
+            &key,
+            Expectations {
+                issuers: &issuers,
+                scope_claim,
+                rules: Rules {
+                    ceiling: Duration::from_secs(300),
+                    audiences: &audiences,
+                    issuer: &issuer,
+                    primary: true,
+                },
+            },
+        )
+    }
+
+    fn judged(token: &str) -> Result<Verdict, Rejection> {
+        judged_with(token, &ScopeClaim::default())
+    }
+
+    fn with(changes: Value) -> Value {
+        let mut claims = claims();
+        for (name, value) in changes.as_object().unwrap() {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(name);
+            } else {
+                claims[name] = value.clone();
+            }
+        }
+        claims
+    }
+
+    #[test]
+    fn a_well_signed_access_token_names_its_holder_and_scopes() {
+        let verdict = judged(&sign(header(Some("at+jwt")), &claims())).unwrap();
+        let who = verdict.principal.unwrap();
+        assert_eq!((&*who.subject, who.client_id.as_str()), ("u1", "cli"));
+        assert_eq!(who.scopes, ["mrmat-api-resource-read"]);
+        assert_eq!(&*who.issuer, ISSUER);
+    }
+
+    #[test]
+    fn an_opaque_token_is_not_a_jwt() {
+        assert_eq!(peek("2YotnFZFEjr1zCsicMWpAA"), None);
+        assert_eq!(peek("a.b.c"), None);
+    }
+
+    #[test]
+    fn peeking_reads_issuer_and_key_id_but_not_a_forbidden_algorithm() {
+        let token = sign(header(None), &claims());
+        let peeked = peek(&token).unwrap();
+        assert_eq!(peeked.issuer, ISSUER);
+        assert_eq!(peeked.kid.as_deref(), Some("k1"));
+        assert_eq!(peeked.alg, Some(Algorithm::EdDSA));
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(claims().to_string())
+        );
+        assert_eq!(peek(&none).unwrap().alg, None);
+        let hmac = format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
+            URL_SAFE_NO_PAD.encode(claims().to_string())
+        );
+        assert_eq!(peek(&hmac).unwrap().alg, None);
+        assert_eq!(judged(&none).unwrap_err(), Rejection::Algorithm);
+    }
+
+    #[test]
+    fn a_token_longer_than_the_limit_is_not_looked_at() {
+        let token = format!("{}.{}.x", "a".repeat(MAX_TOKEN_BYTES), "b");
+        assert_eq!(peek(&token), None);
+    }
+
+    #[test]
+    fn another_signature_is_refused() {
+        let mut token = sign(header(None), &claims());
+        let last = token.pop().unwrap();
+        token.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(judged(&token).unwrap_err(), Rejection::Signature);
+    }
+
+    #[test]
+    fn another_issuer_is_refused() {
+        let token = sign(header(None), &with(json!({"iss": "https://evil.example"})));
+        assert_eq!(judged(&token).unwrap_err(), Rejection::Issuer);
+    }
+
+    #[test]
+    fn a_token_without_an_issuer_is_no_provider_s_jwt() {
+        let token = sign(header(None), &with(json!({"iss": null})));
+        assert_eq!(peek(&token), None);
+        // Even if it reached the check, the issuer is required there too.
+        let peeked = Peeked {
+            issuer: ISSUER.to_owned(),
+            kid: None,
+            alg: Some(Algorithm::EdDSA),
+        };
+        let key = DecodingKey::from_ed_components(PUBLIC_X).unwrap();
+        let issuers = [ISSUER.to_owned()];
+        let audiences = [AUDIENCE.to_owned()];
+        let issuer = Arc::from(ISSUER);
+        let expect = Expectations {
+            issuers: &issuers,
+            scope_claim: &ScopeClaim::default(),
+            rules: Rules {
+                ceiling: Duration::from_secs(300),
+                audiences: &audiences,
+                issuer: &issuer,
+                primary: true,
+            },
+        };
+        assert_eq!(
+            verify(&token, &peeked, &key, expect).unwrap_err(),
+            Rejection::Issuer
+        );
+    }
+
+    #[test]
+    fn a_token_for_another_server_is_refused() {
+        let token = sign(
+            header(None),
+            &with(json!({"aud": ["https://other.example"]})),
+        );
+        assert!(matches!(judged(&token), Err(Rejection::Audience(_))));
+    }
+
+    #[test]
+    fn a_token_without_an_audience_is_refused() {
+        let token = sign(header(None), &with(json!({"aud": null})));
+        assert!(matches!(judged(&token), Err(Rejection::Audience(_))));
+    }
+
+    #[test]
+    fn the_audience_may_carry_a_trailing_slash_and_stand_in_a_list() {
+        let token = sign(
+            header(None),
+            &with(json!({"aud": ["https://other.example", "https://api.example/"]})),
+        );
+        assert!(judged(&token).is_ok());
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_past_the_leeway() {
+        let token = sign(header(None), &with(json!({"exp": now() - 60})));
+        assert_eq!(judged(&token).unwrap_err(), Rejection::Expired);
+    }
+
+    #[test]
+    fn a_token_just_expired_within_the_leeway_passes() {
+        let token = sign(header(None), &with(json!({"exp": now() - 5})));
+        assert!(judged(&token).is_ok());
+    }
+
+    #[test]
+    fn a_token_without_an_expiry_is_refused() {
+        let token = sign(header(None), &with(json!({"exp": null})));
+        assert_eq!(judged(&token).unwrap_err(), Rejection::Expired);
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let token = sign(header(None), &with(json!({"nbf": now() + 600})));
+        assert_eq!(judged(&token).unwrap_err(), Rejection::NotYetValid);
+        let token = sign(header(None), &with(json!({"iat": now() + 600})));
+        assert_eq!(judged(&token).unwrap_err(), Rejection::NotYetValid);
+    }
+
+    #[test]
+    fn an_id_token_is_refused() {
+        let token = sign(header(None), &with(json!({"nonce": "n-0S6_WzA2Mj"})));
+        assert!(matches!(
+            judged(&token),
+            Err(Rejection::NotAnAccessToken(_))
+        ));
+        let token = sign(
+            header(None),
+            &with(json!({"at_hash": "77QmUPtjPfzWtF2AnpK9RQ"})),
+        );
+        assert!(matches!(
+            judged(&token),
+            Err(Rejection::NotAnAccessToken(_))
+        ));
+    }
+
+    #[test]
+    fn keycloak_tokens_count_by_their_typ_claim() {
+        let bearer = sign(header(Some("JWT")), &with(json!({"typ": "Bearer"})));
+        assert!(judged(&bearer).is_ok());
+        for typ in ["ID", "Refresh", "Logout"] {
+            let token = sign(header(Some("JWT")), &with(json!({"typ": typ})));
+            assert!(
+                matches!(judged(&token), Err(Rejection::NotAnAccessToken(_))),
+                "{typ}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_at_jwt_token_is_an_access_token_whatever_its_claims() {
+        let token = sign(header(Some("application/at+jwt")), &claims());
+        assert!(judged(&token).is_ok());
+    }
+
+    #[test]
+    fn a_header_type_of_another_kind_of_jwt_is_refused() {
+        let token = sign(header(Some("dpop+jwt")), &claims());
+        assert_eq!(
+            judged(&token).unwrap_err(),
+            Rejection::Type("dpop+jwt".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_critical_header_extension_is_refused() {
+        let mut header = header(None);
+        header
+            .extras
+            .insert("crit".to_owned(), "[\"exp\"]".to_owned());
+        let token = sign(header, &claims());
+        assert_eq!(judged(&token).unwrap_err(), Rejection::Critical);
+    }
+
+    #[test]
+    fn a_key_url_in_the_header_changes_nothing() {
+        let header = Header {
+            jku: Some("https://evil.example/jwks.json".to_owned()),
+            x5u: Some("https://evil.example/cert.pem".to_owned()),
+            ..header(None)
+        };
+        assert!(judged(&sign(header, &claims())).is_ok());
+    }
+
+    #[test]
+    fn a_client_credentials_token_is_its_client() {
+        let token = sign(
+            header(None),
+            &with(json!({"sub": null, "client_id": null, "azp": "svc"})),
+        );
+        let who = judged(&token).unwrap().principal.unwrap();
+        assert_eq!(&*who.subject, "client:svc");
+    }
+
+    #[test]
+    fn a_subject_with_control_characters_is_refused() {
+        let token = sign(header(None), &with(json!({"sub": "alice\u{1b}[2J"})));
+        assert_eq!(judged(&token).unwrap_err(), Rejection::Subject);
+    }
+
+    #[test]
+    fn scopes_are_read_from_the_configured_claim_as_string_or_array() {
+        let token = sign(header(None), &with(json!({"scp": "a b"})));
+        let who = judged_with(&token, &ScopeClaim::parse("scp").unwrap())
+            .unwrap()
+            .principal
+            .unwrap();
+        assert_eq!(who.scopes, ["a", "b"]);
+        let token = sign(
+            header(None),
+            &with(json!({"realm_access": {"roles": ["r1", "r2"]}})),
+        );
+        let who = judged_with(&token, &ScopeClaim::parse("realm_access.roles").unwrap())
+            .unwrap()
+            .principal
+            .unwrap();
+        assert_eq!(who.scopes, ["r1", "r2"]);
+    }
+
+    #[test]
+    fn a_scope_claim_of_another_type_is_refused() {
+        let token = sign(header(None), &with(json!({"scope": 42})));
+        assert!(matches!(judged(&token), Err(Rejection::Malformed(_))));
+    }
+
+    #[test]
+    fn the_verdict_lasts_no_longer_than_the_token() {
+        let token = sign(header(None), &with(json!({"exp": now() + 60})));
+        let verdict = judged(&token).unwrap();
+        assert!(verdict.ttl <= Duration::from_secs(60 + LEEWAY.as_secs()));
+    }
+}
