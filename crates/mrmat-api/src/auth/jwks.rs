@@ -272,3 +272,56 @@ fn usable(entry: &Value) -> Option<Key> {
         key,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED_X: &str = "_UNRXymFCZnMaNALC2WrwxaHnyIVuHXgyp8ekOygtT0";
+
+    fn set(keys: serde_json::Value) -> KeySet {
+        parse(serde_json::json!({ "keys": keys }).to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn encryption_keys_and_unknown_key_types_are_skipped_not_fatal() {
+        let keys = set(serde_json::json!([
+            {"kty": "OKP", "crv": "Ed25519", "x": ED_X, "kid": "sig", "use": "sig"},
+            {"kty": "OKP", "crv": "Ed25519", "x": ED_X, "kid": "enc", "use": "enc"},
+            {"kty": "RSA", "kid": "oaep", "use": "enc", "alg": "RSA-OAEP", "n": "AQAB", "e": "AQAB"},
+            {"kty": "XYZ", "kid": "future"},
+            {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}
+        ]));
+        let kids: Vec<_> = keys.keys.iter().map(|k| k.kid.as_deref()).collect();
+        assert_eq!(kids, [Some("sig")]);
+        assert_eq!(keys.skipped, 4);
+    }
+
+    #[test]
+    fn a_key_fits_its_own_kid_and_algorithm_family_only() {
+        let keys = set(serde_json::json!([
+            {"kty": "OKP", "crv": "Ed25519", "x": ED_X, "kid": "a"}
+        ]));
+        assert_eq!(find(&keys, Some("a"), Algorithm::EdDSA).len(), 1);
+        assert!(find(&keys, Some("b"), Algorithm::EdDSA).is_empty());
+        assert!(find(&keys, Some("a"), Algorithm::RS256).is_empty());
+        assert_eq!(find(&keys, None, Algorithm::EdDSA).len(), 1);
+    }
+
+    #[test]
+    fn a_key_that_names_its_algorithm_verifies_no_other() {
+        let keys = set(serde_json::json!([
+            {"kty": "RSA", "kid": "r", "alg": "RS256",
+             "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw",
+             "e": "AQAB"}
+        ]));
+        assert_eq!(find(&keys, Some("r"), Algorithm::RS256).len(), 1);
+        assert!(find(&keys, Some("r"), Algorithm::PS256).is_empty());
+    }
+
+    #[test]
+    fn a_document_without_keys_is_an_error() {
+        assert!(parse(br#"{"issuer": "x"}"#).is_err());
+        assert!(parse(b"not json").is_err());
+    }
+}
