@@ -234,6 +234,13 @@ fn judge_claims(
             }
             _ => {}
         }
+        // Cognito says it in `token_use` ("access" versus "id").
+        match text("token_use")? {
+            Some(use_) if !use_.eq_ignore_ascii_case("access") => {
+                return Err(Rejection::NotAnAccessToken("its token_use is not access"));
+            }
+            _ => {}
+        }
         if ["nonce", "at_hash", "c_hash"]
             .iter()
             .any(|claim| claims.contains_key(*claim))
@@ -246,6 +253,11 @@ fn judge_claims(
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(aud)) => vec![aud.as_str()],
         Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).collect(),
+        // Cognito's access tokens have no `aud`: they name the app client they were issued
+        // to in `client_id` and say `token_use: access`, and that client is the audience.
+        None if text("token_use")?.is_some_and(|u| u.eq_ignore_ascii_case("access")) => {
+            text("client_id")?.into_iter().collect()
+        }
         _ => Vec::new(),
     };
     if !audiences
@@ -559,6 +571,29 @@ mod tests {
                 "{typ}"
             );
         }
+    }
+
+    #[test]
+    fn a_cognito_access_token_is_bound_by_its_client_id() {
+        let token = sign(
+            header(None),
+            &with(json!({"aud": null, "token_use": "access", "client_id": AUDIENCE})),
+        );
+        assert!(judged(&token).is_ok());
+        let token = sign(
+            header(None),
+            &with(json!({"aud": null, "token_use": "access", "client_id": "other-app"})),
+        );
+        assert!(matches!(judged(&token), Err(Rejection::Audience(_))));
+    }
+
+    #[test]
+    fn a_cognito_id_token_is_refused() {
+        let token = sign(header(None), &with(json!({"token_use": "id"})));
+        assert!(matches!(
+            judged(&token),
+            Err(Rejection::NotAnAccessToken(_))
+        ));
     }
 
     #[test]
