@@ -6,7 +6,7 @@
 //! `PORT`, through `settings`), `MRMAT_API_BIND`, `MRMAT_API_SOCKET_MODE`,
 //! `MRMAT_API_METRICS_ADDR`, `MRMAT_API_INSTANCE_PATH`, `MRMAT_API_DB`,
 //! `MRMAT_API_DB_TIMEOUT`, `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`,
-//! `MRMAT_API_PUBLIC_URL`, `MRMAT_API_OIDC_SCOPE_CLAIM`,
+//! `MRMAT_API_PUBLIC_URL`, `MRMAT_API_OIDC_SCOPE_CLAIM`, `MRMAT_API_OIDC_ENDPOINT_HOSTS`,
 //! `MRMAT_API_OIDC_CLIENT_ID`, `MRMAT_API_OIDC_CLIENT_SECRET`, `MRMAT_API_OIDC_PUBLIC_ISSUER`,
 //! `MRMAT_API_OIDC_CACHE_TTL`, `MRMAT_API_OIDC_ALLOW_INSECURE_HTTP`,
 //! `MRMAT_API_OIDC_CA_FILE`, `MRMAT_API_OIDC_AUDIENCE`,
@@ -209,6 +209,19 @@ options! {
         value_parser = FalseyValueParser::new()
     )]
     oidc_allow_insecure_http: bool,
+
+    /// Hosts besides the issuer's (and the public issuer's) that discovery may name for the
+    /// introspection and token endpoints, which receive the server's client secret and
+    /// users' tokens, repeatable or comma-separated [default: none: such a document is
+    /// refused]. The key set (`jwks_uri`) receives nothing and may be anywhere.
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_OIDC_ENDPOINT_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    oidc_endpoint_hosts: Vec<String>,
 
     /// PEM file of certificate authorities to trust for the identity provider, besides the
     /// platform's and the built-in (webpki) ones: for a provider behind a private CA.

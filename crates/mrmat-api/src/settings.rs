@@ -119,6 +119,9 @@ pub struct OidcSettings {
     pub token_endpoint: Option<Url>,
     /// Plain http to a provider that is not on this machine is allowed.
     pub allow_insecure_http: bool,
+    /// Hosts besides the issuer's that discovery may name for the endpoints that receive
+    /// secrets (introspection, token), lower case.
+    pub endpoint_hosts: Vec<String>,
     /// PEM certificate authorities trusted besides the platform's and webpki's.
     pub ca_pem: Option<Vec<u8>>,
     /// Audiences accepted in `aud` (`--oidc-audience` and `--public-url`); empty accepts
@@ -162,6 +165,7 @@ impl OidcSettings {
             introspection_endpoint: None,
             token_endpoint: None,
             allow_insecure_http: false,
+            endpoint_hosts: Vec::new(),
             ca_pem: None,
             audiences,
             scope_claim: ScopeClaim::default(),
@@ -403,6 +407,7 @@ impl Settings {
                 cache_ttl: options.oidc_cache_ttl,
                 timeout: options.oidc_timeout,
                 allow_insecure_http: options.oidc_allow_insecure_http.unwrap_or(false),
+                endpoint_hosts: options.oidc_endpoint_hosts.unwrap_or_default(),
                 ca_file: options.oidc_ca_file,
                 audiences: options.oidc_audience.unwrap_or_default(),
                 introspection_token_scope: options.oidc_introspection_token_scope,
@@ -546,6 +551,7 @@ struct OidcOptions {
     cache_ttl: Option<u64>,
     timeout: Option<u64>,
     allow_insecure_http: bool,
+    endpoint_hosts: Vec<String>,
     ca_file: Option<PathBuf>,
     audiences: Vec<String>,
     introspection_token_scope: Option<String>,
@@ -554,6 +560,7 @@ struct OidcOptions {
 /// What every provider shares: how the server talks to providers and how long it trusts.
 struct Shared {
     allow_insecure_http: bool,
+    endpoint_hosts: Vec<String>,
     ca_pem: Option<Vec<u8>>,
     cache_ttl: Duration,
     timeout: Duration,
@@ -564,6 +571,7 @@ impl Shared {
         OidcSettings {
             credentials,
             allow_insecure_http: self.allow_insecure_http,
+            endpoint_hosts: self.endpoint_hosts.clone(),
             ca_pem: self.ca_pem.clone(),
             cache_ttl: self.cache_ttl,
             timeout: self.timeout,
@@ -613,6 +621,12 @@ fn resolve_oidc(
 
     let shared = Shared {
         allow_insecure_http: allow,
+        endpoint_hosts: options
+            .endpoint_hosts
+            .iter()
+            .map(|host| host.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|host| !host.is_empty())
+            .collect(),
         ca_pem: options.ca_file.as_deref().map(read_ca_file).transpose()?,
         cache_ttl: options
             .cache_ttl

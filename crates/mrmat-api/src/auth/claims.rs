@@ -19,6 +19,21 @@ const INVALID_TTL: Duration = Duration::from_secs(10);
 /// of its own: a user whose `sub` happens to equal a client id must not own its resources.
 pub(crate) const CLIENT_SUBJECT_PREFIX: &str = "client:";
 
+/// The namespace a user's `sub` moves into when it would otherwise look like a client's
+/// owner (or like a subject already moved): `client:svc` as a `sub` is stored as
+/// `user:client:svc`, so no user can become a client's owner, whatever `sub` the provider
+/// lets it have. Every other `sub` is stored as it is, so existing owners keep theirs.
+pub(crate) const USER_SUBJECT_PREFIX: &str = "user:";
+
+/// The owner key of a user whose token says `sub`: one-to-one, and never a client's.
+fn user_subject(sub: &str) -> String {
+    if sub.starts_with(CLIENT_SUBJECT_PREFIX) || sub.starts_with(USER_SUBJECT_PREFIX) {
+        format!("{USER_SUBJECT_PREFIX}{sub}")
+    } else {
+        sub.to_owned()
+    }
+}
+
 /// Introspection fields beyond RFC 7662 that real providers send.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct ProviderClaims {
@@ -156,7 +171,7 @@ pub(crate) fn holder_verdict(holder: Holder<'_>, rules: Rules<'_>) -> Verdict {
         (Some(sub), _) if sub.is_empty() || sub.chars().any(char::is_control) => {
             return Verdict::invalid();
         }
-        (Some(sub), _) => sub.to_owned(),
+        (Some(sub), _) => user_subject(sub),
         (None, Some(client)) => format!("{CLIENT_SUBJECT_PREFIX}{client}"),
         (None, None) => return Verdict::invalid(),
     };
@@ -298,6 +313,36 @@ mod tests {
             user.principal.unwrap().subject,
             client.principal.unwrap().subject
         );
+    }
+
+    #[test]
+    fn a_user_whose_sub_names_a_client_owner_is_not_that_client() {
+        let user = verdict(
+            serde_json::json!({"active": true, "token_type": "Bearer", "sub": "client:svc", "client_id": "cli", "exp": in_an_hour()}),
+        );
+        let client = verdict(
+            serde_json::json!({"active": true, "token_type": "Bearer", "client_id": "svc", "exp": in_an_hour()}),
+        );
+        let (user, client) = (user.principal.unwrap(), client.principal.unwrap());
+        assert_eq!(&*client.subject, "client:svc");
+        assert_eq!(&*user.subject, "user:client:svc");
+        assert_eq!(user.username, "client:svc");
+    }
+
+    #[test]
+    fn a_user_whose_sub_looks_moved_moves_too_so_no_two_users_meet() {
+        let moved = verdict(
+            serde_json::json!({"active": true, "token_type": "Bearer", "sub": "user:client:svc", "exp": in_an_hour()}),
+        );
+        assert_eq!(&*moved.principal.unwrap().subject, "user:user:client:svc");
+    }
+
+    #[test]
+    fn an_ordinary_sub_is_stored_as_it_is() {
+        let plain = verdict(
+            serde_json::json!({"active": true, "token_type": "Bearer", "sub": "248289761001", "exp": in_an_hour()}),
+        );
+        assert_eq!(&*plain.principal.unwrap().subject, "248289761001");
     }
 
     #[test]

@@ -35,6 +35,12 @@ use crate::settings::OidcSettings;
 /// Most introspection results kept at once.
 const CACHE_CAPACITY: u64 = 100_000;
 
+/// Most introspections in flight to one provider at once. A flood of made-up tokens
+/// (each unknown to the cache) then costs the provider at most this many concurrent
+/// calls, not one connection per request; a request that cannot get a turn within the
+/// provider timeout is answered 503, like a slow provider.
+pub(crate) const MAX_CONCURRENT_CALLS: usize = 32;
+
 /// What the readiness probe introspects when the server has no token of its own.
 const PROBE_TOKEN: &str = "mrmat-api-readiness-probe";
 
@@ -64,6 +70,8 @@ pub(crate) struct Authenticator {
     keys: Jwks,
     /// Whether it is the primary provider (see [`super::Identity::primary`]).
     primary: bool,
+    /// Turns to call the introspection endpoint: [`MAX_CONCURRENT_CALLS`].
+    calls: tokio::sync::Semaphore,
     http: ProviderHttp,
     endpoints: OnceCell<Endpoints>,
     /// Set with `--oidc-introspection-token-scope`: introspect with this, not Basic.
@@ -95,12 +103,12 @@ pub(crate) struct Examined {
     pub(crate) accepted: bool,
 }
 
-/// What the provider answered about one token.
+/// What the provider answered about one token: a well-formed introspection answer. Only
+/// its `active: false` says a token is not valid; any other answer (a 429, a bodiless 404,
+/// a 5xx) says nothing about the token, so it is an error, never a verdict.
 enum Answer {
     /// A well-formed introspection answer.
     Introspected(Box<IntrospectionResponse>),
-    /// An error about the token itself: it is not valid.
-    TokenRefused,
 }
 
 impl Authenticator {
@@ -134,6 +142,7 @@ impl Authenticator {
                 }),
             keys: Jwks::new(),
             primary: true,
+            calls: tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS),
             settings,
             http,
             endpoints: OnceCell::new(),
@@ -376,7 +385,6 @@ impl Authenticator {
         let answer = self.ask(token).await;
         let verdict = match &answer {
             Ok(Answer::Introspected(response)) => Some(claims::judge(response, rules)),
-            Ok(Answer::TokenRefused) => Some(Verdict::invalid()),
             Err(_) => None,
         };
         let outcome = match &verdict {
@@ -396,18 +404,11 @@ impl Authenticator {
     /// server's verdict on it. Never cached.
     pub(crate) async fn examine(&self, token: &str) -> Result<Examined, ProviderError> {
         let rules = self.rules();
-        Ok(match self.ask(token).await? {
-            Answer::Introspected(response) => {
-                let accepted = claims::judge(&response, rules).principal.is_some();
-                Examined {
-                    answer: Some(response),
-                    accepted,
-                }
-            }
-            Answer::TokenRefused => Examined {
-                answer: None,
-                accepted: false,
-            },
+        let Answer::Introspected(response) = self.ask(token).await?;
+        let accepted = claims::judge(&response, rules).principal.is_some();
+        Ok(Examined {
+            answer: Some(response),
+            accepted,
         })
     }
 
@@ -422,6 +423,15 @@ impl Authenticator {
                 reason: "the server has no client at this provider to introspect with".to_owned(),
             });
         };
+        let _turn = tokio::time::timeout(self.settings.timeout, self.calls.acquire())
+            .await
+            .map_err(|_| {
+                ProviderError::Unreachable(format!(
+                    "{MAX_CONCURRENT_CALLS} introspections already in flight for {:?}",
+                    self.settings.timeout
+                ))
+            })?
+            .map_err(|_| ProviderError::Unreachable("shutting down".to_owned()))?;
         let mut reconnected = false;
         let mut renewed = false;
         loop {
@@ -480,8 +490,9 @@ impl Authenticator {
         }
     }
 
-    /// What an answer means. Only errors about the server itself or the provider's health
-    /// are errors; an error about the token is a verdict.
+    /// What an answer means: a 200 with an introspection answer, or the provider refusing
+    /// the server (401, 403, `invalid_client`), or it cannot decide now (anything else:
+    /// 503 to the client, never cached, readiness DEGRADED).
     fn interpret(&self, status: StatusCode, body: &[u8]) -> Result<Answer, ProviderError> {
         if status.is_success() {
             return serde_json::from_slice::<IntrospectionResponse>(body)
@@ -506,7 +517,6 @@ impl Authenticator {
             // not every provider sends it), and a 403 are about the server's own client.
             (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => Err(refused(described())),
             (_, Some("invalid_client" | "unauthorized_client")) => Err(refused(described())),
-            (s, _) if s.is_client_error() => Ok(Answer::TokenRefused),
             _ => Err(ProviderError::Unreachable(format!(
                 "introspection answered {}",
                 described()

@@ -3,10 +3,9 @@
 //!
 //! - A JWT naming a configured issuer goes to that provider: checked against its keys when
 //!   it has an audience, else introspected when it has the server's client.
-//! - A JWT naming no configured issuer is refused without a provider call, unless the
-//!   primary provider introspects and checks no JWTs itself (then it is asked, as before
-//!   JWT checking existed: some providers' tokens name an issuer URL that differs from the
-//!   configured one only in form).
+//! - A JWT naming no configured issuer is refused without a provider call: discovery
+//!   already holds the provider's issuer to the configured one (or `--oidc-public-issuer`),
+//!   so no provider's token can name another, and a flood of made-up JWTs costs nothing.
 //! - Any other token (opaque) is introspected by the first provider with the server's
 //!   client; with none, it is refused.
 
@@ -49,14 +48,11 @@ impl Issuers {
     /// The provider that judges `token`, and the token read as a JWT when it is one.
     pub(crate) fn judge_of(&self, token: &str) -> Option<(&Authenticator, Option<Peeked>)> {
         match jwt::peek(token) {
-            Some(peeked) => match self.all.iter().find(|a| a.is_issuer(&peeked.issuer)) {
-                Some(named) => Some((named, Some(peeked))),
-                None => self
-                    .all
-                    .first()
-                    .filter(|primary| primary.introspects() && !primary.settings().checks_jwts())
-                    .map(|primary| (primary, None)),
-            },
+            Some(peeked) => self
+                .all
+                .iter()
+                .find(|a| a.is_issuer(&peeked.issuer))
+                .map(|named| (named, Some(peeked))),
             None => self
                 .all
                 .iter()

@@ -188,16 +188,50 @@ async fn discover(
         .as_deref()
         .or(extra.token_introspection_endpoint.as_deref())
         .map(|endpoint| checked(endpoint, "introspection_endpoint", settings))
+        .transpose()?
+        .map(|url| on_the_issuer_host(url, "introspection_endpoint", settings))
         .transpose()?;
     let token = metadata
         .token_endpoint()
         .map(|url| checked(url.url().as_str(), "token_endpoint", settings))
+        .transpose()?
+        .map(|url| on_the_issuer_host(url, "token_endpoint", settings))
         .transpose()?;
     let jwks = checked(metadata.jwks_uri().url().as_str(), "jwks_uri", settings)?;
     Ok(Endpoints {
         introspection,
         token,
         jwks: Some(jwks),
+    })
+}
+
+/// An endpoint that receives the server's client secret or users' tokens, on the issuer's
+/// host (or the public issuer's, or one of `--oidc-endpoint-hosts`): a discovery document
+/// that names another host must not be able to send them there. Only discovered endpoints
+/// are held to this; the operator's own (`--oidc-secrets`) are taken as given.
+fn on_the_issuer_host(url: Url, name: &str, settings: &OidcSettings) -> Result<Url, ProviderError> {
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let issuer_host = |issuer: &Url| {
+        issuer
+            .host_str()
+            .is_some_and(|h| h.trim_end_matches('.').eq_ignore_ascii_case(&host))
+    };
+    if issuer_host(&settings.issuer)
+        || settings.public_issuer.as_ref().is_some_and(issuer_host)
+        || settings.endpoint_hosts.contains(&host)
+    {
+        return Ok(url);
+    }
+    Err(ProviderError::Misconfigured {
+        option: "--oidc-endpoint-hosts",
+        reason: format!(
+            "discovery names {name} on {host}, not on the issuer's host {}: the server's secret and users' tokens would go there; if that host is the provider's, add it to --oidc-endpoint-hosts",
+            settings.issuer.host_str().unwrap_or_default()
+        ),
     })
 }
 

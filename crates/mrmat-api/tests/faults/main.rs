@@ -9,6 +9,7 @@
 
 mod crash;
 mod disk_full;
+mod hostile_provider;
 mod log_sink;
 mod postgres;
 mod process;
