@@ -286,9 +286,14 @@ fn judge_claims(
     let username = text("preferred_username")?
         .or(text("username")?)
         .map(str::to_owned);
+    // A token no user took part in (client credentials) names its client as `sub` (RFC
+    // 9068 section 2.2; oidc-provider, Okta). Its holder is that client, keyed as the same
+    // client's introspected tokens are (`client:<id>`): else the client would own what a
+    // user whose `sub` equals its id created, and the other way round.
+    let sub = text("sub")?.filter(|sub| client_id.as_deref() != Some(*sub));
     let verdict = claims::holder_verdict(
         Holder {
-            sub: text("sub")?,
+            sub,
             client_id,
             username,
             scopes: scopes(claims, expect.scope_claim)?,
@@ -413,6 +418,23 @@ mod tests {
         assert_eq!((&*who.subject, who.client_id.as_str()), ("u1", "cli"));
         assert_eq!(who.scopes, ["mrmat-api-resource-read"]);
         assert_eq!(&*who.issuer, ISSUER);
+    }
+
+    #[test]
+    fn a_client_credentials_token_whose_sub_is_its_client_belongs_to_that_client() {
+        let token = sign(
+            header(Some("at+jwt")),
+            &with(json!({"sub": "svc", "client_id": "svc"})),
+        );
+        let who = judged(&token).unwrap().principal.unwrap();
+        assert_eq!(&*who.subject, "client:svc");
+        assert_eq!(who.client_id, "svc");
+        // A user's token through another client keeps the user's `sub`.
+        let token = sign(
+            header(Some("at+jwt")),
+            &with(json!({"sub": "svc", "client_id": "cli"})),
+        );
+        assert_eq!(&*judged(&token).unwrap().principal.unwrap().subject, "svc");
     }
 
     #[test]
