@@ -95,6 +95,34 @@ pub struct IdpOptions {
     pub ready_timeout: Duration,
 }
 
+impl IdpOptions {
+    /// JWT access tokens (RFC 9068): a token asked for a resource (RFC 8707) is a JWT whose
+    /// `aud` is that resource, and a request naming none gets `default_resource`. Such
+    /// tokens are not stored by the provider, so they cannot be introspected.
+    pub fn jwt(mut self, default_resource: &str) -> Self {
+        self.env.push((
+            "IDP_DEFAULT_RESOURCE".to_owned(),
+            default_resource.to_owned(),
+        ));
+        self
+    }
+
+    /// JWT access tokens only for requests that name a resource; others stay opaque.
+    pub fn jwt_when_asked(mut self) -> Self {
+        self.env
+            .push(("IDP_JWT_ACCESS_TOKENS".to_owned(), "1".to_owned()));
+        self
+    }
+
+    /// The access tokens' signing algorithm: `RS256` (the default), `PS256`, `ES256` or
+    /// `EdDSA`.
+    pub fn alg(mut self, alg: &str) -> Self {
+        self.env
+            .push(("IDP_SIGNING_ALG".to_owned(), alg.to_owned()));
+        self
+    }
+}
+
 impl Default for IdpOptions {
     fn default() -> Self {
         Self {
@@ -135,6 +163,9 @@ pub struct Stats {
     pub device_authorizations: u64,
     /// Every token endpoint request.
     pub token_requests: Vec<TokenRequest>,
+    /// Requests for its key set (`GET /jwks`).
+    #[serde(default)]
+    pub jwks_requests: u64,
 }
 
 /// One token endpoint request.
@@ -212,6 +243,43 @@ impl Idp {
             .send()
             .await
             .expect("idp stats reset");
+    }
+
+    /// Test-only: a new signing key for access tokens, published from now on beside the
+    /// old ones (which stay). Returns its key id.
+    pub async fn rotate(&self) -> String {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(self.url("/__rotate"))
+            .send()
+            .await
+            .expect("idp rotate")
+            .json()
+            .await
+            .expect("idp rotate JSON");
+        answer["kid"].as_str().expect("kid").to_owned()
+    }
+
+    /// Test-only: `header` and `payload` signed with the current access-token key; the
+    /// header's `alg` and `kid` default to the key's (`"kid": null` leaves it out).
+    pub async fn mint(&self, header: serde_json::Value, payload: serde_json::Value) -> String {
+        self.mint_with(serde_json::json!({ "header": header, "payload": payload }))
+            .await
+    }
+
+    /// Test-only: a token made as `request` says (`header`, `payload`, and `"unsigned":
+    /// true`, `"hmac_secret": "..."` or `"hmac_secret_from": "pem" | "jwk"`: see
+    /// tests/idp/README.md).
+    pub async fn mint_with(&self, request: serde_json::Value) -> String {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(self.url("/__mint"))
+            .json(&request)
+            .send()
+            .await
+            .expect("idp mint")
+            .json()
+            .await
+            .expect("idp mint JSON");
+        answer["token"].as_str().expect("token").to_owned()
     }
 }
 

@@ -206,12 +206,19 @@ impl Oidc {
 
     /// An access token of `client` (client credentials grant, default scopes).
     pub async fn token(&self, client: TestClient) -> String {
+        self.token_for(client, None).await
+    }
+
+    /// An access token of `client` asked for `resource` (RFC 8707), when given.
+    pub async fn token_for(&self, client: TestClient, resource: Option<&str>) -> String {
         let credentials = self.credentials(client);
         let token_endpoint = self.endpoint("token_endpoint").await;
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend(resource.map(|resource| ("resource", resource)));
         let response = reqwest::Client::new()
             .post(&token_endpoint)
             .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
-            .form(&[("grant_type", "client_credentials")])
+            .form(&form)
             .send()
             .await
             .expect("token request");
