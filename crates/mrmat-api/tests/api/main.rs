@@ -8,6 +8,7 @@ mod failures;
 mod greeting;
 mod health;
 mod helpers;
+mod jwt;
 mod meta;
 mod metrics;
 mod resource;
