@@ -2,13 +2,17 @@
 //! tests: started per test on a random loopback port with a fresh SQLite database and a
 //! config file in a temporary directory, provisioned through its admin API like the test
 //! provider in `tests/idp/` (users alice and bob, the server's client, the device-flow CLI
-//! client and the client-credentials test clients), stopped when dropped.
+//! client and the client-credentials test clients), stopped when dropped. Its tokens are
+//! signed with a throwaway ES256 key (`keys`) it publishes in its JWKS, and with
+//! `GlewlwydOptions::resources` it takes RFC 8707 `resource` into `aud`, so a server can
+//! check its `at+jwt` access tokens itself as well as introspect them.
 //!
 //! Facts about Glewlwyd that shaped this module are in `tests/glewlwyd/README.md`.
 //! Environment: `CI` (a missing Glewlwyd fails instead of skipping),
 //! `MRMAT_TEST_GLEWLWYD_INSTALL=1` (install it outside CI, as root).
 
 mod install;
+mod keys;
 mod pages;
 mod process;
 mod provision;
@@ -64,6 +68,11 @@ pub struct GlewlwydOptions {
     /// the server must then use a bearer token, as it must with a provider that refuses
     /// Basic at introspection.
     pub basic_introspection: bool,
+    /// The RFC 8707 resources a token may be asked for (`resource=`), each becoming the
+    /// access token's `aud`; compared as strings, so list every form a client sends. Empty
+    /// (the default): resource indicators off, a `resource` parameter is ignored and `aud`
+    /// is the scope list.
+    pub resources: Vec<String>,
 }
 
 impl Default for GlewlwydOptions {
@@ -71,6 +80,7 @@ impl Default for GlewlwydOptions {
         Self {
             access_token_ttl: 3600,
             basic_introspection: false,
+            resources: Vec::new(),
         }
     }
 }
@@ -296,6 +306,18 @@ impl Glewlwyd {
         format!("{}/revoke", self.issuer)
     }
 
+    /// Its published signing keys (discovery's `jwks_uri`).
+    pub async fn jwks(&self) -> serde_json::Value {
+        self.http
+            .get(format!("{}/jwks", self.issuer))
+            .send()
+            .await
+            .expect("JWKS")
+            .json()
+            .await
+            .expect("JWKS JSON")
+    }
+
     /// Its discovery document.
     pub async fn discovery(&self) -> serde_json::Value {
         self.http
@@ -337,28 +359,49 @@ impl Glewlwyd {
     }
 
     fn settings_from_args(&self, cache_ttl: Duration, extra: &[&str]) -> OidcSettings {
+        self.settings_with(true, cache_ttl, extra)
+            .oidc
+            .into_iter()
+            .next()
+            .expect("OIDC settings")
+    }
+
+    /// The server's settings that check Glewlwyd's JWT access tokens here, bound to
+    /// `public_url` (`--public-url`: the RFC 9728 `resource` and the accepted audience).
+    /// With `with_client`, the server's client credentials and bearer-token introspection
+    /// too, for any token that is not such a JWT; without, a JWT-only provider that cannot
+    /// introspect at all. Only the OIDC part and `public_url` are meant to be used.
+    pub fn jwt_server_settings(&self, public_url: &str, with_client: bool) -> Settings {
+        let mut extra = vec!["--public-url", public_url];
+        if with_client {
+            extra.extend(["--oidc-introspection-token-scope", INTROSPECTION_SCOPE]);
+        }
+        self.settings_with(with_client, Duration::from_secs(30), &extra)
+    }
+
+    fn settings_with(&self, with_client: bool, cache_ttl: Duration, extra: &[&str]) -> Settings {
         let cache_ttl = cache_ttl.as_secs().to_string();
         let mut args = vec![
             "mrmat-api",
             "--oidc-issuer",
             &self.issuer,
-            "--oidc-client-id",
-            &self.server.client_id,
-            "--oidc-client-secret",
-            &self.server.client_secret,
             "--oidc-cache-ttl",
             &cache_ttl,
         ];
+        if with_client {
+            args.extend([
+                "--oidc-client-id",
+                &self.server.client_id,
+                "--oidc-client-secret",
+                &self.server.client_secret,
+            ]);
+        }
         args.extend_from_slice(extra);
         // clap's message names an unknown option, never a value.
         let cli = Cli::try_parse_from(args)
             .unwrap_or_else(|e| panic!("the server refuses the Glewlwyd options: {e}"));
         Settings::load(cli.options)
             .unwrap_or_else(|e| panic!("the server refuses the Glewlwyd settings: {e}"))
-            .oidc
-            .into_iter()
-            .next()
-            .expect("OIDC settings")
     }
 
     /// A client-credentials access token of `credentials`, asking for `scopes` (Glewlwyd
@@ -368,18 +411,35 @@ impl Glewlwyd {
         credentials: &Credentials,
         scopes: &[&str],
     ) -> String {
+        self.client_credentials_token_for(credentials, scopes, None)
+            .await
+    }
+
+    /// A client-credentials access token of `credentials`, asking for `scopes` and, when
+    /// given, for `resource` (RFC 8707), which then is its `aud`.
+    pub async fn client_credentials_token_for(
+        &self,
+        credentials: &Credentials,
+        scopes: &[&str],
+        resource: Option<&str>,
+    ) -> String {
+        let scope = scopes.join(" ");
+        let mut form = vec![("grant_type", "client_credentials"), ("scope", &scope)];
+        form.extend(resource.map(|resource| ("resource", resource)));
         let response = self
             .http
             .post(self.token_endpoint())
             .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", &scopes.join(" ")),
-            ])
+            .form(&form)
             .send()
             .await
             .expect("token request");
-        assert_eq!(response.status(), 200, "client credentials token");
+        let status = response.status();
+        if status != 200 {
+            // Glewlwyd's error bodies name the error (invalid_target), never a secret.
+            let body = response.text().await.unwrap_or_default();
+            panic!("client credentials token: {status} {body}");
+        }
         let body: serde_json::Value = response.json().await.expect("token JSON");
         body["access_token"]
             .as_str()
@@ -389,9 +449,16 @@ impl Glewlwyd {
 
     /// An access token of a test client, with every scope it may have.
     pub async fn token(&self, client: TestClient) -> String {
-        self.client_credentials_token(
+        self.token_for(client, None).await
+    }
+
+    /// An access token of a test client, with every scope it may have, asked for
+    /// `resource` when given (its `aud` then).
+    pub async fn token_for(&self, client: TestClient, resource: Option<&str>) -> String {
+        self.client_credentials_token_for(
             self.client_credentials(client),
             provision::test_client_scopes(client),
+            resource,
         )
         .await
     }
@@ -454,14 +521,30 @@ impl Glewlwyd {
 
     /// Starts a device login of `client_id` (RFC 8628 section 3.1).
     pub async fn device_authorization(&self, client_id: &str, scope: &str) -> DeviceAuthorization {
+        self.device_authorization_for(client_id, scope, None).await
+    }
+
+    /// Starts a device login of `client_id` asking for `resource` (RFC 8707) when given.
+    pub async fn device_authorization_for(
+        &self,
+        client_id: &str,
+        scope: &str,
+        resource: Option<&str>,
+    ) -> DeviceAuthorization {
+        let mut form = vec![("client_id", client_id), ("scope", scope)];
+        form.extend(resource.map(|resource| ("resource", resource)));
         let response = self
             .http
             .post(format!("{}/device_authorization", self.issuer))
-            .form(&[("client_id", client_id), ("scope", scope)])
+            .form(&form)
             .send()
             .await
             .expect("device authorization");
-        assert_eq!(response.status(), 200, "device authorization");
+        let status = response.status();
+        if status != 200 {
+            let body = response.text().await.unwrap_or_default();
+            panic!("device authorization: {status} {body}");
+        }
         response.json().await.expect("device authorization JSON")
     }
 
@@ -491,7 +574,15 @@ impl Glewlwyd {
     /// A complete device login of `username` through the CLI client: authorization, the
     /// person's approval, one token request.
     pub async fn user_tokens(&self, username: &str) -> TokenSet {
-        let authorization = self.device_authorization(CLI_CLIENT, USER_SCOPES).await;
+        self.user_tokens_for(username, None).await
+    }
+
+    /// A device login of `username` asking for `resource` (RFC 8707) when given, in the
+    /// device authorization and the token request, as `mrmat-api-client` does.
+    pub async fn user_tokens_for(&self, username: &str, resource: Option<&str>) -> TokenSet {
+        let authorization = self
+            .device_authorization_for(CLI_CLIENT, USER_SCOPES, resource)
+            .await;
         let uri = authorization
             .verification_uri_complete
             .clone()
@@ -500,14 +591,16 @@ impl Glewlwyd {
             .approve(&uri, username, &Self::password(username))
             .await;
         assert_eq!(approval, DeviceApproval::Approved);
+        let mut form = vec![
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", authorization.device_code.as_str()),
+            ("client_id", CLI_CLIENT),
+        ];
+        form.extend(resource.map(|resource| ("resource", resource)));
         let response = self
             .http
             .post(self.token_endpoint())
-            .form(&[
-                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                ("device_code", authorization.device_code.as_str()),
-                ("client_id", CLI_CLIENT),
-            ])
+            .form(&form)
             .send()
             .await
             .expect("device token request");

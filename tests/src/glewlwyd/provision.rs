@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::keys::signing_key;
 use super::{Credentials, GlewlwydOptions, INTROSPECTION_SCOPE, PLUGIN, USERS};
 use crate::oidc::TestClient;
 
@@ -182,6 +183,12 @@ fn confidential(credentials: &Credentials, scopes: &[&str]) -> Value {
 /// The OpenID Connect plugin instance. Parameter names are those of Glewlwyd 2.7's
 /// `protocol_oidc` (its admin pages send the same JSON).
 fn plugin(issuer: &str, options: &GlewlwydOptions) -> Value {
+    let key = signing_key();
+    let resource_scope: serde_json::Map<String, Value> = USER_SCOPES
+        .iter()
+        .chain(SCOPES.iter())
+        .map(|scope| ((*scope).to_owned(), json!(options.resources)))
+        .collect();
     json!({
         "module": "oidc",
         "name": PLUGIN,
@@ -189,11 +196,15 @@ fn plugin(issuer: &str, options: &GlewlwydOptions) -> Value {
         "enabled": true,
         "parameters": {
             "iss": issuer,
-            // HS256 with a key of this instance: nothing here checks signatures, the server
-            // introspects and the client only reads the ID token's claims.
-            "jwt-type": "sha",
+            // ES256 with this test process's throwaway key pair: Glewlwyd publishes the
+            // public half at `<issuer>/jwks` (discovery's `jwks_uri`), so a server with an
+            // audience checks its access tokens itself. ("384" would sign with ES512: the
+            // plugin compares the size with "256" twice.)
+            "jwt-type": "ecdsa",
             "jwt-key-size": "256",
-            "key": uuid::Uuid::new_v4().simple().to_string(),
+            "key": key.private_pem,
+            "cert": key.public_pem,
+            "jwks-show": true,
             "access-token-duration": options.access_token_ttl,
             "refresh-token-duration": 1_209_600,
             "code-duration": 600,
@@ -223,6 +234,13 @@ fn plugin(issuer: &str, options: &GlewlwydOptions) -> Value {
             "name-claim": "mandatory",
             // What discovery lists in scopes_supported.
             "allowed-scope": USER_SCOPES,
+            // RFC 8707: with resources configured, a token asked for one of them carries it
+            // as `aud` (else `aud` is the scope list). Glewlwyd takes a resource only when a
+            // requested scope lists it, so every scope lists all of them; off, a `resource`
+            // parameter is ignored.
+            "resource-allowed": !options.resources.is_empty(),
+            "resource-scope": resource_scope,
+            "resource-scope-and-client-property": false,
         }
     })
 }
