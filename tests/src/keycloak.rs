@@ -130,7 +130,12 @@ fn lock(path: &Path, bound: Duration) -> std::fs::File {
 }
 
 fn mvn(args: &[&str], timeout: Duration, what: &str) -> Result<(), String> {
-    let finished = process::run_with_deadline(Command::new("mvn").args(args), timeout);
+    // In the cache: without a project, the plugin writes its markers to a directory named
+    // `${project.basedir}` literally, under the working directory (else the package's).
+    let finished = process::run_with_deadline(
+        Command::new("mvn").args(args).current_dir(cache_dir()),
+        timeout,
+    );
     if finished.success {
         Ok(())
     } else {
