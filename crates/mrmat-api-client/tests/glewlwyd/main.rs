@@ -5,11 +5,14 @@
 //!
 //! - `provider`: what Glewlwyd does, as the server and client rely on it;
 //! - `server`: the server introspecting Glewlwyd's tokens with a bearer token;
-//! - `client`: the client binary's login, refresh and logout, then the server's APIs.
+//! - `client`: the client binary's login, refresh and logout, then the server's APIs;
+//! - `jwt`: Glewlwyd's `at+jwt` access tokens checked by the server itself, no
+//!   introspection, the client end to end included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod client;
 mod home;
+mod jwt;
 mod provider;
 mod server;
 
