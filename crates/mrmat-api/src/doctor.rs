@@ -12,11 +12,11 @@ use mrmat_api_types::secret::Secret;
 use oauth2::TokenIntrospectionResponse;
 use serde::Serialize;
 
-use crate::auth::Authenticator;
 use crate::auth::provider::ProviderError;
+use crate::auth::{Authenticator, jwt};
 use crate::db::{self, migrate};
 use crate::metrics::Metrics;
-use crate::settings::{ConfigError, DatabaseUrl, Settings};
+use crate::settings::{ConfigError, DatabaseUrl, OidcSettings, Settings};
 use crate::trust;
 
 /// The variable holding a token for the doctor to try.
@@ -218,13 +218,69 @@ async fn database(settings: &Settings, checks: &mut Checks) {
 }
 
 async fn provider(settings: &Settings, token: Option<Secret>, checks: &mut Checks) {
-    let Some(oidc) = settings.oidc.first() else {
+    if settings.oidc.is_empty() {
         checks.warn(
             "oidc",
             "not configured: protected endpoints answer 503",
-            "give --oidc-issuer, --oidc-client-id and --oidc-client-secret (or --oidc-secrets)",
+            "give --oidc-issuer, and --oidc-client-id and --oidc-client-secret (or --oidc-secrets) to introspect, or --public-url to check JWT access tokens here",
         );
         return;
+    }
+    let mut authenticators = Vec::new();
+    for oidc in &settings.oidc {
+        match Authenticator::new(oidc.clone(), Arc::new(Metrics::new())) {
+            Ok(auth) => {
+                one_provider(&auth, oidc, settings.oidc.len() > 1, checks).await;
+                authenticators.push(auth);
+            }
+            Err(error) => checks.fail("oidc", error.to_string(), "check --oidc-ca-file"),
+        }
+    }
+    let Some(token) = token else {
+        checks.ok(
+            "token",
+            format!("not tried: set {DOCTOR_TOKEN_ENV} to an access token to try one"),
+        );
+        return;
+    };
+    match jwt::peek(token.expose()) {
+        Some(peeked) => match authenticators.iter().find(|a| a.is_issuer(&peeked.issuer)) {
+            Some(auth) if auth.settings().checks_jwts() => {
+                try_jwt(auth, &token, &peeked, checks).await;
+            }
+            Some(auth) if auth.introspects() => try_token(auth, &token, auth.settings(), checks).await,
+            Some(_) => checks.fail(
+                "token",
+                "a JWT of a provider that neither checks JWTs nor introspects",
+                "give that provider an audience (--public-url or --oidc-audience)",
+            ),
+            None => checks.fail(
+                "token",
+                format!(
+                    "the token's issuer {} is none of the configured issuers: the server refuses it unasked",
+                    without_controls(&peeked.issuer)
+                ),
+                "configure that issuer (--oidc-issuer), or --oidc-public-issuer when it is the same provider under another URL",
+            ),
+        },
+        None => match authenticators.iter().find(|a| a.introspects()) {
+            Some(auth) => try_token(auth, &token, auth.settings(), checks).await,
+            None => checks.fail(
+                "token",
+                "not a JWT, and no provider has the server's client to introspect it",
+                "give --oidc-client-id and --oidc-client-secret for the provider that issued it",
+            ),
+        },
+    }
+}
+
+/// The checks of one provider; `named` prefixes details with its issuer when there are
+/// several.
+async fn one_provider(auth: &Authenticator, oidc: &OidcSettings, named: bool, checks: &mut Checks) {
+    let who = if named {
+        format!("{}: ", oidc.issuer)
+    } else {
+        String::new()
     };
     if oidc.allow_insecure_http
         && !trust::is_loopback(&oidc.issuer)
@@ -247,55 +303,132 @@ async fn provider(settings: &Settings, token: Option<Secret>, checks: &mut Check
     if oidc.has_placeholder_secret() {
         checks.warn(
             "secret",
-            "--oidc-client-secret is a published placeholder",
+            format!("{who}--oidc-client-secret is a published placeholder"),
             "set the secret the provider generated for this client",
         );
     }
-    let auth = match Authenticator::new(oidc.clone(), Arc::new(Metrics::new())) {
-        Ok(auth) => auth,
+    let endpoints = match auth.endpoints().await {
+        Ok(endpoints) => endpoints,
         Err(error) => {
-            checks.fail("oidc", error.to_string(), "check --oidc-ca-file");
+            checks.fail("discovery", format!("{who}{error}"), fix_for(&error));
             return;
         }
     };
-    match auth.endpoints().await {
-        Ok(endpoints) => checks.ok(
-            "discovery",
-            format!(
-                "introspection at {}{}",
-                endpoints
-                    .introspection
-                    .as_ref()
-                    .map_or_else(|| "none".to_owned(), ToString::to_string),
-                endpoints
-                    .token
-                    .as_ref()
-                    .map(|t| format!(", tokens at {t}"))
-                    .unwrap_or_default()
-            ),
+    let named_endpoint = |url: &Option<url::Url>| {
+        url.as_ref()
+            .map_or_else(|| "none".to_owned(), ToString::to_string)
+    };
+    checks.ok(
+        "discovery",
+        format!(
+            "{who}introspection at {}, tokens at {}, keys at {}",
+            named_endpoint(&endpoints.introspection),
+            named_endpoint(&endpoints.token),
+            named_endpoint(&endpoints.jwks),
         ),
-        Err(error) => {
-            checks.fail("discovery", error.to_string(), fix_for(&error));
-            return;
+    );
+    if oidc.checks_jwts() {
+        checks.ok(
+            "audience",
+            format!(
+                "{who}JWT access tokens are checked here and must name one of: {}",
+                oidc.audiences.join(", ")
+            ),
+        );
+        match auth.signing_keys().await {
+            Ok((0, _)) => checks.fail(
+                "keys",
+                format!("{who}the provider's JWKS holds no signing key this server can use"),
+                "check the provider's signing keys (RS*, PS*, ES256/384 or EdDSA)",
+            ),
+            Ok((usable, skipped)) => checks.ok(
+                "keys",
+                format!("{who}{usable} signing key(s) published ({skipped} skipped: encryption or unknown)"),
+            ),
+            Err(error) => checks.fail("keys", format!("{who}{error}"), fix_for(&error)),
+        }
+    } else {
+        checks.warn(
+            "audience",
+            format!("{who}no audience: introspected tokens meant for any application are accepted, and JWTs are introspected"),
+            "set --public-url to the URL clients use (and/or --oidc-audience), so only tokens issued for this server pass",
+        );
+    }
+    if oidc.credentials.is_some() {
+        match auth.probe().await {
+            Ok(()) => checks.ok(
+                "introspection",
+                format!(
+                    "{who}the provider lets {} introspect",
+                    oidc.client_id().unwrap_or("the server")
+                ),
+            ),
+            Err(error) => checks.fail("introspection", format!("{who}{error}"), fix_for(&error)),
         }
     }
-    match auth.probe().await {
-        Ok(()) => checks.ok(
-            "introspection",
-            format!(
-                "the provider lets {} introspect",
-                oidc.client_id().unwrap_or("the server")
-            ),
-        ),
-        Err(error) => checks.fail("introspection", error.to_string(), fix_for(&error)),
-    }
-    match token {
-        None => checks.ok(
+}
+
+/// A JWT access token checked as the server would, saying which rule refuses it.
+async fn try_jwt(auth: &Authenticator, token: &Secret, peeked: &jwt::Peeked, checks: &mut Checks) {
+    let verdict = match auth.check_jwt(token.expose(), peeked).await {
+        Ok(verdict) => verdict,
+        Err(error) => {
+            checks.fail("token", error.to_string(), fix_for(&error));
+            return;
+        }
+    };
+    let principal = match verdict {
+        Ok(verdict) => verdict.principal,
+        Err(rejection) => {
+            let fix = match rejection {
+                jwt::Rejection::Audience(_) => "ask the provider for a token for this server (the client's resource indicator, Auth0's audience, an Audience mapper), or add its aud to --oidc-audience".to_owned(),
+                jwt::Rejection::Expired => format!("put a fresh access token in {DOCTOR_TOKEN_ENV}"),
+                jwt::Rejection::NotAnAccessToken(_) => format!("put an access token, not an ID or refresh token, in {DOCTOR_TOKEN_ENV}"),
+                jwt::Rejection::Signature => "a token of this provider signed by a key it does not publish: check --oidc-issuer".to_owned(),
+                _ => "see docs/DESIGN.md, Authentication, for the rules a JWT must meet".to_owned(),
+            };
+            checks.fail(
+                "token",
+                format!("a JWT the server would refuse: {rejection}"),
+                fix,
+            );
+            return;
+        }
+    };
+    let Some(principal) = principal else {
+        checks.fail(
             "token",
-            format!("not tried: set {DOCTOR_TOKEN_ENV} to an access token to try one"),
-        ),
-        Some(token) => try_token(&auth, &token, oidc, checks).await,
+            "a JWT the server would refuse",
+            "see docs/DESIGN.md",
+        );
+        return;
+    };
+    let described = format!(
+        "a JWT checked here, of {}; scopes [{}]",
+        without_controls(&principal.subject),
+        without_controls(&principal.scopes.join(" "))
+    );
+    let resource_scopes = mrmat_api_types::scope::Scope::ALL
+        .iter()
+        .filter(|scope| principal.has_scope(**scope))
+        .count();
+    if resource_scopes == 0 {
+        checks.warn(
+            "token",
+            format!("{described}: accepted, but it carries no resource scope"),
+            "ask for mrmat-api-resource-read/-write when the token is issued, or check --oidc-scope-claim",
+        );
+    } else {
+        checks.ok("token", format!("{described}: accepted"));
     }
+}
+
+/// Outside text, with control characters shown as escapes: a token's claims must not
+/// drive the terminal that reads the report.
+fn without_controls(text: &str) -> String {
+    text.chars()
+        .flat_map(char::escape_debug)
+        .collect::<String>()
 }
 
 fn fix_for(error: &ProviderError) -> String {
@@ -307,12 +440,7 @@ fn fix_for(error: &ProviderError) -> String {
     }
 }
 
-async fn try_token(
-    auth: &Authenticator,
-    token: &Secret,
-    oidc: &crate::settings::OidcSettings,
-    checks: &mut Checks,
-) {
+async fn try_token(auth: &Authenticator, token: &Secret, oidc: &OidcSettings, checks: &mut Checks) {
     let audiences = &oidc.audiences;
     let examined = match auth.examine(token.expose()).await {
         Ok(examined) => examined,
@@ -430,33 +558,14 @@ fn unverified_claims(token: &str) -> Option<serde_json::Value> {
     if parts.next().is_some() {
         return None;
     }
-    serde_json::from_slice::<serde_json::Value>(&base64url(payload)?)
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        payload.trim_end_matches('='),
+    )
+    .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&payload)
         .ok()
         .filter(serde_json::Value::is_object)
-}
-
-/// Base64url without padding (RFC 4648 section 5), as JWTs carry it.
-fn base64url(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut bits, mut count) = (0u32, 0u32);
-    for c in text.trim_end_matches('=').bytes() {
-        let value = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(value);
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

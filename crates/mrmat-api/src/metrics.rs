@@ -157,7 +157,7 @@ impl Metrics {
         let cache_misses = Counter::default();
         registry.register(
             "introspection_cache_misses",
-            "Bearer tokens that had to be introspected",
+            "Bearer tokens not in the cache: introspected, or JWTs checked against the keys",
             cache_misses.clone(),
         );
         let pool = Family::<PoolLabels, Gauge>::default();

@@ -103,12 +103,15 @@ pub(crate) struct Examined {
     pub(crate) accepted: bool,
 }
 
-/// What the provider answered about one token: a well-formed introspection answer. Only
-/// its `active: false` says a token is not valid; any other answer (a 429, a bodiless 404,
-/// a 5xx) says nothing about the token, so it is an error, never a verdict.
+/// What the provider answered about one token. Only `active: false`, or an OAuth error
+/// naming the token itself (`invalid_token`, `unsupported_token_type`: the test provider
+/// answers an ID token so), says a token is not valid; any other answer (a 429, a bodiless
+/// 404, a 5xx) says nothing about the token, so it is an error, never a verdict.
 enum Answer {
     /// A well-formed introspection answer.
     Introspected(Box<IntrospectionResponse>),
+    /// An OAuth error about the token itself: it is not valid.
+    TokenRefused,
 }
 
 impl Authenticator {
@@ -338,6 +341,20 @@ impl Authenticator {
         }
     }
 
+    /// How many usable signing keys the provider publishes, and how many it publishes that
+    /// are skipped, fetched now (for `doctor`).
+    pub(crate) async fn signing_keys(&self) -> Result<(usize, usize), ProviderError> {
+        let endpoints = self.endpoints().await?;
+        let Some(jwks) = &endpoints.jwks else {
+            return Err(ProviderError::Misconfigured {
+                option: "--oidc-issuer",
+                reason: "the provider's discovery names no jwks_uri".to_owned(),
+            });
+        };
+        let set = super::jwks::fetch(&self.http, jwks).await?;
+        Ok((set.keys.len(), set.skipped))
+    }
+
     /// A JWT access token checked against this provider's keys: an error only when the
     /// keys cannot be had; a refusal is the token's fault.
     pub(crate) async fn check_jwt(
@@ -385,6 +402,7 @@ impl Authenticator {
         let answer = self.ask(token).await;
         let verdict = match &answer {
             Ok(Answer::Introspected(response)) => Some(claims::judge(response, rules)),
+            Ok(Answer::TokenRefused) => Some(Verdict::invalid()),
             Err(_) => None,
         };
         let outcome = match &verdict {
@@ -404,11 +422,18 @@ impl Authenticator {
     /// server's verdict on it. Never cached.
     pub(crate) async fn examine(&self, token: &str) -> Result<Examined, ProviderError> {
         let rules = self.rules();
-        let Answer::Introspected(response) = self.ask(token).await?;
-        let accepted = claims::judge(&response, rules).principal.is_some();
-        Ok(Examined {
-            answer: Some(response),
-            accepted,
+        Ok(match self.ask(token).await? {
+            Answer::Introspected(response) => {
+                let accepted = claims::judge(&response, rules).principal.is_some();
+                Examined {
+                    answer: Some(response),
+                    accepted,
+                }
+            }
+            Answer::TokenRefused => Examined {
+                answer: None,
+                accepted: false,
+            },
         })
     }
 
@@ -517,6 +542,9 @@ impl Authenticator {
             // not every provider sends it), and a 403 are about the server's own client.
             (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => Err(refused(described())),
             (_, Some("invalid_client" | "unauthorized_client")) => Err(refused(described())),
+            (StatusCode::BAD_REQUEST, Some("invalid_token" | "unsupported_token_type")) => {
+                Ok(Answer::TokenRefused)
+            }
             _ => Err(ProviderError::Unreachable(format!(
                 "introspection answered {}",
                 described()

@@ -208,7 +208,8 @@ fn found_or_unknown(keys: Vec<Key>) -> Lookup {
     }
 }
 
-async fn fetch(http: &ProviderHttp, uri: &Url) -> Result<KeySet, ProviderError> {
+/// The key set at `uri`, fetched now.
+pub(crate) async fn fetch(http: &ProviderHttp, uri: &Url) -> Result<KeySet, ProviderError> {
     let unreachable =
         |reason: String| ProviderError::Unreachable(format!("JWKS at {uri}: {reason}"));
     let response = http

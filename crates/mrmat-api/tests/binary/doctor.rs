@@ -139,3 +139,87 @@ fn doctor_fails_an_unreachable_database() {
     );
     assert!(text.contains("fix: "), "{text}");
 }
+
+/// A provider that issues JWT access tokens, and the doctor's arguments for a server at
+/// `public_url` that checks them (no client of its own: a JWT-only provider).
+fn jwt_provider(public_url: &str) -> (Oidc, Vec<String>) {
+    let idp = mrmat_api_testkit::Idp::start_with(
+        mrmat_api_testkit::idp::IdpOptions::default()
+            .jwt(public_url)
+            .jwt_when_asked(),
+    );
+    let oidc = Oidc::local(idp);
+    let args = vec![
+        "--oidc-issuer".into(),
+        oidc.issuer.clone(),
+        "--public-url".into(),
+        public_url.into(),
+    ];
+    (oidc, args)
+}
+
+#[tokio::test]
+async fn doctor_checks_the_keys_and_the_audience_of_a_jwt_provider() {
+    let (oidc, args) = jwt_provider("https://api.example");
+    let token = oidc.token(TestClient::Rw).await;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, report) = doctor(&args, &[("MRMAT_API_DOCTOR_TOKEN", &token)]);
+    assert_eq!(code, Some(0), "{report}");
+    for name in ["discovery", "audience", "keys", "token"] {
+        assert_eq!(check(&report, name)["status"], "ok", "{name}: {report}");
+    }
+    assert!(
+        check(&report, "token")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("a JWT checked here"),
+        "{report}"
+    );
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != "introspection"),
+        "no introspection check without the server's client: {report}"
+    );
+}
+
+#[tokio::test]
+async fn doctor_says_which_rule_refuses_a_jwt_for_another_server() {
+    let (oidc, args) = jwt_provider("https://api.example");
+    let token = oidc
+        .token_for(TestClient::Rw, Some("https://other.example"))
+        .await;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, report) = doctor(&args, &[("MRMAT_API_DOCTOR_TOKEN", &token)]);
+    assert_eq!(code, Some(1), "{report}");
+    let token_check = check(&report, "token");
+    assert_eq!(token_check["status"], "fail");
+    assert!(
+        token_check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not meant for this server"),
+        "{report}"
+    );
+    assert!(
+        token_check["fix"].as_str().unwrap().contains("resource"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn doctor_warns_when_no_audience_binds_tokens_to_this_server() {
+    let oidc = Oidc::shared();
+    let (_, secret) = oidc.server_credentials();
+    let args = oidc_args(oidc);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, report) = doctor(&args, &[("MRMAT_API_OIDC_CLIENT_SECRET", secret)]);
+    let audience = check(&report, "audience");
+    assert_eq!(audience["status"], "warn", "{report}");
+    assert!(
+        audience["fix"].as_str().unwrap().contains("--public-url"),
+        "{report}"
+    );
+}

@@ -18,6 +18,8 @@ use url::Url;
 struct Behaviour {
     /// Status of every introspection answer (200 answers `{"active": false}`).
     status: u16,
+    /// An OAuth `error` in the body of an error answer; bodiless without.
+    error: Option<&'static str>,
     /// Host named for the introspection endpoint in discovery (`127.0.0.1` by default).
     introspection_host: Option<String>,
     /// How long an introspection takes.
@@ -70,8 +72,13 @@ async fn introspect(seen: web::Data<Behaviour>) -> HttpResponse {
     match seen.status {
         200 => HttpResponse::Ok().json(serde_json::json!({"active": false})),
         status => {
-            HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("a status"))
-                .finish()
+            let mut answer = HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(status).expect("a status"),
+            );
+            match seen.error {
+                Some(error) => answer.json(serde_json::json!({"error": error})),
+                None => answer.finish(),
+            }
         }
     }
 }
@@ -243,4 +250,19 @@ async fn a_flood_of_made_up_tokens_never_has_more_than_the_cap_of_calls_in_fligh
         statuses.iter().all(|s| *s == 401 || *s == 503),
         "{statuses:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_error_naming_the_token_itself_makes_it_invalid() {
+    // What the test provider answers for an ID token: a verdict on the token, not an
+    // outage.
+    let provider = start(Behaviour {
+        status: 400,
+        error: Some("unsupported_token_type"),
+        ..Behaviour::default()
+    });
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, settings(&provider)).await;
+    let response = app.get("/api/greeting/v3/", Some("an-id-token")).await;
+    let status = response.status();
+    assert_eq!(status, 401, "{}", response.text().await.unwrap());
 }
