@@ -13,5 +13,6 @@ pub mod redact;
 pub mod resource;
 pub mod scope;
 pub mod secret;
+pub mod text;
 
 pub use problem::Problem;

@@ -2,19 +2,28 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+use unicode_normalization::UnicodeNormalization;
 use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
+use crate::text::is_unsafe_char;
+
 /// The JSON Schema pattern of a valid name, as the OpenAPI document states it (ECMA-262
 /// syntax): optional white space (Unicode White_Space, what `str::trim` removes), then 1
-/// to 255 characters that begin and end with neither white space nor NUL and hold no NUL,
-/// then optional white space: the length and NUL rules after trimming, in one expression.
+/// to 255 characters that begin and end with neither white space nor an unsafe character
+/// and hold no unsafe character ([`crate::text::UNSAFE_CLASS`]: controls, NUL included,
+/// line separators, bidi controls, zero-width characters), then optional white space: the
+/// rules after trimming, in one expression. It states the rule for a name in NFC, the form
+/// the server stores: one in another form is normalised first, which may change its length.
 /// (JSON holding a lone surrogate is refused with 400 before any rule applies; the pattern
 /// does not exclude them because common JSON Schema tools cannot compile such a range.)
 pub const NAME_PATTERN: &str = concat!(
     r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
-    r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000]",
-    r"(?:[^\u0000]{0,253}[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000])?",
+    r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000",
+    r"\u0000-\u001f\u007f-\u009f\u061c\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]",
+    r"(?:[^\u0000-\u001f\u007f-\u009f\u061c\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]{0,253}",
+    r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000",
+    r"\u0000-\u001f\u007f-\u009f\u061c\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff])?",
     r"[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
 );
 
@@ -61,15 +70,18 @@ pub struct ResourceList {
 
 /// Body of `POST` and `PUT /api/resource/v1/...`.
 ///
-/// The name is trimmed while it is read, so validation and storage see the same string.
+/// The name is trimmed and normalised to NFC while it is read, so validation and storage
+/// see the same string, and one name typed as composed or decomposed characters (NFC or
+/// NFD) is one name: the second is a 409, not a look-alike twin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceInput {
-    /// 1 to 255 characters after trimming; no NUL character.
+    /// 1 to 255 characters after trimming and NFC normalisation; no control, line
+    /// separator, bidi control or zero-width character.
     #[serde(deserialize_with = "trimmed")]
     #[validate(
         length(min = 1, max = NAME_MAX_CHARS, message = "must be 1 to 255 characters after trimming"),
-        custom(function = "no_nul")
+        custom(function = "no_unsafe_chars")
     )]
     // The length rule applies after trimming, which JSON Schema's maxLength cannot say:
     // the OpenAPI document states it as NAME_PATTERN instead (set where it is assembled).
@@ -86,13 +98,22 @@ impl ResourceInput {
 
 fn trimmed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     let value = String::deserialize(deserializer)?;
-    Ok(value.trim().to_owned())
+    Ok(value.trim().nfc().collect())
 }
 
-fn no_nul(name: &str) -> Result<(), ValidationError> {
-    if name.contains('\0') {
-        let mut error = ValidationError::new("nul");
-        error.message = Some("must not contain a NUL character".into());
+/// Refuses what could forge or hide text where a name is shown (a terminal, a log, a
+/// list): controls (NUL too: PostgreSQL text cannot hold it), bidi controls, zero-width
+/// characters. The detail names the first one, as a code point.
+fn no_unsafe_chars(name: &str) -> Result<(), ValidationError> {
+    if let Some(c) = name.chars().find(|c| is_unsafe_char(*c)) {
+        let mut error = ValidationError::new("unsafe_char");
+        error.message = Some(
+            format!(
+                "must not contain control, bidi or zero-width characters (found U+{:04X})",
+                u32::from(c)
+            )
+            .into(),
+        );
         return Err(error);
     }
     Ok(())
@@ -149,10 +170,53 @@ mod tests {
             "\u{1c}".to_owned(),
             "\u{feff}x".to_owned(),
             "🦀".repeat(255),
+            "a\u{202e}b".to_owned(),
+            "\u{202e}ab".to_owned(),
+            "a\u{200b}".to_owned(),
+            "a\u{2066}b\u{2069}".to_owned(),
+            "\u{1b}]8;;http://x\u{7}x".to_owned(),
+            "a\nb".to_owned(),
+            "a\tb".to_owned(),
+            "a\u{85}b".to_owned(),
+            "a\u{9b}b".to_owned(),
+            "a\u{7f}".to_owned(),
+            "a\u{2028}b".to_owned(),
+            "\u{2028}a\u{2029}".to_owned(),
+            "a\u{ad}b".to_owned(),
+            "e\u{301}".to_owned(),
         ];
         for name in samples {
             let valid = ResourceInput::new(name.trim()).validate().is_ok();
             assert_eq!(pattern.is_match(&name), valid, "{name:?}");
+        }
+    }
+
+    /// The pattern spells out the unsafe class three times (concat! takes literals only):
+    /// each is the one list of `text`.
+    #[test]
+    fn the_pattern_refuses_the_one_list_of_unsafe_characters() {
+        assert_eq!(NAME_PATTERN.matches(crate::text::UNSAFE_CLASS).count(), 3);
+    }
+
+    #[test]
+    fn names_are_normalised_to_nfc_when_read() {
+        let decomposed = parse(r#"{"name":"Cafe\u0301"}"#).unwrap();
+        let composed = parse(r#"{"name":"Caf\u00e9"}"#).unwrap();
+        assert_eq!(decomposed.name, "Caf\u{e9}");
+        assert_eq!(decomposed, composed);
+    }
+
+    #[test]
+    fn bidi_controls_and_zero_width_characters_fail_validation_naming_them() {
+        for (name, code) in [
+            ("evil\u{202e}txt.exe", "U+202E"),
+            ("a\u{200b}b", "U+200B"),
+            ("a\u{1b}[2Jb", "U+001B"),
+            ("a\nb", "U+000A"),
+        ] {
+            let errors = ResourceInput::new(name).validate().unwrap_err();
+            let message = errors.field_errors()["name"][0].message.clone().unwrap();
+            assert!(message.contains(code), "{name:?}: {message}");
         }
     }
 
