@@ -12,7 +12,14 @@
 //! 431, 408) before any application code runs, then logs the parse error at ERROR. Any
 //! client could flood the log that way, and an ERROR should mean the operator has work to
 //! do, so those records are logged at DEBUG instead.
+//!
+//! No text from outside (a path, a provider's error body, a token's `sub`, a database's
+//! message, a file name) can start a log line, move a terminal's cursor or reorder what is
+//! shown: every line passes [`escape`], which writes controls, bidi controls and
+//! zero-width characters as visible escapes (`\u{1b}`, `\u{202e}`). The access log escapes
+//! its fields from outside further, so that it splits the same whatever a client sends.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
@@ -26,6 +33,7 @@ use actix_web::http::{Method, Uri};
 use crate::forwarded::Client;
 use actix_web::http::header::HeaderValue;
 use log::{Level, Log, Metadata, Record};
+use mrmat_api_types::text::is_unsafe_char;
 
 /// Targets whose ERROR records are about the peer, not the server.
 const PEER_FAULT_TARGETS: &[&str] = &["actix_http::h1"];
@@ -38,6 +46,41 @@ const QUEUE: usize = 16 * 1024;
 
 /// Bytes written in one go at most.
 const BATCH: usize = 64 * 1024;
+
+/// `text` with every character of [`is_unsafe_char`] (C0 and C1 controls, DEL, line
+/// separators, bidi controls, zero-width characters) written as `\u{..}`: the one escape
+/// for every line the server logs and `doctor` prints. Borrowed when nothing needs it.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    push_escaped(&mut out, text, false);
+    Cow::Owned(out)
+}
+
+/// Appends `text` escaped as [`escape`] does; a `field` of the access log also has its
+/// space, `"` and `\` escaped, so it stays one field and an escape in it is always ours.
+fn push_escaped(out: &mut String, text: &str, field: bool) {
+    for c in text.chars() {
+        if is_unsafe_char(c) || (field && matches!(c, ' ' | '"' | '\\')) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// A `fmt::Write` that escapes as it goes: a record's message is escaped without being
+/// formatted twice.
+struct Escaping<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        push_escaped(self.0, text, false);
+        Ok(())
+    }
+}
 
 /// What the writer writes.
 enum Entry {
@@ -106,8 +149,20 @@ pub fn init(debug: bool) {
         .name("log-writer".to_owned())
         .spawn(move || write_loop(&entries));
     if spawned.is_err() {
-        // No writer thread: log synchronously rather than not at all.
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).init();
+        // No writer thread: log synchronously rather than not at all, escaped all the same.
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+            .format(|out, record| {
+                let mut message = String::new();
+                let _ = write!(Escaping(&mut message), "{}", record.args());
+                writeln!(
+                    out,
+                    "{} {:<5} {}] {message}",
+                    Timestamp::now(),
+                    record.level(),
+                    record.target()
+                )
+            })
+            .init();
         return;
     }
     if LOGGER.set(Logger { filter, queue }).is_ok()
@@ -181,12 +236,13 @@ impl Log for Logger {
         let mut line = String::with_capacity(128);
         let _ = write!(
             line,
-            "{} {:<5} {}] {}",
+            "{} {:<5} {}] ",
             Timestamp::now(),
             level,
-            record.target(),
-            record.args()
+            record.target()
         );
+        // The message may hold text from outside (a provider's answer, a database error).
+        let _ = write!(Escaping(&mut line), "{}", record.args());
         enqueue(&self.queue, Entry::Line(line));
     }
 
@@ -282,21 +338,33 @@ impl Clock {
 }
 
 /// `[ts INFO  mrmat_api::access] CLIENT "METHOD PATH" STATUS 1.2ms request_id=ID [subject=S]`
+///
+/// Every field from outside is escaped as a field (see [`push_escaped`]): the client (a
+/// proxy's header may name it), the path (the server answers 404 to any path outside
+/// RFC 3986's characters, but the log must not depend on that) and the subject (the
+/// provider's text). The method is an HTTP token and the request id visible ASCII; neither
+/// can hold a space. So the line splits on spaces, and on the quotes, the same whatever a
+/// client or provider sends.
 fn format_access(buffer: &mut String, stamp: &str, record: &AccessRecord) {
+    let _ = write!(buffer, "{stamp} INFO  {ACCESS_TARGET}] ");
+    match &record.client {
+        Client::Addr(addr) => {
+            let _ = write!(buffer, "{addr}");
+        }
+        Client::Named(name) => push_escaped(buffer, name, true),
+    }
+    let _ = write!(buffer, " \"{} ", record.method);
+    push_escaped(buffer, record.uri.path(), true);
     let _ = write!(
         buffer,
-        "{stamp} INFO  {ACCESS_TARGET}] {} \"{} {}\" {} {:.1}ms request_id={}",
-        record.client,
-        record.method,
-        record.uri.path(),
+        "\" {} {:.1}ms request_id={}",
         record.status,
         record.took.as_secs_f64() * 1000.0,
         record.request_id.to_str().unwrap_or("-"),
     );
     if let Some(subject) = &record.subject {
-        // A subject is the provider's text: no control characters reach the log.
         buffer.push_str(" subject=");
-        buffer.extend(subject.chars().filter(|c| !c.is_control()));
+        push_escaped(buffer, subject, true);
     }
     buffer.push('\n');
 }
@@ -341,7 +409,61 @@ mod tests {
         );
         assert_eq!(
             buffer,
-            "[2026-12-01T21:00:00Z INFO  mrmat_api::access] 127.0.0.1 \"GET /api/\" 200 1.2ms request_id=abc subject=alice\n"
+            "[2026-12-01T21:00:00Z INFO  mrmat_api::access] 127.0.0.1 \"GET /api/\" 200 1.2ms request_id=abc subject=alice\\u{a}\n"
+        );
+    }
+
+    #[test]
+    fn outside_text_cannot_forge_or_split_an_access_line() {
+        let mut buffer = String::new();
+        format_access(
+            &mut buffer,
+            "[2026-12-01T21:00:00Z",
+            &AccessRecord {
+                client: Client::Named("a b\"\n[x".to_owned()),
+                method: Method::GET,
+                uri: Uri::from_static("/x\"y"),
+                status: 200,
+                took: Duration::from_micros(1234),
+                request_id: HeaderValue::from_static("abc"),
+                subject: Some(Arc::from(
+                    "eve\u{202e}\n[2026 INFO  mrmat_api::access] x \\u{a}",
+                )),
+            },
+        );
+        assert_eq!(
+            buffer,
+            concat!(
+                "[2026-12-01T21:00:00Z INFO  mrmat_api::access] a\\u{20}b\\u{22}\\u{a}[x ",
+                "\"GET /x\\u{22}y\" 200 1.2ms request_id=abc ",
+                "subject=eve\\u{202e}\\u{a}[2026\\u{20}INFO\\u{20}\\u{20}mrmat_api::access]\\u{20}x\\u{20}\\u{5c}u{a}\n"
+            )
+        );
+    }
+
+    #[test]
+    fn escape_makes_controls_bidi_and_zero_width_characters_visible() {
+        assert_eq!(escape("plain text é"), Cow::Borrowed("plain text é"));
+        assert_eq!(
+            escape("a\nb\r\u{1b}[31m\u{9b}\u{7f}\u{202e}\u{2066}\u{200b}\u{feff}"),
+            "a\\u{a}b\\u{d}\\u{1b}[31m\\u{9b}\\u{7f}\\u{202e}\\u{2066}\\u{200b}\\u{feff}"
+        );
+    }
+
+    #[test]
+    fn log_records_are_escaped_as_they_are_formatted() {
+        let mut line = String::new();
+        let _ = write!(
+            Escaping(&mut line),
+            "{}",
+            format_args!(
+                "provider said: {}",
+                "bad\n[2026-12-01T21:00:00Z ERROR x] forged"
+            )
+        );
+        assert_eq!(
+            line,
+            "provider said: bad\\u{a}[2026-12-01T21:00:00Z ERROR x] forged"
         );
     }
 }

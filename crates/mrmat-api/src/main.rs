@@ -61,7 +61,16 @@ fn doctor(options: mrmat_api::cli::Options, output: ReportFormat) -> ExitCode {
         .ok()
         .filter(|t| !t.trim().is_empty())
         .map(|t| Secret::new(t.trim()));
-    let report = actix_web::rt::System::new().block_on(examine(settings, token));
+    let mut report = actix_web::rt::System::new().block_on(examine(settings, token));
+    // Details quote the provider, the database and file names: text from outside, which
+    // must not forge a line or reach the terminal as escape sequences, in either format.
+    for check in &mut report.checks {
+        check.detail = logging::escape(&check.detail).into_owned();
+        check.fix = check
+            .fix
+            .take()
+            .map(|fix| logging::escape(&fix).into_owned());
+    }
     let text = match output {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
@@ -77,7 +86,8 @@ fn doctor(options: mrmat_api::cli::Options, output: ReportFormat) -> ExitCode {
 fn fail(error: &StartupError) -> ExitCode {
     // What was logged comes first.
     logging::flush();
-    eprintln!("error: {error}");
+    // The error may quote a file name, a database's message or a provider's answer.
+    eprintln!("error: {}", logging::escape(&error.to_string()));
     ExitCode::from(CONFIG_ERROR)
 }
 
