@@ -67,12 +67,15 @@ pub fn openapi_json() -> Result<String, StartupError> {
 /// Opens the database and brings its schema up to date (or checks it is, with
 /// `--no-migrate`), then opens the pool. Blocking: call it before serving.
 fn prepare_database(settings: &Settings, metrics: Arc<Metrics>) -> Result<Db, StartupError> {
-    std::fs::create_dir_all(&settings.instance_path).map_err(|e| {
+    // The instance directory holds the database: the server's user's only, whatever the
+    // umask (created 0700, an existing one narrowed).
+    db::connection::create_private_dir(&settings.instance_path).map_err(|e| {
         ConfigError::invalid(
             "--instance-path",
             format!("cannot create {}: {e}", settings.instance_path.display()),
         )
     })?;
+    db::connection::tighten_dir(&settings.instance_path);
     let mut conn = db::establish(&settings.database, settings.db_timeout)?;
     if settings.migrate {
         let applied = migrate::run_pending(&mut conn)?;

@@ -217,17 +217,152 @@ impl ManageConnection for ConnectionManager {
     }
 }
 
-/// Creates the directory an SQLite file lives in.
+/// Mode of the directories the server creates (the instance directory, an SQLite file's
+/// directory): the server's user only, whatever the umask.
+pub(crate) const PRIVATE_DIR: u32 = 0o700;
+
+/// Mode of the SQLite database and its journal files: the server's user only.
+pub(crate) const PRIVATE_FILE: u32 = 0o600;
+
+/// Creates `dir` and any missing parents as [`PRIVATE_DIR`] (the umask cannot widen it;
+/// it may only narrow, and 0700 is already the narrowest a server can use).
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)
+}
+
+/// Makes an existing `dir` the server's user's only. A directory with the sticky bit (such
+/// as /tmp) is shared by design and left alone, as is one the server cannot change (a
+/// volume owned by another user): both with a warning, since the database files in it are
+/// private all the same.
+pub(crate) fn tighten_dir(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(metadata) = std::fs::metadata(dir) else {
+        return;
+    };
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 == 0 {
+        return;
+    }
+    if mode & 0o1000 != 0 {
+        log::warn!(
+            "{} is a shared directory (sticky bit, mode {:o}); the database files in it are private, but give the server a directory of its own",
+            dir.display(),
+            mode & 0o7777
+        );
+        return;
+    }
+    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR)) {
+        log::warn!(
+            "cannot make {} private (mode {:o}, wanted 700): {e}",
+            dir.display(),
+            mode & 0o7777
+        );
+    }
+}
+
+/// Creates the directory an SQLite file lives in, private.
 pub(crate) fn create_parent_dir(path: &Path) -> std::io::Result<()> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
+        Some(dir) if !dir.as_os_str().is_empty() => create_private_dir(dir),
         _ => Ok(()),
     }
+}
+
+/// The SQLite database file and the files SQLite keeps beside it.
+fn sqlite_files(path: &Path) -> impl Iterator<Item = std::path::PathBuf> + '_ {
+    ["", "-wal", "-shm", "-journal"]
+        .into_iter()
+        .map(move |suffix| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            std::path::PathBuf::from(name)
+        })
+}
+
+/// Makes the database file and its journal files [`PRIVATE_FILE`], creating an empty
+/// database file so when there is none.
+///
+/// SQLite itself creates a new database 0644 less the umask, but gives the `-wal`, `-shm`
+/// and `-journal` files it creates later the mode of the database file (its unix VFS reads
+/// the database's mode and sets it with `fchmod`, past the umask). So a database file that
+/// is 0600 before SQLite first opens it makes every file SQLite adds 0600 too, at any time,
+/// without touching the process-wide umask (which every thread shares). Files left wider
+/// by an earlier run, or by another tool, are narrowed here; one the server cannot change
+/// is an error, since the data would stay readable by others.
+pub(crate) fn make_sqlite_files_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE_FILE)
+        .open(path)
+    {
+        // An empty file is a new database to SQLite.
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for file in sqlite_files(path) {
+        let Ok(metadata) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if metadata.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(PRIVATE_FILE))
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot make {} private (0600): {e}", file.display()),
+                    )
+                })?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_database_and_the_files_sqlite_adds_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("instance").join("db.sqlite");
+        create_parent_dir(&path).unwrap();
+        assert_eq!(mode(&dir.path().join("instance")), 0o700);
+        make_sqlite_files_private(&path).unwrap();
+        let manager =
+            ConnectionManager::new(DatabaseUrl::Sqlite(path.clone()), Duration::from_secs(1));
+        let mut conn = manager.establish().unwrap();
+        conn.batch_execute("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+            .unwrap();
+        for file in sqlite_files(&path).take(3) {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
+
+    #[test]
+    fn wider_database_files_are_narrowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        for file in sqlite_files(&path).take(3) {
+            std::fs::write(&file, b"").unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        make_sqlite_files_private(&path).unwrap();
+        for file in sqlite_files(&path).take(3) {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
 
     #[test]
     fn postgres_urls_gain_bounds() {

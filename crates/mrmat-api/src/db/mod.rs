@@ -63,6 +63,9 @@ pub(crate) enum DbError {
         /// Why.
         source: std::io::Error,
     },
+    /// The SQLite files could not be made the server's user's only.
+    #[error("--db: {0}")]
+    Private(std::io::Error),
     /// The first connection failed.
     #[error("--db: cannot connect to the {backend} database: {message}")]
     Connect {
@@ -96,6 +99,7 @@ pub(crate) fn establish(url: &DatabaseUrl, timeout: Duration) -> Result<DbConnec
                 .unwrap_or_default(),
             source,
         })?;
+        connection::make_sqlite_files_private(path).map_err(DbError::Private)?;
     }
     ConnectionManager::new(url.clone(), timeout)
         .establish()
