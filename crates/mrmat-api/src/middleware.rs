@@ -1,12 +1,18 @@
 //! Request context: the `X-Request-Id` every response carries, the one log line of a
 //! server-side failure's cause (with that id), and one access-log line per request. The
 //! path is logged without its query string, where tokens could hide.
+//!
+//! Two refusals come before routing, authentication or anything else, because each makes
+//! one request mean two things: a header that must appear once appearing twice (400; a
+//! proxy and the server could each read another `Authorization`), and a path in a form
+//! other than its one canonical form (404: `/api/resource/v1/%31` is not `/1`).
 
 use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
+use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest, web};
 
@@ -23,6 +29,7 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
 ) -> Result<ServiceResponse<EitherBody<B>>, Error> {
     let started = Instant::now();
     let id = RequestId::for_request(req.headers().get(X_REQUEST_ID));
+    let refusal = refusal(req.headers(), req.uri().path());
     let method = req.method().clone();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     // Gathered only when the access log is on; the writer thread formats it.
@@ -60,6 +67,13 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
         }
     };
 
+    if let Some(error) = refusal {
+        let mut response = req.error_response(error).map_into_right_body::<B>();
+        response.headers_mut().insert(X_REQUEST_ID, id.0.clone());
+        finish(response.status().as_u16(), None, None);
+        return Ok(response);
+    }
+
     // The request is not cloned to keep for the error case: routing needs it unshared.
     match next.call(req).await {
         Ok(response) => {
@@ -81,6 +95,147 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
                 InternalError::from_response(error.to_string(), response.map_into_boxed_body())
                     .into(),
             )
+        }
+    }
+}
+
+/// Headers RFC 9110 defines as one value, not a list, whose second copy would change what
+/// the request means here: which credentials (`Authorization`), how the body is read
+/// (`Content-Type`, `Content-Length`), which host it is for (`Host`, which RFC 9112 section
+/// 3.2 says a server answers 400 when repeated). List headers (`Forwarded`, `Accept`,
+/// `X-Forwarded-For`) may repeat; `X-Request-Id` may too (a repeated one is not
+/// "1..=128 visible characters" of one value, and the first is used, changing nothing but
+/// the echo).
+const SINGLETONS: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::HOST,
+];
+
+/// Why the request is refused before anything else looks at it, if it is.
+fn refusal(headers: &HeaderMap, path: &str) -> Option<ApiError> {
+    if let Some(name) = SINGLETONS
+        .iter()
+        .find(|name| headers.get_all(*name).nth(1).is_some())
+    {
+        return Some(ApiError::BadRequest(format!(
+            "more than one {name} header; send it once"
+        )));
+    }
+    if !is_canonical_path(path) {
+        return Some(ApiError::NotFound(
+            "no such path: a path is written in its canonical form (RFC 3986: no percent-encoded letter, digit, `-`, `.`, `_` or `~`; escapes in upper case, of UTF-8)"
+                .into(),
+        ));
+    }
+    None
+}
+
+/// Whether `path` is the one canonical spelling of itself (RFC 3986 section 6.2.2): only
+/// characters a path may hold unencoded, and percent-escapes only where they must be,
+/// upper-case, of valid UTF-8. The router decodes escapes before matching, so without this
+/// `%31`, `%2e` and `%C3%A9` against `é` would be second URLs of one resource; and an
+/// overlong or broken UTF-8 escape would reach the handlers decoded.
+fn is_canonical_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&b) = bytes.get(at) {
+        if b == b'%' {
+            let (Some(&high), Some(&low)) = (bytes.get(at + 1), bytes.get(at + 2)) else {
+                return false;
+            };
+            let (Some(high), Some(low)) = (upper_hex(high), upper_hex(low)) else {
+                return false;
+            };
+            let byte = high << 4 | low;
+            if is_unreserved(byte) {
+                return false;
+            }
+            decoded.push(byte);
+            at += 3;
+        } else if is_unreserved(b) || b"!$&'()*+,;=:@/".contains(&b) {
+            decoded.push(b);
+            at += 1;
+        } else {
+            return false;
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
+/// RFC 3986 `unreserved`: never percent-encoded in a canonical URI.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// The value of an upper-case hex digit (RFC 3986 section 6.2.2.1: escapes are upper case).
+fn upper_hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn canonical_paths_pass() {
+        for path in [
+            "/",
+            "/api/resource/v1/1",
+            "/api/resource/v1/",
+            "/.well-known/oauth-protected-resource",
+            "/a%20b",
+            "/a%2Fb",
+            "/caf%C3%A9",
+            "/a+b",
+            "/a:b@c!$&'()*,;=",
+        ] {
+            assert!(is_canonical_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn other_spellings_of_a_path_are_refused() {
+        for path in [
+            "/api/resource/v1/%31",
+            "/api/greeting/v%31/",
+            "/api/resource/v1/%2e%2e/",
+            "/api/resource/v1/%2E",
+            "/a%2fb",
+            "/caf%c3%a9",
+            "/%C0%AE",
+            "/%C3",
+            "/%",
+            "/%4",
+            "/%zz",
+            "/caf\u{e9}",
+            "/a\"b",
+            "/a\\b",
+            "/{id}",
+        ] {
+            assert!(!is_canonical_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_second_authorization_or_content_type_is_refused() {
+        for name in SINGLETONS {
+            let mut headers = HeaderMap::new();
+            headers.append(name.clone(), HeaderValue::from_static("a"));
+            assert!(refusal(&headers, "/").is_none());
+            headers.append(name.clone(), HeaderValue::from_static("a"));
+            assert!(
+                matches!(refusal(&headers, "/"), Some(ApiError::BadRequest(_))),
+                "{name}"
+            );
         }
     }
 }

@@ -14,7 +14,8 @@ use crate::error::ApiError;
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// The token, or why there is none: "no token" (missing header, other scheme, empty
-/// token) is 401 without an error code; a malformed one is `invalid_token`.
+/// token) is 401 without an error code; a malformed one is `invalid_token`; two
+/// `Authorization` headers are 400.
 pub(super) fn token(req: &HttpRequest) -> Result<String, ApiError> {
     let missing = ApiError::Unauthenticated {
         invalid_token: false,
@@ -22,9 +23,17 @@ pub(super) fn token(req: &HttpRequest) -> Result<String, ApiError> {
     let invalid = ApiError::Unauthenticated {
         invalid_token: true,
     };
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let Some(value) = values.next() else {
         return Err(missing);
     };
+    // Two credentials are no credential: which one a proxy checked is unknown. The request
+    // middleware refuses this before anything else; here too, so no path round it exists.
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "more than one Authorization header; send it once".into(),
+        ));
+    }
     // The scheme is judged on the raw bytes: a non-ASCII credential of another scheme is
     // still "another scheme", not a bad bearer token.
     let value = value.as_bytes().trim_ascii();
@@ -119,6 +128,15 @@ mod tests {
                 invalid_token: true
             })
         ));
+    }
+
+    #[test]
+    fn two_authorization_headers_are_a_bad_request() {
+        let req = TestRequest::default()
+            .append_header((header::AUTHORIZATION, "Bearer abc"))
+            .append_header((header::AUTHORIZATION, "Bearer def"))
+            .to_http_request();
+        assert!(matches!(token(&req), Err(ApiError::BadRequest(_))));
     }
 
     #[test]
