@@ -8,6 +8,7 @@ mod failures;
 mod greeting;
 mod health;
 mod helpers;
+mod hostile;
 mod jwt;
 mod meta;
 mod metrics;

@@ -4,6 +4,7 @@
 
 mod config;
 mod doctor;
+mod hostile;
 mod lifecycle;
 mod listeners;
 mod logs;
