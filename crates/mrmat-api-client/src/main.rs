@@ -16,14 +16,14 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            output::write_err(&format!("error: cannot start the async runtime: {e}\n"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err((message, code)) => {
-            eprintln!("error: {message}");
+            output::write_err(&format!("error: {message}\n"));
             ExitCode::from(code)
         }
     }

@@ -1,8 +1,15 @@
-//! Printing results: tables for people, JSON for scripts. Tables are measured in terminal
-//! columns (a CJK character or an emoji takes two), and long cells are cut with `…` so
-//! every line fits the terminal; JSON always carries the full values. Every cell passes
-//! through the sanitiser. A reader that closes the pipe early (`| head`) ends the output
-//! quietly, not with a panic.
+//! Printing: the one way this binary writes to stdout ([`write`]) and stderr
+//! ([`write_err`]), and results as tables for people or JSON for scripts. Tables are
+//! measured in terminal columns (a CJK character or an emoji takes two), and long cells
+//! are cut with `…` so every line fits the terminal; JSON always carries the full values.
+//! Every cell passes through the sanitiser.
+//!
+//! A reader that closes either pipe early (`| head`, `2>&1 | head`) ends the process at
+//! once, quietly, with exit status [`EXIT_PIPE_CLOSED`]: what a shell reports for a tool
+//! killed by SIGPIPE, as `cat` or `grep` would be. Rust ignores SIGPIPE, so a write to
+//! the closed pipe fails with `EPIPE`, and `println!`/`eprintln!` would panic on it: they
+//! are not used. Restoring SIGPIPE's default instead would also kill the process on a
+//! write to a socket the provider reset, which must stay an error to report.
 
 use std::io::{IsTerminal, Write};
 
@@ -19,17 +26,36 @@ const GAP: usize = 2;
 const MIN_COLUMN: usize = 4;
 const ELLIPSIS: char = '…';
 
-/// Writes `text` to stdout.
+/// The exit status when a reader closed stdout or stderr: 128 + SIGPIPE (13), as a shell
+/// reports for a tool the signal ended, and as 130 (128 + SIGINT) is Ctrl-C's. Not 0: a
+/// `token` or a login that could not be shown did not happen; not 1: nothing went wrong
+/// that the person did not choose.
+pub const EXIT_PIPE_CLOSED: u8 = 141;
+
+/// Writes `text` to stdout. A closed pipe ends the process ([`EXIT_PIPE_CLOSED`]); any
+/// other failure is an error.
 pub fn write(text: &str) -> Result<(), ClientError> {
     let mut stdout = std::io::stdout().lock();
-    match stdout
+    emit(&mut stdout, text).map_err(|e| ClientError::Output(e.to_string()))
+}
+
+/// Writes `text` to stderr. A closed pipe ends the process ([`EXIT_PIPE_CLOSED`]); any
+/// other failure is ignored, as there is nowhere left to say it.
+pub fn write_err(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = emit(&mut stderr, text);
+}
+
+/// Writes and flushes `text`; a closed pipe never returns.
+fn emit(stream: &mut impl Write, text: &str) -> std::io::Result<()> {
+    match stream
         .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
+        .and_then(|()| stream.flush())
     {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(ClientError::Output(e.to_string()))
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(i32::from(EXIT_PIPE_CLOSED))
         }
-        _ => Ok(()),
+        other => other,
     }
 }
 

@@ -1,7 +1,9 @@
 //! What the person sees while they wait, on stderr: a spinner on a terminal (the login's
 //! "waiting for approval", or a call that keeps them waiting), one plain line otherwise.
 //! Every other stderr line printed meanwhile goes through [`Progress::println`], so the
-//! spinner never garbles it, and [`Progress::clear`] leaves no spinner behind.
+//! spinner never garbles it, and [`Progress::clear`] leaves no spinner behind. Lines are
+//! written through [`crate::output::write_err`], which ends the process quietly when
+//! stderr is a pipe its reader closed; the spinner itself runs only on a terminal.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -69,7 +71,7 @@ impl Progress {
             return;
         }
         if !self.animate {
-            eprintln!("{message}");
+            crate::output::write_err(&format!("{message}\n"));
             return;
         }
         self.with_state(|state| Self::spin(state, message));
@@ -105,13 +107,13 @@ impl Progress {
     pub fn println(&self, line: &str) {
         let printed = self.with_state(|state| match &state.bar {
             Some(bar) => {
-                bar.suspend(|| eprintln!("{line}"));
+                bar.suspend(|| crate::output::write_err(&format!("{line}\n")));
                 true
             }
             None => false,
         });
         if printed != Some(true) {
-            eprintln!("{line}");
+            crate::output::write_err(&format!("{line}\n"));
         }
     }
 }

@@ -22,6 +22,7 @@ use mrmat_api_client::token_cache::{self, Loaded, TokenCache};
 use mrmat_api_client::{ApiClient, AuthorizedApi, ClientError, TokenSource};
 
 use crate::cli::{AuthCommand, Cli, Command, Global, OutputFormat};
+use crate::output;
 use crate::progress::Progress;
 
 /// How tables show times; JSON keeps RFC 3339.
@@ -31,14 +32,12 @@ pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
 pub async fn run(cli: Cli) -> Result<(), (String, u8)> {
     if let Command::Completion { shell } = cli.command {
         // Before anything else: a broken config must not break completions.
+        // Into memory first: clap_complete panics when its writer fails (a closed pipe).
         let mut command = Cli::full_command();
-        clap_complete::generate(
-            shell,
-            &mut command,
-            "mrmat-api-client",
-            &mut std::io::stdout(),
-        );
-        return Ok(());
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, "mrmat-api-client", &mut script);
+        return output::write(&String::from_utf8_lossy(&script))
+            .map_err(|error| (error.to_string(), error.exit_code()));
     }
     let progress = Arc::new(Progress::new(cli.global.quiet));
     let context = match Context::new(cli.global, Arc::clone(&progress)) {
@@ -59,7 +58,7 @@ pub async fn run(cli: Cli) -> Result<(), (String, u8)> {
         && std::io::stderr().is_terminal()
     {
         // The terminal echoed ^C where the cursor was; start the message on a line of its own.
-        eprintln!();
+        output::write_err("\n");
     }
     result.map_err(|error| (context.explain(&error), error.exit_code()))
 }
@@ -90,8 +89,8 @@ impl Context {
         };
         if global.allow_insecure_http {
             // Every time, even with --quiet: it is a standing risk, not progress.
-            eprintln!(
-                "warning: --allow-insecure-http: tokens may cross the network over plain http, readable by anyone on the way"
+            output::write_err(
+                "warning: --allow-insecure-http: tokens may cross the network over plain http, readable by anyone on the way\n",
             );
         }
         let settings = ClientSettings::load(
