@@ -9,12 +9,12 @@ use mrmat_api_types::index::ApiIndex;
 use mrmat_api_types::metadata::ProtectedResourceMetadata;
 use mrmat_api_types::resource::{Resource, ResourceInput, ResourceList};
 use mrmat_api_types::secret::Secret;
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::binding::check_metadata_resource;
 use crate::error::{ClientError, display_url};
-use crate::http::Http;
+use crate::http::{Answer, Http, MAX_API_ANSWER, MAX_PROVIDER_ANSWER};
 use crate::sanitise::printable;
 use crate::server_url::ServerUrl;
 
@@ -106,34 +106,47 @@ impl ApiClient {
         }
     }
 
-    async fn send(&self, request: RequestBuilder, path: &str) -> Result<Response, ClientError> {
-        let response = self
+    /// Sends `request`, reading an answer of up to `limit` bytes; an unsuccessful one is
+    /// an error.
+    async fn send(
+        &self,
+        request: RequestBuilder,
+        path: &str,
+        limit: usize,
+    ) -> Result<Answer, ClientError> {
+        let answer = self
             .http
-            .send(request)
+            .send(request, limit)
             .await
             .map_err(|e| ClientError::http("the server", &self.url(path), &e))?;
-        if response.status().is_success() {
-            return Ok(response);
+        if answer.status().is_success() {
+            return Ok(answer);
         }
-        let (error, from_mrmat_api) = problem(response).await;
+        let (error, from_mrmat_api) = problem(&answer);
         if from_mrmat_api {
             return Err(error);
         }
         Err(self.unless_foreign(error, path).await)
     }
 
+    /// An API answer (up to [`MAX_API_ANSWER`]) as `T`.
     async fn json<T: DeserializeOwned>(
         &self,
         request: RequestBuilder,
         path: &str,
     ) -> Result<T, ClientError> {
-        let body = self
-            .send(request, path)
-            .await?
-            .bytes()
-            .await
-            .map_err(|e| ClientError::unreachable("the server", &self.url(path), &e))?;
-        match serde_json::from_slice(&body) {
+        self.json_capped(request, path, MAX_API_ANSWER).await
+    }
+
+    /// An answer of up to `limit` bytes as `T`.
+    async fn json_capped<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+        path: &str,
+        limit: usize,
+    ) -> Result<T, ClientError> {
+        let answer = self.send(request, path, limit).await?;
+        match serde_json::from_slice(answer.body()) {
             Ok(value) => Ok(value),
             Err(e) => {
                 let error = ClientError::Protocol {
@@ -176,19 +189,15 @@ impl ApiClient {
     /// mrmat-api server, so it never asks that question itself.
     pub async fn index(&self) -> Result<ApiIndex, ClientError> {
         let url = self.url(INDEX_PATH);
-        let response = self
+        let answer = self
             .http
-            .send(self.http.request(Method::GET, &url))
+            .send(self.http.request(Method::GET, &url), MAX_PROVIDER_ANSWER)
             .await
             .map_err(|e| ClientError::http("the server", &url, &e))?;
-        if !response.status().is_success() {
-            return Err(problem(response).await.0);
+        if !answer.status().is_success() {
+            return Err(problem(&answer).0);
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::unreachable("the server", &url, &e))?;
-        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
+        serde_json::from_slice(answer.body()).map_err(|e| ClientError::Protocol {
             what: "the server",
             reason: format!("GET {INDEX_PATH}: {e}"),
         })
@@ -267,7 +276,7 @@ impl ApiClient {
     /// Deletes resource `id`.
     pub async fn delete_resource(&self, id: i64) -> Result<(), ClientError> {
         let path = format!("/api/resource/v1/{id}");
-        self.send(self.request(Method::DELETE, &path), &path)
+        self.send(self.request(Method::DELETE, &path), &path, MAX_API_ANSWER)
             .await?;
         Ok(())
     }
@@ -283,23 +292,24 @@ impl ApiClient {
         let request = self.http.request(Method::GET, &self.url(path));
         // Read loosely first: a document without `resource` is refused as such, not as
         // JSON of the wrong shape.
-        let document: serde_json::Value = match self.json(request, path).await {
-            Err(ClientError::Api { status, .. }) => {
-                // No mrmat-api server lacks the document; maybe this is not one at all.
-                let error = ClientError::NotMrmatApi {
-                    url: self.base.to_string(),
-                    reason: format!("it has no {path}: {status}"),
-                };
-                Err(match self.index().await {
-                    Ok(_) => ClientError::Protocol {
-                        what: "the server",
-                        reason: format!("{path} answered {status}"),
-                    },
-                    Err(_) => error,
-                })
-            }
-            other => other,
-        }?;
+        let document: serde_json::Value =
+            match self.json_capped(request, path, MAX_PROVIDER_ANSWER).await {
+                Err(ClientError::Api { status, .. }) => {
+                    // No mrmat-api server lacks the document; maybe this is not one at all.
+                    let error = ClientError::NotMrmatApi {
+                        url: self.base.to_string(),
+                        reason: format!("it has no {path}: {status}"),
+                    };
+                    Err(match self.index().await {
+                        Ok(_) => ClientError::Protocol {
+                            what: "the server",
+                            reason: format!("{path} answered {status}"),
+                        },
+                        Err(_) => error,
+                    })
+                }
+                other => other,
+            }?;
         if !document.is_object() {
             let error = ClientError::Protocol {
                 what: "the server",
@@ -322,7 +332,7 @@ const INDEX_PATH: &str = "/api/";
 
 /// The error an unsuccessful answer stands for, and whether it came as a problem document
 /// (which only an mrmat-api server, or something speaking for it, sends).
-async fn problem(response: Response) -> (ClientError, bool) {
+fn problem(response: &Answer) -> (ClientError, bool) {
     let status = response.status();
     let invalid_token = status == StatusCode::UNAUTHORIZED
         && response
@@ -346,8 +356,7 @@ async fn problem(response: Response) -> (ClientError, bool) {
         };
         return (error, true);
     }
-    let body = response.bytes().await.unwrap_or_default();
-    let (detail, from_mrmat_api) = match serde_json::from_slice::<Problem>(&body) {
+    let (detail, from_mrmat_api) = match serde_json::from_slice::<Problem>(response.body()) {
         Ok(problem) => (problem.detail.unwrap_or(problem.title), true),
         Err(_) => (
             status

@@ -2,7 +2,7 @@
 //! a script which kind of failure it was and the [`Hint`] a command line turns into a
 //! command to paste.
 
-use crate::http::HttpError;
+use crate::http::{HttpError, size_words};
 
 /// A failure of the client.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +204,14 @@ impl ClientError {
             HttpError::Malformed(reason) => Self::Protocol {
                 what,
                 reason: reason.clone(),
+            },
+            HttpError::TooLarge { limit } => Self::Protocol {
+                what,
+                reason: format!(
+                    "its answer from {} is larger than {}, the most this client reads; refused",
+                    display_url(url),
+                    size_words(*limit)
+                ),
             },
         }
     }

@@ -8,7 +8,11 @@
 //! - trusting the platform's certificate store and webpki's roots, plus an optional PEM
 //!   file for a private CA;
 //! - telling an observer about every call (for `-d`) and about a call that keeps the
-//!   person waiting, so the CLI can say what it waits for.
+//!   person waiting, so the CLI can say what it waits for;
+//! - bounded in what it reads: every answer is read here, and only here, up to a cap of
+//!   its kind ([`MAX_PROVIDER_ANSWER`], [`MAX_API_ANSWER`]); a longer one is refused
+//!   unread, so a hostile server, proxy or provider cannot make the client buffer
+//!   hundreds of megabytes. No [`reqwest::Response`] leaves this module.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -17,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
 
@@ -28,6 +33,15 @@ pub const WAITING_AFTER: Duration = Duration::from_millis(1500);
 
 /// The default bound on one HTTP call, connection and answer together.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest answer read from the identity provider (discovery, device authorization,
+/// token, refresh, revocation, userinfo) and from the server's RFC 9728 metadata and
+/// index, as the server caps what it reads from providers. Real ones are a few KiB.
+pub const MAX_PROVIDER_ANSWER: usize = 64 * 1024;
+
+/// The largest API answer read: a page of the resource list may legitimately be large
+/// (1,000 resources with 255-character names, escaped, are about 2 MiB).
+pub const MAX_API_ANSWER: usize = 4 * 1024 * 1024;
 
 /// The longest a connection attempt may take (less when the whole call is bounded lower).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -92,6 +106,69 @@ pub enum HttpError {
     /// The answer could not be handed on (a header the HTTP types refuse).
     #[error("malformed answer: {0}")]
     Malformed(String),
+    /// The answer is longer than the cap of its kind; the rest was not read.
+    #[error("the answer is larger than {}, the most this client reads; refused", size_words(*.limit))]
+    TooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+}
+
+/// `bytes` as a person says a cap: "64 KiB", "4 MiB".
+pub fn size_words(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    match bytes {
+        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
+        b if b >= KIB && b % KIB == 0 => format!("{} KiB", b / KIB),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// An answer, read whole (up to its cap).
+#[derive(Debug)]
+pub struct Answer {
+    status: StatusCode,
+    version: reqwest::Version,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    /// Its status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Its headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Its body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+/// The body of `response`, unless it is longer than `limit`: a declared length over the
+/// cap is refused before a byte of the body is read, an undeclared one as soon as it
+/// passes the cap.
+async fn read_capped(mut response: Response, limit: usize) -> Result<Vec<u8>, HttpError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(HttpError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Err(HttpError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The HTTP client. Cheap to clone (the connection pool is shared).
@@ -162,8 +239,10 @@ impl Http {
         self.client.request(method, url)
     }
 
-    /// Sends `request`, after checking its URL, telling the observer.
-    pub async fn send(&self, request: RequestBuilder) -> Result<Response, HttpError> {
+    /// Sends `request`, after checking its URL, telling the observer, and reads the
+    /// answer whole, refusing one longer than `limit` bytes ([`MAX_PROVIDER_ANSWER`],
+    /// [`MAX_API_ANSWER`]).
+    pub async fn send(&self, request: RequestBuilder, limit: usize) -> Result<Answer, HttpError> {
         let request = request.build()?;
         if !self.permits(request.url()) {
             return Err(HttpError::Insecure(request.url().clone()));
@@ -171,7 +250,22 @@ impl Http {
         let method = request.method().clone();
         let url = request.url().clone();
         let started = Instant::now();
-        let call = self.client.execute(request);
+        let status = Mutex::new(None);
+        let call = async {
+            let response = self.client.execute(request).await?;
+            if let Ok(mut slot) = status.lock() {
+                *slot = Some(response.status());
+            }
+            let (status, version) = (response.status(), response.version());
+            let headers = response.headers().clone();
+            let body = read_capped(response, limit).await?;
+            Ok::<_, HttpError>(Answer {
+                status,
+                version,
+                headers,
+                body,
+            })
+        };
         tokio::pin!(call);
         let result = tokio::select! {
             result = &mut call => result,
@@ -183,10 +277,10 @@ impl Http {
         self.tell(&HttpEvent::Finished {
             method: &method,
             url: &url,
-            status: result.as_ref().ok().map(Response::status),
+            status: status.lock().ok().and_then(|s| *s),
             elapsed: started.elapsed(),
         });
-        Ok(result?)
+        result
     }
 
     fn tell(&self, event: &HttpEvent<'_>) {
@@ -222,20 +316,36 @@ fn permits(url: &Url, allow_insecure_http: bool) -> bool {
     }
 }
 
-/// The status of the last answer `oauth2` got through [`OAuthHttp`].
+/// The status of the last answer `oauth2` got through [`OAuthHttp`], and the answer it
+/// refused as too large, if any.
 #[derive(Debug, Default)]
-pub struct StatusCell(Mutex<Option<StatusCode>>);
+pub struct StatusCell {
+    status: Mutex<Option<StatusCode>>,
+    /// The URL and cap of an answer refused for its size.
+    oversized: Mutex<Option<(String, usize)>>,
+}
 
 impl StatusCell {
     /// The last status seen, if any.
     pub fn get(&self) -> Option<StatusCode> {
-        self.0.lock().ok().and_then(|s| *s)
+        self.status.lock().ok().and_then(|s| *s)
     }
 
     fn set(&self, status: StatusCode) {
-        if let Ok(mut slot) = self.0.lock() {
+        if let Ok(mut slot) = self.status.lock() {
             *slot = Some(status);
         }
+    }
+
+    /// The error to report when an answer was refused for its size: it, rather than what
+    /// `oauth2` made of the empty answer that stood in for it.
+    pub(crate) fn oversized(&self) -> Option<ClientError> {
+        let (url, limit) = self.oversized.lock().ok()?.clone()?;
+        Some(ClientError::http(
+            "the identity provider",
+            &url,
+            &HttpError::TooLarge { limit },
+        ))
     }
 }
 
@@ -253,23 +363,40 @@ impl<'c> AsyncHttpClient<'c> for OAuthHttp<'_> {
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
             let request = reqwest::Request::try_from(request)?;
-            let response = self
+            let url = request.url().to_string();
+            let sent = self
                 .http
-                .send(RequestBuilder::from_parts(
-                    self.http.client.clone(),
-                    request,
-                ))
-                .await?;
-            self.status.set(response.status());
+                .send(
+                    RequestBuilder::from_parts(self.http.client.clone(), request),
+                    MAX_PROVIDER_ANSWER,
+                )
+                .await;
+            let answer = match sent {
+                Ok(answer) => answer,
+                // oauth2 takes a failed call while polling for a device login as a
+                // network fault and polls on; an answer far too large is no such thing.
+                // It gets a bodiless 502, which ends any request, and the cell says why.
+                Err(HttpError::TooLarge { limit }) => {
+                    if let Ok(mut slot) = self.status.oversized.lock() {
+                        *slot = Some((url, limit));
+                    }
+                    self.status.set(StatusCode::BAD_GATEWAY);
+                    return oauth2::http::Response::builder()
+                        .status(StatusCode::BAD_GATEWAY)
+                        .body(Vec::new())
+                        .map_err(|e| HttpError::Malformed(e.to_string()));
+                }
+                Err(other) => return Err(other),
+            };
+            self.status.set(answer.status);
             let mut builder = oauth2::http::Response::builder()
-                .status(response.status())
-                .version(response.version());
-            for (name, value) in response.headers() {
+                .status(answer.status)
+                .version(answer.version);
+            for (name, value) in &answer.headers {
                 builder = builder.header(name, value);
             }
-            let body = response.bytes().await?;
             builder
-                .body(body.to_vec())
+                .body(answer.body)
                 .map_err(|e| HttpError::Malformed(e.to_string()))
         })
     }

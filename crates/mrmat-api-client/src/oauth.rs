@@ -19,9 +19,10 @@ use url::Url;
 
 use crate::binding::ResourceIndicator;
 use crate::error::ClientError;
-use crate::http::HttpError;
+use crate::http::{HttpError, StatusCell};
 use crate::sanitise::printable;
-use crate::token_cache::{CACHE_VERSION, CachedSession};
+use crate::token_cache::{CACHE_VERSION, CachedSession, MAX_TOKEN_LIFETIME};
+use crate::words;
 
 /// The token response field OIDC adds; kept only to read the user's name from it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -74,8 +75,13 @@ pub(crate) fn provider_text(response: &BasicErrorResponse) -> String {
     printable(&response.to_string())
 }
 
-/// A failed token request to `endpoint`, in the words of [`ClientError`].
-pub(crate) fn token_error(error: TokenError, endpoint: &str) -> ClientError {
+/// A failed token request to `endpoint`, in the words of [`ClientError`]; `status` is the
+/// cell the request's HTTP client reported to, which knows of an answer refused for its
+/// size.
+pub(crate) fn token_error(error: TokenError, endpoint: &str, status: &StatusCell) -> ClientError {
+    if let Some(oversized) = status.oversized() {
+        return oversized;
+    }
     match error {
         RequestTokenError::ServerResponse(response) => {
             ClientError::Provider(provider_text(&response))
@@ -116,13 +122,30 @@ pub(crate) struct Origin<'a> {
     pub resource_indicator: Option<&'a ResourceIndicator>,
 }
 
+/// `seconds`, a token answer's `expires_in`, unless it is beyond any plausible lifetime
+/// ([`MAX_TOKEN_LIFETIME`]): such a value cannot be stored as a time, and a provider
+/// that sends it is broken or hostile. (A negative one never parses.)
+pub(crate) fn token_lifetime(seconds: u64) -> Result<u64, ClientError> {
+    if seconds <= MAX_TOKEN_LIFETIME {
+        return Ok(seconds);
+    }
+    Err(ClientError::Protocol {
+        what: "the identity provider",
+        reason: format!(
+            "its token answer says the access token expires in {seconds} seconds (expires_in), more than the {MAX_TOKEN_LIFETIME} ({}) this client accepts; nothing was stored",
+            words::duration(MAX_TOKEN_LIFETIME)
+        ),
+    })
+}
+
 /// The session `token` makes, taking what it lacks from `previous` (a refresh often
 /// carries no ID token, and providers that do not rotate send no new refresh token).
+/// An `expires_in` out of range is an error: see [`token_lifetime`].
 pub(crate) fn session_from(
     token: &OidcTokenResponse,
     previous: Option<&CachedSession>,
     origin: &Origin<'_>,
-) -> CachedSession {
+) -> Result<CachedSession, ClientError> {
     let claims = token
         .extra_fields()
         .id_token
@@ -136,8 +159,11 @@ pub(crate) fn session_from(
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned)
     };
-    let lifetime = token.expires_in().map(|d| d.as_secs());
-    CachedSession {
+    let lifetime = token
+        .expires_in()
+        .map(|d| token_lifetime(d.as_secs()))
+        .transpose()?;
+    Ok(CachedSession {
         version: CACHE_VERSION,
         server: origin.server.to_owned(),
         issuer: origin.issuer.to_owned(),
@@ -149,8 +175,12 @@ pub(crate) fn session_from(
             .refresh_token()
             .map(|r| Secret::new(r.secret().as_str()))
             .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
-        expires_at: lifetime
-            .map(|s| Utc::now().timestamp() + i64::try_from(s).unwrap_or(i64::MAX / 2)),
+        // At most ten years from now: far inside what an i64 of seconds holds.
+        expires_at: lifetime.map(|s| {
+            Utc::now()
+                .timestamp()
+                .saturating_add(i64::try_from(s).unwrap_or(i64::MAX))
+        }),
         lifetime,
         scopes: token
             .scopes()
@@ -164,7 +194,7 @@ pub(crate) fn session_from(
             .or_else(|| previous.and_then(|p| p.name.clone())),
         ended: None,
         resource_indicator: origin.resource_indicator.cloned(),
-    }
+    })
 }
 
 #[cfg(test)]

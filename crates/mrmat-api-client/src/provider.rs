@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::api::ApiClient;
 use crate::error::ClientError;
-use crate::http::Http;
+use crate::http::{Http, MAX_PROVIDER_ANSWER};
 
 /// Discovery fields the core metadata type lacks, read from the same document.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -51,7 +51,7 @@ pub async fn discover(http: &Http, url: &Url) -> Result<Provider, ClientError> {
     let what = "the identity provider";
     http.check_url("the discovery URL", url)?;
     let response = http
-        .send(http.request(Method::GET, url.as_str()))
+        .send(http.request(Method::GET, url.as_str()), MAX_PROVIDER_ANSWER)
         .await
         .map_err(|e| ClientError::http(what, url.as_str(), &e))?;
     if !response.status().is_success() {
@@ -63,16 +63,13 @@ pub async fn discover(http: &Http, url: &Url) -> Result<Provider, ClientError> {
             ),
         });
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| ClientError::unreachable(what, url.as_str(), &e))?;
+    let body = response.body();
     let not_discovery = |e: serde_json::Error| ClientError::Protocol {
         what,
         reason: format!("{url} is not an OpenID Connect discovery document: {e}"),
     };
-    let metadata: CoreProviderMetadata = serde_json::from_slice(&body).map_err(not_discovery)?;
-    let extra: DeviceFlowMetadata = serde_json::from_slice(&body).map_err(not_discovery)?;
+    let metadata: CoreProviderMetadata = serde_json::from_slice(body).map_err(not_discovery)?;
+    let extra: DeviceFlowMetadata = serde_json::from_slice(body).map_err(not_discovery)?;
     let endpoint = |value: Option<&str>, name: &str| -> Result<Option<Url>, ClientError> {
         let Some(value) = value else {
             return Ok(None);

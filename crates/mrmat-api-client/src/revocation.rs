@@ -8,6 +8,7 @@
 use reqwest::{Method, StatusCode};
 
 use crate::error::ClientError;
+use crate::http::MAX_PROVIDER_ANSWER;
 use crate::sanitise::printable;
 use crate::session::Session;
 use crate::token_cache::CachedSession;
@@ -50,7 +51,7 @@ impl Session {
             }
             let response = self
                 .http
-                .send(request.form(&form))
+                .send(request.form(&form), MAX_PROVIDER_ANSWER)
                 .await
                 .map_err(|e| ClientError::http("the identity provider", &endpoint, &e))?;
             let status = response.status();
@@ -58,7 +59,8 @@ impl Session {
                 revoked += 1;
                 continue;
             }
-            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body()).unwrap_or_default();
             let error = body.get("error").and_then(serde_json::Value::as_str);
             let refused_client =
                 status == StatusCode::UNAUTHORIZED || error == Some("invalid_client");

@@ -91,7 +91,7 @@ pub fn needs_refresh(session: &CachedSession) -> bool {
     let margin = session.lifetime.map_or(REFRESH_MARGIN_SECONDS, |life| {
         (i64::try_from(life).unwrap_or(i64::MAX) / 2).min(REFRESH_MARGIN_SECONDS)
     });
-    expires_at - Utc::now().timestamp() <= margin
+    expires_at.saturating_sub(Utc::now().timestamp()) <= margin
 }
 
 fn parse_url(value: &str) -> Result<Url, ClientError> {
@@ -260,6 +260,12 @@ impl Session {
             request = request.add_extra_param(indicator.param.as_str(), indicator.value.as_str());
         }
         let result = request.request_async(&self.http.for_oauth(&status)).await;
+        // An answer refused for its size says nothing about the grant: not ended.
+        if result.is_err()
+            && let Some(oversized) = status.oversized()
+        {
+            return Err(oversized);
+        }
         let token = match result {
             Ok(token) => token,
             // The grant is over (expired, revoked, or a rotated token reused): only a new
@@ -280,7 +286,7 @@ impl Session {
                 return Err(self.end(session, "the provider refused the refresh"));
             }
             // Other refusals are configuration faults or outages, said as such.
-            Err(other) => return Err(token_error(other, &session.token_endpoint)),
+            Err(other) => return Err(token_error(other, &session.token_endpoint, &status)),
         };
         let origin = Origin {
             server: self.server.as_str(),
@@ -291,7 +297,7 @@ impl Session {
             requested: &session.scopes,
             resource_indicator: session.resource_indicator.as_ref(),
         };
-        let refreshed = session_from(&token, Some(session), &origin);
+        let refreshed = session_from(&token, Some(session), &origin)?;
         // Store first: the old refresh token is already dead if the provider rotates them.
         self.cache.store(&refreshed)?;
         Ok(refreshed)

@@ -20,6 +20,15 @@ use crate::error::ClientError;
 /// The format version this build writes and reads. Version 1 had no server binding.
 pub const CACHE_VERSION: u32 = 2;
 
+/// The longest access-token lifetime (`expires_in`) the client accepts: ten years. Real
+/// ones are minutes to a day; anything longer is a broken or hostile provider, and an
+/// `expires_in` of 2^63 seconds cannot be stored as a time at all.
+pub const MAX_TOKEN_LIFETIME: u64 = 10 * 365 * 86_400;
+
+/// The latest expiry a cache file may hold: the end of year 9999, the last second a date
+/// is shown for.
+const LATEST_EXPIRY: i64 = 253_402_300_799;
+
 /// A logged-in session as stored. The tokens are [`Secret`]s: `Debug` hides them, and
 /// they are written to the file as the plain strings they came as.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -68,6 +77,25 @@ impl CachedSession {
             .or(self.subject.as_deref())
             .unwrap_or("an unknown user")
     }
+}
+
+/// Why the times in `session` cannot be believed, if they cannot: an expiry before 1970
+/// or past year 9999, or a lifetime past [`MAX_TOKEN_LIFETIME`]. The file was edited or
+/// written by a build that stored what a provider said unchecked; a login replaces it.
+fn out_of_range(session: &CachedSession) -> Option<String> {
+    if let Some(at) = session.expires_at
+        && !(0..=LATEST_EXPIRY).contains(&at)
+    {
+        return Some(format!("its expiry time {at} is out of range"));
+    }
+    if let Some(lifetime) = session.lifetime
+        && lifetime > MAX_TOKEN_LIFETIME
+    {
+        return Some(format!(
+            "its token lifetime of {lifetime} seconds is out of range (at most {MAX_TOKEN_LIFETIME})"
+        ));
+    }
+    None
 }
 
 /// What reading the cache found.
@@ -196,13 +224,19 @@ impl TokenCache {
             }
             None => return Ok(Loaded::Unusable("not a token cache".into())),
         }
-        match serde_json::from_value(value) {
-            Ok(session) => Ok(Loaded::Found(Box::new(session))),
-            Err(e) => Ok(Loaded::Unusable(format!(
-                "incomplete ({})",
-                without_values(&e.to_string())
-            ))),
+        let session: CachedSession = match serde_json::from_value(value) {
+            Ok(session) => session,
+            Err(e) => {
+                return Ok(Loaded::Unusable(format!(
+                    "incomplete ({})",
+                    without_values(&e.to_string())
+                )));
+            }
+        };
+        if let Some(reason) = out_of_range(&session) {
+            return Ok(Loaded::Unusable(reason));
         }
+        Ok(Loaded::Found(Box::new(session)))
     }
 
     /// Writes the session: a uniquely named temporary file, 0600 from its creation, then
@@ -388,6 +422,28 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn expiry_times_out_of_range_make_the_file_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "key");
+        for (field, value) in [
+            ("expires_at", "-9223372036854775808"),
+            ("expires_at", "-1"),
+            ("expires_at", "253402300800"),
+            ("lifetime", "9223372036854775807"),
+        ] {
+            let text = WRITTEN_BEFORE.replace(
+                &format!("\"{field}\": "),
+                &format!("\"{field}\": {value}, \"x\": "),
+            );
+            fs::write(cache.path(), &text).unwrap();
+            match cache.load().unwrap() {
+                Loaded::Unusable(reason) => assert!(reason.contains("out of range"), "{reason}"),
+                other => panic!("{field} {value}: {other:?}"),
+            }
+        }
     }
 
     #[test]

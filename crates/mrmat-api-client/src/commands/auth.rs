@@ -1,6 +1,6 @@
 //! `login`, `logout` and `token`: getting, ending and handing out a login.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use chrono::{DateTime, Utc};
 use mrmat_api_client::ClientError;
@@ -112,8 +112,7 @@ impl Context {
             previous.who(),
             new.who()
         ));
-        eprint!("{question}");
-        let _ = std::io::stderr().flush();
+        output::write_err(&question);
         // Off the runtime's thread, so Ctrl-C still cancels while the person thinks.
         let answer = tokio::task::spawn_blocking(|| {
             let mut line = String::new();
@@ -146,6 +145,10 @@ impl Context {
             expiry_words(prompt.expires_in)
         ));
         self.progress.println(&text);
+        // A clamped interval or code life, said once, even with --quiet.
+        for adjusted in &prompt.adjusted {
+            self.warn(adjusted);
+        }
     }
 
     pub(super) async fn logout(&self, args: LogoutArgs) -> Result<(), ClientError> {
