@@ -6,6 +6,7 @@ mod account;
 mod binding;
 mod completion;
 mod harness;
+mod hostile;
 mod login;
 mod logout;
 mod paging;
