@@ -621,6 +621,18 @@ impl Keycloak {
             .expect("OIDC settings")
     }
 
+    /// Server settings that check `realm`'s JWT access tokens against Keycloak's keys,
+    /// naming one of `audiences`, with no client at Keycloak (so no introspection).
+    pub fn jwt_server_settings(&self, realm: &str, audiences: &[&str]) -> OidcSettings {
+        OidcSettings {
+            timeout: Duration::from_secs(5),
+            ..OidcSettings::jwt_only(
+                url::Url::parse(&self.issuer(realm)).expect("the realm's issuer is a URL"),
+                audiences.iter().map(|a| (*a).to_owned()).collect(),
+            )
+        }
+    }
+
     /// A client-credentials access token of `client` in `realm` (its default scopes).
     pub async fn token(&self, realm: &str, client: TestClient) -> String {
         let credentials = self.client_credentials(client);

@@ -7,11 +7,13 @@
 //!
 //! - `server`: the server introspecting Keycloak's client-credentials tokens;
 //! - `audience`: the realm without the Audience mapper: the server refuses, doctor names it;
-//! - `client`: the client binary's device login on Keycloak's pages, refresh and logout.
+//! - `client`: the client binary's device login on Keycloak's pages, refresh and logout;
+//! - `jwt`: Keycloak's JWT access tokens checked by the server against Keycloak's keys.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audience;
 mod client;
+mod jwt;
 mod server;
 
 use mrmat_api_testkit::Keycloak;
