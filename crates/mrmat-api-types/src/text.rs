@@ -6,14 +6,18 @@
 /// line), a line or paragraph separator (a new line to some viewers), a bidirectional
 /// control (reorders the text around it: U+061C, U+200E, U+200F, U+202A to U+202E, U+2066
 /// to U+2069), or a zero-width character (makes two different strings look alike: U+180E,
-/// U+200B to U+200D, U+2060 to U+2064, U+FEFF).
+/// U+200B, U+2060 to U+2064, U+FEFF). The zero-width joiner and non-joiner (U+200C,
+/// U+200D) are letters' business, not spoofing: emoji sequences (👩‍👩‍👧) and Persian and
+/// Indic words need them.
 pub fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
             '\u{061c}'
                 | '\u{180e}'
-                | '\u{200b}'..='\u{200f}'
+                | '\u{200b}'
+                | '\u{200e}'
+                | '\u{200f}'
                 | '\u{2028}'
                 | '\u{2029}'
                 | '\u{202a}'..='\u{202e}'
@@ -25,7 +29,7 @@ pub fn is_unsafe_char(c: char) -> bool {
 
 /// The same set as a character class body for a JSON Schema (ECMA-262) pattern, so the
 /// published rule and [`is_unsafe_char`] are one list (a test holds them together).
-pub const UNSAFE_CLASS: &str = r"\u0000-\u001f\u007f-\u009f\u061c\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff";
+pub const UNSAFE_CLASS: &str = r"\u0000-\u001f\u007f-\u009f\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff";
 
 #[cfg(test)]
 mod tests {
@@ -35,11 +39,13 @@ mod tests {
     fn controls_bidi_and_zero_width_characters_are_unsafe() {
         for c in [
             '\0', '\n', '\t', '\u{1b}', '\u{7f}', '\u{85}', '\u{9b}', '\u{202e}', '\u{2066}',
-            '\u{200e}', '\u{200b}', '\u{200d}', '\u{feff}', '\u{2028}',
+            '\u{200e}', '\u{200b}', '\u{feff}', '\u{2028}',
         ] {
             assert!(is_unsafe_char(c), "{c:?}");
         }
-        for c in ['a', ' ', 'é', '\u{3000}', '🦀', '\u{a0}', '"', '\\'] {
+        for c in [
+            'a', ' ', 'é', '\u{3000}', '🦀', '\u{a0}', '"', '\\', '\u{200c}', '\u{200d}',
+        ] {
             assert!(!is_unsafe_char(c), "{c:?}");
         }
     }

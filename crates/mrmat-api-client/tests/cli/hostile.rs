@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use crate::harness::{Home, bounded, stderr};
 
 /// What the fake answers with.
-enum Body {
+pub(crate) enum Body {
     /// This JSON, with its length.
     Json(Value),
     /// A JSON string that never ends, without a length: `limit` bytes, then the close.
@@ -24,20 +24,20 @@ enum Body {
 }
 
 /// One answer: a status and a body.
-struct Reply(u16, Body);
+pub(crate) struct Reply(pub(crate) u16, pub(crate) Body);
 
 /// A request, as the fake sees it: method, path (without query), and how many requests
 /// for that path came before it.
-struct Request {
+pub(crate) struct Request {
     method: String,
-    path: String,
+    pub(crate) path: String,
     seen: usize,
 }
 
 /// A loopback HTTP server answering each request with what `answer` says. `answer` gets
 /// the server's own URL, so it can name itself as resource, issuer and endpoints.
-struct Fake {
-    url: String,
+pub(crate) struct Fake {
+    pub(crate) url: String,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -48,7 +48,9 @@ impl Drop for Fake {
 }
 
 impl Fake {
-    async fn start(answer: impl Fn(&str, &Request) -> Reply + Send + Sync + 'static) -> Self {
+    pub(crate) async fn start(
+        answer: impl Fn(&str, &Request) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let answer = Arc::new(answer);
@@ -133,11 +135,11 @@ const FLOOD: usize = 200 * 1024 * 1024;
 /// The client's peak memory must stay below this (a debug build starts near 10 MiB).
 const MOST_RSS_KIB: u64 = 48 * 1024;
 
-fn json(value: Value) -> Reply {
+pub(crate) fn json(value: Value) -> Reply {
     Reply(200, Body::Json(value))
 }
 
-fn not_found() -> Reply {
+pub(crate) fn not_found() -> Reply {
     Reply(404, Body::Json(json!({})))
 }
 

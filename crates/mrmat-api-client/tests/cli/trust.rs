@@ -8,6 +8,7 @@ use mrmat_api_testkit::idp::{Approval, Idp, IdpOptions, eventually};
 use mrmat_api_testkit::{Backend, Oidc, TestApp, TestClient};
 
 use crate::harness::{Home, stderr, stdout};
+use crate::hostile::{Fake, json, not_found};
 
 /// What an escape sequence that reached the terminal would leave in the output.
 fn assert_neutralised(text: &str) {
@@ -65,17 +66,26 @@ async fn plain_http_to_another_machine_is_allowed_with_the_flag_and_warned_every
 
 #[tokio::test]
 async fn escape_sequences_in_server_text_are_neutralised() {
-    let oidc = Oidc::shared();
-    let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
-    let token = oidc.token(TestClient::Rw).await;
+    // The real server refuses such names (and escapes them in its logs), so a hostile
+    // server plays it: the client must not trust that any server does.
     let hostile = "\u{1b}]8;;https://evil.example/\u{7}click me\u{1b}]8;;\u{7} \u{1b}[2J\u{1b}[31mred\u{1b}[0m \u{9b}1A \u{202e}txt.exe";
-    let created = app.create_resource(&token, hostile).await;
-    let id = created["id"].to_string();
-    let home = Home::new(&app.address);
-    let env = [("MRMAT_API_TOKEN", token.as_str())];
+    let resource = serde_json::json!({
+        "id": 7, "name": hostile,
+        "owner": {"id": 1, "client_id": "cli\u{1b}[2J", "name": "\u{202e}alice"},
+        "created_at": "2026-12-06T10:00:00Z", "updated_at": "2026-12-06T10:00:00Z"
+    });
+    let list = serde_json::json!({"resources": [resource.clone()]});
+    let fake = Fake::start(move |_, request| match request.path.as_str() {
+        "/api/resource/v1/" => json(list.clone()),
+        "/api/resource/v1/7" => json(resource.clone()),
+        _ => not_found(),
+    })
+    .await;
+    let home = Home::new(&fake.url);
+    let env = [("MRMAT_API_TOKEN", "a-token")];
     for args in [
         &["--output", "table", "resource", "list"][..],
-        &["--output", "table", "resource", "get", &id],
+        &["--output", "table", "resource", "get", "7"],
     ] {
         let output = home.run_with_env(args, &env).await;
         assert!(output.status.success(), "{}", stderr(&output));
@@ -84,13 +94,13 @@ async fn escape_sequences_in_server_text_are_neutralised() {
         assert!(text.contains("\u{fffd}click me\u{fffd}"), "{text:?}");
         assert!(text.contains("red"), "{text:?}");
     }
-    let json = home
-        .run_with_env(&["--output", "json", "resource", "get", &id], &env)
+    let json_output = home
+        .run_with_env(&["--output", "json", "resource", "get", "7"], &env)
         .await;
-    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&json_output.stdout).unwrap();
     assert_eq!(
         value["name"], hostile,
-        "JSON carries the value as stored, escaped"
+        "JSON carries the value as the server sent it, escaped"
     );
 }
 
