@@ -48,7 +48,14 @@ fn the_instance_directory_and_database_files_are_private_whatever_the_umask() {
         ));
         let instance = dir.path().join("var/instance");
         assert_eq!(mode(&instance), 0o700, "umask {umask}: instance directory");
-        for file in database_files(&instance) {
+        // The log and shared-memory files live only while a connection is open, and the
+        // pool may have closed its last one by now: each file that exists is checked.
+        let files: Vec<_> = database_files(&instance)
+            .into_iter()
+            .filter(|file| file.exists())
+            .collect();
+        assert!(!files.is_empty(), "umask {umask}: no database file");
+        for file in files {
             assert_eq!(mode(&file), 0o600, "umask {umask}: {}", file.display());
         }
         drop(server);
@@ -74,7 +81,8 @@ fn an_instance_left_readable_by_others_is_made_private_at_start() {
         &["--host", "127.0.0.1", "--port", "0"],
     ));
     assert_eq!(mode(&instance), 0o700);
-    for file in database_files(&instance) {
+    // As above: the files a closed pool has removed are not there to check.
+    for file in database_files(&instance).into_iter().filter(|f| f.exists()) {
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
     drop(server);
