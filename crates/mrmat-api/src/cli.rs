@@ -11,7 +11,7 @@
 //! `MRMAT_API_OIDC_CACHE_TTL`, `MRMAT_API_OIDC_ALLOW_INSECURE_HTTP`,
 //! `MRMAT_API_OIDC_CA_FILE`, `MRMAT_API_OIDC_AUDIENCE`,
 //! `MRMAT_API_OIDC_INTROSPECTION_TOKEN_SCOPE`, `MRMAT_API_OIDC_TIMEOUT`, `MRMAT_API_WORKERS`,
-//! `MRMAT_API_NO_MIGRATE`, `MRMAT_API_TRUSTED_PROXIES`.
+//! `MRMAT_API_NO_MIGRATE`, `MRMAT_API_TRUSTED_PROXIES`, `MRMAT_API_FORWARDED_HEADERS`.
 
 use std::path::PathBuf;
 
@@ -20,7 +20,7 @@ use clap::{Args, Parser, Subcommand};
 use mrmat_api_types::secret::Secret;
 use serde::Deserialize;
 
-use crate::forwarded::TrustedProxy;
+use crate::forwarded::{ForwardedHeaders, TrustedProxy};
 
 /// mrmat-api: a production REST API boilerplate.
 ///
@@ -297,6 +297,18 @@ pub struct ProviderOptions {
     /// The server's client at this provider, to introspect opaque tokens; without one,
     /// only its JWT access tokens are accepted.
     #[serde(default)]
+
+    /// Which forwarding headers are read from the trusted proxies: `x-forwarded`
+    /// (X-Forwarded-For, -Proto, -Host) or `forwarded` (RFC 7239), never both: a proxy
+    /// passes the family it does not set on from the client untouched [default:
+    /// x-forwarded].
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_FORWARDED_HEADERS",
+        value_name = "FAMILY"
+    )]
+    forwarded_headers: ForwardedHeaders,
     pub client_id: Option<String>,
     /// That client's secret.
     #[serde(default)]

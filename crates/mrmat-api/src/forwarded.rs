@@ -1,9 +1,17 @@
 //! What the outside world sees of a request: the client address, and the scheme and host
-//! of this server's public URL. `Forwarded` / `X-Forwarded-*` are believed only from the
-//! configured trusted proxies (addresses or CIDR ranges), and only as far as the chain of
-//! trusted hops goes: the chain is walked from the right (the hop nearest to us), skipping
-//! trusted proxies, and the first untrusted hop is the client. A client may put anything
-//! to the left of that; it is never read.
+//! of this server's public URL. Forwarding headers are believed only from the configured
+//! trusted proxies (addresses or CIDR ranges, or peers on the unix socket), only from the
+//! one header family the operator names (`--forwarded-headers`: RFC 7239 `Forwarded`, or
+//! `X-Forwarded-For/-Proto/-Host`), and only as far as the chain of trusted hops goes:
+//! the chain is walked from the right (the hop nearest to us), skipping trusted proxies,
+//! and the first untrusted hop is the client. A client may put anything to the left of
+//! that; it is never read.
+//!
+//! One family only: a proxy replaces (or appends to) the headers it speaks and passes the
+//! others on untouched, so a header of the other family is whatever the client wrote.
+//! Every value is checked before it is used: `Forwarded` is parsed to RFC 7239's grammar
+//! (quoted strings with their commas, semicolons and escapes; a malformed header is not
+//! believed at all), a host must be a host[:port] and a scheme http or https.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -101,18 +109,62 @@ impl std::fmt::Display for Client {
     }
 }
 
+/// Which forwarding headers are read from a trusted proxy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedHeaders {
+    /// RFC 7239 `Forwarded` only.
+    Forwarded,
+    /// `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` only: what nginx,
+    /// HAProxy, Envoy, Traefik and the cloud load balancers set, so the default.
+    #[default]
+    XForwarded,
+}
+
+impl FromStr for ForwardedHeaders {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "forwarded" => Ok(Self::Forwarded),
+            "x-forwarded" => Ok(Self::XForwarded),
+            _ => Err(format!(
+                "{text:?} is not a header family: use forwarded (RFC 7239) or x-forwarded (X-Forwarded-For/-Proto/-Host)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ForwardedHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Forwarded => "forwarded",
+            Self::XForwarded => "x-forwarded",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ForwardedHeaders {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// The configured trusted proxies.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TrustedProxies {
     proxies: Vec<TrustedProxy>,
     /// Peers on a unix socket, which has no addresses: its file mode decides who connects.
     unix_peers: bool,
+    /// The one header family read from them.
+    headers: ForwardedHeaders,
 }
 
 /// What a trusted chain says about the original request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Origin {
-    client: Option<String>,
+    client: Option<Node>,
     proto: Option<String>,
     host: Option<String>,
 }
@@ -122,7 +174,7 @@ impl TrustedProxies {
     pub(crate) fn new(list: Vec<TrustedProxy>) -> Self {
         Self {
             proxies: list,
-            unix_peers: false,
+            ..Self::default()
         }
     }
 
@@ -134,12 +186,17 @@ impl TrustedProxies {
         }
     }
 
+    /// These, read through `headers` only.
+    pub(crate) fn reading(self, headers: ForwardedHeaders) -> Self {
+        Self { headers, ..self }
+    }
+
     fn trusts(&self, addr: IpAddr) -> bool {
         self.proxies.iter().any(|proxy| proxy.contains(addr))
     }
 
-    fn trusts_text(&self, hop: &str) -> bool {
-        parse_node(hop).is_some_and(|addr| self.trusts(addr))
+    fn trusts_node(&self, node: &Node) -> bool {
+        matches!(node, Node::Addr(addr) if self.trusts(*addr))
     }
 
     fn peer_is_trusted(&self, req: &HttpRequest) -> bool {
@@ -160,13 +217,14 @@ impl TrustedProxies {
             return peer();
         }
         match self.origin(req).client {
-            Some(text) => text.parse().map_or(Client::Named(text), Client::Addr),
+            Some(Node::Addr(addr)) => Client::Addr(addr),
+            Some(Node::Named(name)) => Client::Named(name),
             None => peer(),
         }
     }
 
     /// `scheme://host` of this server as the client addressed it, or `None` when the host
-    /// is missing or not a plausible authority.
+    /// is missing or not a host[:port], or the scheme is not http or https.
     pub(crate) fn base_url(&self, req: &HttpRequest) -> Option<String> {
         let own_host = || {
             req.headers()
@@ -187,49 +245,82 @@ impl TrustedProxies {
         };
         let scheme = scheme.to_ascii_lowercase();
         let scheme_ok = matches!(scheme.as_str(), "http" | "https");
-        let host_ok = !host.is_empty()
-            && host.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
-            });
-        (scheme_ok && host_ok).then(|| format!("{scheme}://{host}"))
+        (scheme_ok && is_authority(&host)).then(|| format!("{scheme}://{host}"))
     }
 
-    /// Reads `Forwarded` (RFC 7239) when present, else `X-Forwarded-For/-Proto/-Host`.
+    /// What the configured header family says; nothing from the other family.
     fn origin(&self, req: &HttpRequest) -> Origin {
-        let forwarded = header_list(req, "forwarded");
-        if !forwarded.is_empty() {
-            let elements: Vec<Vec<(String, String)>> =
-                forwarded.iter().map(|e| forwarded_pairs(e)).collect();
-            let value = |element: &[(String, String)], key: &str| {
-                element
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.clone())
-            };
-            let fors: Vec<String> = elements
-                .iter()
-                .map(|e| value(e, "for").unwrap_or_default())
-                .collect();
-            let hop = self.client_hop(&fors);
-            return Origin {
-                client: hop.map(|i| node_text(&fors[i])),
-                proto: hop.and_then(|i| value(&elements[i], "proto")),
-                host: hop.and_then(|i| value(&elements[i], "host")),
-            };
+        match self.headers {
+            ForwardedHeaders::Forwarded => self.origin_from_forwarded(req),
+            ForwardedHeaders::XForwarded => self.origin_from_x_forwarded(req),
         }
-        let fors = header_list(req, "x-forwarded-for");
+    }
+
+    /// RFC 7239 `Forwarded`, read at the client's hop. A header that does not parse is not
+    /// believed at all: where a client's text ends and the proxy's begins is then unknown.
+    fn origin_from_forwarded(&self, req: &HttpRequest) -> Origin {
+        // A line that is not visible ASCII is not believed either (to_str refuses it).
+        let values: Option<Vec<&str>> = req
+            .headers()
+            .get_all("forwarded")
+            .map(|value| value.to_str().ok())
+            .collect();
+        let Some(values) = values else {
+            return Origin::default();
+        };
+        if values.is_empty() {
+            return Origin::default();
+        }
+        // Each field line on its own: a quoted string never spans two lines, so a
+        // client's unterminated quote cannot swallow the element a proxy appends.
+        let parsed: Option<Vec<Vec<Element>>> =
+            values.iter().map(|value| parse_forwarded(value)).collect();
+        let Some(elements) = parsed.map(|lines| lines.into_iter().flatten().collect::<Vec<_>>())
+        else {
+            log::debug!("a trusted proxy sent a Forwarded header that does not parse");
+            return Origin::default();
+        };
+        let fors: Vec<Node> = elements
+            .iter()
+            .map(|element| Node::parse(element.get("for").unwrap_or("")))
+            .collect();
+        let Some(hop) = self.client_hop(&fors) else {
+            return Origin::default();
+        };
+        Origin {
+            client: fors.get(hop).cloned(),
+            proto: elements
+                .get(hop)
+                .and_then(|e| e.get("proto"))
+                .map(str::to_owned),
+            host: elements
+                .get(hop)
+                .and_then(|e| e.get("host"))
+                .map(str::to_owned),
+        }
+    }
+
+    /// `X-Forwarded-For`, with `-Proto` and `-Host`.
+    fn origin_from_x_forwarded(&self, req: &HttpRequest) -> Origin {
+        let fors: Vec<Node> = header_list(req, "x-forwarded-for")
+            .iter()
+            .map(|hop| Node::parse(hop))
+            .collect();
         let hop = self.client_hop(&fors);
-        // Proxies that set (rather than append) proto and host leave one value: the one
-        // the nearest proxy saw. Lists as long as the chain are read at the client's hop.
+        // A proxy that sets (rather than appends) proto and host leaves one value: the
+        // one the nearest proxy saw. A list as long as the chain is read at the client's
+        // hop. Any other list does not line up with the chain (a host or scheme never
+        // holds a comma, so a client wrote part of it): it is not believed.
         let aligned = |name: &str| {
             let list = header_list(req, name);
-            match hop {
-                Some(i) if list.len() == fors.len() => list.get(i).cloned(),
-                _ => list.last().cloned(),
+            match (list.len(), hop) {
+                (1, _) => list.into_iter().next(),
+                (n, Some(i)) if n == fors.len() => list.into_iter().nth(i),
+                _ => None,
             }
         };
         Origin {
-            client: hop.map(|i| node_text(&fors[i])),
+            client: hop.and_then(|i| fors.get(i).cloned()),
             proto: aligned("x-forwarded-proto"),
             host: aligned("x-forwarded-host"),
         }
@@ -237,20 +328,21 @@ impl TrustedProxies {
 
     /// The index of the client in a `for` chain: the rightmost hop that is not a trusted
     /// proxy; the leftmost when all are trusted; `None` for an empty chain.
-    fn client_hop(&self, chain: &[String]) -> Option<usize> {
+    fn client_hop(&self, chain: &[Node]) -> Option<usize> {
         if chain.is_empty() {
             return None;
         }
         Some(
             chain
                 .iter()
-                .rposition(|hop| !self.trusts_text(hop))
+                .rposition(|hop| !self.trusts_node(hop))
                 .unwrap_or(0),
         )
     }
 }
 
-/// Every comma-separated value of every `name` header, trimmed, in order.
+/// Every comma-separated value of every `name` header, trimmed, in order. (For the
+/// X-Forwarded-* headers, whose values never hold a comma or a quote.)
 fn header_list(req: &HttpRequest, name: &str) -> Vec<String> {
     req.headers()
         .get_all(name)
@@ -261,46 +353,178 @@ fn header_list(req: &HttpRequest, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// `for=1.2.3.4;proto=https` as lower-case keys and unquoted values.
-fn forwarded_pairs(element: &str) -> Vec<(String, String)> {
-    element
-        .split(';')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(key, value)| {
-            (
-                key.trim().to_ascii_lowercase(),
-                value.trim().trim_matches('"').to_owned(),
-            )
-        })
-        .collect()
+/// One `Forwarded` element: its parameters, keys in lower case, values unquoted.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Element(Vec<(String, String)>);
+
+impl Element {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
-/// The address of a node (`1.2.3.4`, `1.2.3.4:80`, `[::1]`, `[::1]:80`), if it is one.
-fn parse_node(node: &str) -> Option<IpAddr> {
-    let node = node.trim().trim_matches('"');
+/// RFC 7239 section 4: `Forwarded = 1#forwarded-element`, `forwarded-element =
+/// [ forwarded-pair ] *( ";" [ forwarded-pair ] )`, `forwarded-pair = token "=" value`,
+/// `value = token / quoted-string`. A comma or semicolon inside a quoted string is text,
+/// `\x` is `x`. `None` for anything else: an unterminated quote, a pair without `=`, a
+/// key that is not a token, text after a quoted string, a parameter twice in an element.
+fn parse_forwarded(text: &str) -> Option<Vec<Element>> {
+    let mut elements = vec![Element::default()];
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| matches!(c, ' ' | '\t')).is_some() {}
+        match chars.peek() {
+            None => break,
+            Some(',') => {
+                chars.next();
+                elements.push(Element::default());
+                continue;
+            }
+            Some(';') => {
+                chars.next();
+                continue;
+            }
+            Some(_) => {}
+        }
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| is_tchar(*c))).collect();
+        if key.is_empty() || chars.next() != Some('=') {
+            return None;
+        }
+        let value = if chars.next_if_eq(&'"').is_some() {
+            let mut value = String::new();
+            loop {
+                match chars.next()? {
+                    '"' => break,
+                    '\\' => value.push(chars.next()?),
+                    c if c == '\t' || (' '..='~').contains(&c) => value.push(c),
+                    _ => return None,
+                }
+            }
+            value
+        } else {
+            let token: String = std::iter::from_fn(|| chars.next_if(|c| is_tchar(*c))).collect();
+            if token.is_empty() {
+                return None;
+            }
+            token
+        };
+        while chars.next_if(|c| matches!(c, ' ' | '\t')).is_some() {}
+        if !matches!(chars.peek(), None | Some(',' | ';')) {
+            return None;
+        }
+        let key = key.to_ascii_lowercase();
+        let element = elements.last_mut()?;
+        if element.get(&key).is_some() {
+            return None;
+        }
+        element.0.push((key, value));
+    }
+    Some(elements)
+}
+
+/// RFC 9110 `tchar`.
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+/// A node of a `for` chain (RFC 7239 section 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    /// An address (`1.2.3.4`, `1.2.3.4:80`, `[::1]`, `[::1]:80`; bare IPv6 as
+    /// X-Forwarded-For writes it).
+    Addr(IpAddr),
+    /// `unknown`, an obfuscated identifier (`_hidden`), or `invalid` for anything else.
+    Named(String),
+}
+
+impl Node {
+    fn parse(node: &str) -> Self {
+        let node = node.trim();
+        if let Some(addr) = parse_addr(node) {
+            return Self::Addr(addr);
+        }
+        // nodename [":" node-port]; node-port = port / obfport.
+        let (name, port) = node.split_once(':').unwrap_or((node, ""));
+        let obfuscated = |text: &str| {
+            text.len() > 1
+                && text.len() <= 64
+                && text.starts_with('_')
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        };
+        let name_ok = name.eq_ignore_ascii_case("unknown") || obfuscated(name);
+        let port_ok = port.is_empty() || is_port(port) || obfuscated(port);
+        if name_ok && port_ok && !(node.contains(':') && port.is_empty()) {
+            Self::Named(name.to_owned())
+        } else {
+            Self::Named("invalid".to_owned())
+        }
+    }
+}
+
+/// The address of `1.2.3.4`, `1.2.3.4:80`, `[::1]`, `[::1]:80` or a bare IPv6 address.
+fn parse_addr(node: &str) -> Option<IpAddr> {
     if let Ok(addr) = node.parse::<IpAddr>() {
         return Some(canonical(addr));
     }
     if let Ok(socket) = node.parse::<std::net::SocketAddr>() {
         return Some(canonical(socket.ip()));
     }
-    node.strip_prefix('[')
-        .and_then(|rest| rest.split(']').next())
-        .and_then(|inner| inner.parse::<IpAddr>().ok())
-        .map(canonical)
+    // `[v6]:_obfport`: the address is still an address.
+    let inner = node.strip_prefix('[')?;
+    let (addr, rest) = inner.split_once(']')?;
+    let addr = addr.parse::<std::net::Ipv6Addr>().ok()?;
+    let port = rest.strip_prefix(':').unwrap_or(rest);
+    (rest.is_empty() || (rest.starts_with(':') && !port.is_empty()))
+        .then_some(canonical(IpAddr::V6(addr)))
 }
 
-/// A node as logged: its address when it is one, else the text (e.g. `unknown`).
-fn node_text(node: &str) -> String {
-    parse_node(node).map_or_else(
-        || {
-            node.chars()
-                .filter(|c| c.is_ascii_graphic())
-                .take(64)
-                .collect()
-        },
-        |addr| addr.to_string(),
-    )
+/// 1 to 5 digits naming a port 1..=65535.
+fn is_port(text: &str) -> bool {
+    (1..=5).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && text.parse::<u16>().is_ok_and(|port| port > 0)
+}
+
+/// Whether `text` is a `host[:port]` a URL can be built on: a DNS name or IPv4 address
+/// (letters, digits, `-`, `_`, dot-separated non-empty labels, at most 253 characters),
+/// or an IPv6 address in brackets; a port 1..=65535. No userinfo, path, space, quote or
+/// comma, so nothing can follow it into a header or a URL.
+pub(crate) fn is_authority(text: &str) -> bool {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let Some((addr, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(port) => return is_port(port),
+                None => return false,
+            },
+        }
+    } else {
+        match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        });
+    host_ok && port.is_none_or(is_port)
 }
 
 #[cfg(test)]
@@ -313,6 +537,22 @@ mod tests {
 
     fn trusting(list: &[&str]) -> TrustedProxies {
         TrustedProxies::new(list.iter().map(|p| p.parse().unwrap()).collect())
+    }
+
+    /// Trusting 10.0.0.1 (the peer of these requests), reading `Forwarded`.
+    fn reading_forwarded() -> TrustedProxies {
+        trusting(&["10.0.0.1"]).reading(ForwardedHeaders::Forwarded)
+    }
+
+    /// A request from the proxy with these `Forwarded` lines and `Host: internal:8080`.
+    fn with_forwarded(lines: &[&str]) -> HttpRequest {
+        let mut req = TestRequest::default()
+            .peer_addr(PROXY.parse().unwrap())
+            .insert_header((header::HOST, "internal:8080"));
+        for line in lines {
+            req = req.append_header(("forwarded", *line));
+        }
+        req.to_http_request()
     }
 
     #[test]
@@ -403,7 +643,7 @@ mod tests {
                 "for=6.6.6.6;proto=http;host=evil.example, for=\"[2001:db8::7]:1234\";proto=https;host=api.example",
             ))
             .to_http_request();
-        let trusted = trusting(&["10.0.0.1"]);
+        let trusted = reading_forwarded();
         assert_eq!(trusted.client_addr(&req).to_string(), "2001:db8::7");
         assert_eq!(
             trusted.base_url(&req).as_deref(),
@@ -417,5 +657,174 @@ mod tests {
             .insert_header((header::HOST, "a b/c"))
             .to_http_request();
         assert_eq!(TrustedProxies::default().base_url(&req), None);
+    }
+
+    #[test]
+    fn only_the_configured_family_is_read() {
+        let req = TestRequest::default()
+            .peer_addr(PROXY.parse().unwrap())
+            .insert_header((header::HOST, "internal:8080"))
+            .insert_header(("forwarded", "for=6.6.6.6;proto=https;host=evil.example"))
+            .insert_header(("x-forwarded-for", "192.0.2.7"))
+            .insert_header(("x-forwarded-proto", "https"))
+            .insert_header(("x-forwarded-host", "api.example"))
+            .to_http_request();
+        // The default: X-Forwarded-*; the client's Forwarded is never read.
+        let x = trusting(&["10.0.0.1"]);
+        assert_eq!(x.client_addr(&req).to_string(), "192.0.2.7");
+        assert_eq!(x.base_url(&req).as_deref(), Some("https://api.example"));
+        // Forwarded: X-Forwarded-* are never read, even when Forwarded is absent.
+        let f = reading_forwarded();
+        assert_eq!(f.client_addr(&req).to_string(), "6.6.6.6");
+        let without = TestRequest::default()
+            .peer_addr(PROXY.parse().unwrap())
+            .insert_header((header::HOST, "internal:8080"))
+            .insert_header(("x-forwarded-for", "192.0.2.7"))
+            .insert_header(("x-forwarded-host", "evil.example"))
+            .to_http_request();
+        assert_eq!(f.client_addr(&without).to_string(), "10.0.0.1");
+        assert_eq!(
+            f.base_url(&without).as_deref(),
+            Some("http://internal:8080")
+        );
+    }
+
+    #[test]
+    fn a_quoted_comma_or_semicolon_is_part_of_one_value() {
+        let f = reading_forwarded();
+        // Split on the comma, this would be a second element naming 6.6.6.6 and evil.example.
+        let req = with_forwarded(&[
+            r#"for=192.0.2.7;proto=https;host="api.example,for=6.6.6.6;host=evil.example""#,
+        ]);
+        assert_eq!(f.client_addr(&req).to_string(), "192.0.2.7");
+        assert_eq!(f.base_url(&req), None, "a host with a comma is no host");
+        let req = with_forwarded(&[r#"for="192.0.2.7;proto=https""#]);
+        assert_eq!(f.client_addr(&req).to_string(), "invalid");
+        assert_eq!(f.base_url(&req).as_deref(), Some("http://internal:8080"));
+    }
+
+    #[test]
+    fn escaped_quotes_stay_inside_their_string() {
+        let f = reading_forwarded();
+        let req = with_forwarded(&[
+            r#"for=192.0.2.7;host="api.example\",for=6.6.6.6;host=\"evil.example""#,
+        ]);
+        assert_eq!(f.client_addr(&req).to_string(), "192.0.2.7");
+        assert_eq!(f.base_url(&req), None);
+    }
+
+    #[test]
+    fn a_malformed_forwarded_header_is_not_believed_at_all() {
+        let f = reading_forwarded();
+        for bad in [
+            r#"for="6.6.6.6"#,
+            "for=6.6.6.6;for=192.0.2.7",
+            "for=6.6.6.6 junk",
+            "for",
+            r#"for="6.6.6.6"x"#,
+            "for=6.6.6.6;host=a b",
+            "f@r=6.6.6.6",
+        ] {
+            let req = with_forwarded(&[bad]);
+            assert_eq!(f.client_addr(&req).to_string(), "10.0.0.1", "{bad}");
+            assert_eq!(
+                f.base_url(&req).as_deref(),
+                Some("http://internal:8080"),
+                "{bad}"
+            );
+        }
+        // An unterminated quote in a client's line cannot swallow the proxy's line.
+        let req = with_forwarded(&[r#"for="6.6.6.6"#, "for=192.0.2.7"]);
+        assert_eq!(f.client_addr(&req).to_string(), "10.0.0.1");
+    }
+
+    #[test]
+    fn unknown_and_obfuscated_nodes_are_names_and_junk_is_invalid() {
+        let f = reading_forwarded();
+        for (node, logged) in [
+            ("unknown", "unknown"),
+            ("_hidden", "_hidden"),
+            (r#""_gazonk:_port""#, "_gazonk"),
+            (r#""[2001:db8::7]:_p""#, "2001:db8::7"),
+            ("192.0.2.7", "192.0.2.7"),
+            (r#""192.0.2.7:8080""#, "192.0.2.7"),
+            (r#""192.0.2.7:99999""#, "invalid"),
+            ("evil.example", "invalid"),
+            (r#""x\u{1b}[31m""#, "invalid"),
+        ] {
+            let req = with_forwarded(&[&format!("for={node}")]);
+            assert_eq!(f.client_addr(&req).to_string(), logged, "{node}");
+        }
+    }
+
+    #[test]
+    fn only_http_and_https_schemes_make_a_url() {
+        let f = reading_forwarded();
+        for (proto, url) in [
+            ("https", Some("https://api.example")),
+            ("HTTPS", Some("https://api.example")),
+            ("http", Some("http://api.example")),
+            ("ftp", None),
+            (r#""javascript""#, None),
+        ] {
+            let req = with_forwarded(&[&format!("for=192.0.2.7;proto={proto};host=api.example")]);
+            assert_eq!(f.base_url(&req).as_deref(), url, "{proto}");
+        }
+    }
+
+    #[test]
+    fn x_forwarded_lists_that_do_not_line_up_with_the_chain_are_not_believed() {
+        let x = trusting(&["10.0.0.1"]);
+        // A Host of "api.example,evil.example" passed on by a proxy as X-Forwarded-Host.
+        let req = TestRequest::default()
+            .peer_addr(PROXY.parse().unwrap())
+            .insert_header((header::HOST, "internal:8080"))
+            .insert_header(("x-forwarded-for", "192.0.2.7"))
+            .insert_header(("x-forwarded-proto", "https"))
+            .insert_header(("x-forwarded-host", "api.example,evil.example"))
+            .to_http_request();
+        assert_eq!(x.base_url(&req).as_deref(), Some("https://internal:8080"));
+        // Two hops, two values: the client's hop is read.
+        let req = TestRequest::default()
+            .peer_addr(PROXY.parse().unwrap())
+            .insert_header(("x-forwarded-for", "192.0.2.7, 10.0.0.1"))
+            .insert_header(("x-forwarded-host", "api.example, internal"))
+            .to_http_request();
+        assert_eq!(x.base_url(&req).as_deref(), Some("http://api.example"));
+    }
+
+    #[test]
+    fn hosts_must_be_host_and_port() {
+        for ok in [
+            "api.example",
+            "api.example:8443",
+            "127.0.0.1:1",
+            "[::1]",
+            "[2001:db8::1]:65535",
+            "my_host.internal",
+        ] {
+            assert!(is_authority(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "user@api.example",
+            "api.example:0",
+            "api.example:65536",
+            "api.example:99999",
+            "api.example:",
+            "api.example:80:80",
+            "a..b",
+            ".api.example",
+            "[::1",
+            "[evil]",
+            "[::1]x",
+            "api.example\"",
+            "api.example,evil.example",
+            "api.example;for=1.2.3.4",
+        ] {
+            assert!(!is_authority(bad), "{bad}");
+        }
     }
 }

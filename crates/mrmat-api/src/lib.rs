@@ -27,6 +27,6 @@ mod state;
 mod trust;
 
 pub use db::schema;
-pub use forwarded::TrustedProxy;
+pub use forwarded::{ForwardedHeaders, TrustedProxy};
 pub use settings::Settings;
 pub use startup::{Application, StartupError, migrate, openapi_json};

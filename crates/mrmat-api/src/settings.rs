@@ -13,7 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::cli::{Options, ProviderOptions};
-use crate::forwarded::TrustedProxy;
+use crate::forwarded::{ForwardedHeaders, TrustedProxy};
 use crate::trust;
 
 /// Everything the server needs to start, validated.
@@ -50,6 +50,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<TrustedProxy>,
 }
 
+    /// The one header family read from them.
+    pub forwarded_headers: ForwardedHeaders,
 /// A unix socket to listen on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnixSocket {
@@ -431,6 +433,7 @@ impl Settings {
         })
     }
 }
+            forwarded_headers: options.forwarded_headers.unwrap_or_default(),
 
 impl Settings {
     /// The defaults, on `database`, without authentication: for embedding the server (the
@@ -454,6 +457,7 @@ impl Settings {
     }
 
     /// One line describing the effective configuration, secrets left out.
+            forwarded_headers: ForwardedHeaders::default(),
     pub fn summary(&self) -> String {
         let database = match &self.database {
             DatabaseUrl::Sqlite(path) => format!("sqlite {}", path.display()),

@@ -150,7 +150,8 @@ impl Application {
         if auth.is_none() {
             log::warn!("Running without any authentication/authorisation");
         }
-        let mut proxies = TrustedProxies::new(settings.trusted_proxies.clone());
+        let mut proxies = TrustedProxies::new(settings.trusted_proxies.clone())
+            .reading(settings.forwarded_headers);
         if settings.unix_socket.is_some() {
             proxies = proxies.and_unix_peers();
         }
