@@ -515,6 +515,17 @@ fn parse_bind(bind: &str, mode: Option<&str>) -> Result<UnixSocket, ConfigError>
         path: PathBuf::from(path),
         mode,
     })
+    // Peers on the socket are trusted like --trusted-proxies (a unix peer has no address
+    // to check): whoever may connect sets the client address, scheme and host the server
+    // believes. A bit for others would hand that to every user on the machine.
+    if mode & 0o007 != 0 {
+        return Err(ConfigError::invalid(
+            "--socket-mode",
+            format!(
+                "{mode:03o} lets other users on this machine connect, and peers on the socket are trusted as proxies (they name the client address and host); use 660 (the owner and the proxy's group) or 600"
+            ),
+        ));
+    }
 }
 
 /// `HOST:PORT`, with `[v6]:PORT` for IPv6.

@@ -327,19 +327,52 @@ impl Bound {
     }
 }
 
-/// Binds the unix socket with its mode.
+/// Binds the unix socket with its mode, which it has from the moment anyone can reach it.
+/// Bound at its path and chmod-ed afterwards, it would have the umask's mode (0777 under
+/// umask 000) for a moment, and any local user connecting then would be a trusted proxy.
+/// So it is bound in a private directory (0700: nobody else may even look up a path in
+/// it) beside its path, given its mode there, and renamed into place, which is atomic and
+/// stays on one file system. (A umask around `bind` would be process-wide and race every
+/// other thread's files; fchmod before bind is Linux's alone, and narrowed by the umask.)
 fn bind_unix(socket: &UnixSocket) -> Result<Bound, StartupError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let fail = |reason: String| StartupError::Bind {
         address: format!("unix:{}", socket.path.display()),
         reason,
     };
     remove_stale_socket(&socket.path).map_err(fail)?;
-    let listener =
-        std::os::unix::net::UnixListener::bind(&socket.path).map_err(|e| fail(e.to_string()))?;
-    std::fs::set_permissions(&socket.path, std::fs::Permissions::from_mode(socket.mode))
-        .map_err(|e| fail(format!("cannot set its mode: {e}")))?;
-    Ok(Bound::Unix(listener, socket.path.clone()))
+    let parent = socket
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let private = parent.join(format!(".mrmat-api-{}", std::process::id()));
+    let create = || std::fs::DirBuilder::new().mode(0o700).create(&private);
+    if let Err(e) = create() {
+        // Left by a process of ours with the same id that died mid-start: ours to remove.
+        // (Someone else's in a shared directory is not removable by us, and stops us.)
+        if e.kind() != std::io::ErrorKind::AlreadyExists
+            || std::fs::remove_dir_all(&private).is_err()
+        {
+            return Err(fail(format!("cannot create {}: {e}", private.display())));
+        }
+        create().map_err(|e| fail(format!("cannot create {}: {e}", private.display())))?;
+    }
+    let staged = private.join("s");
+    let bound = std::os::unix::net::UnixListener::bind(&staged)
+        .map_err(|e| format!("{e} (bound first as {})", staged.display()))
+        .and_then(|listener| {
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(socket.mode))
+                .map_err(|e| format!("cannot set its mode: {e}"))?;
+            std::fs::rename(&staged, &socket.path)
+                .map_err(|e| format!("cannot move it into place: {e}"))?;
+            Ok(listener)
+        });
+    // Empty after the rename; after a failure it may still hold the staged socket.
+    if let Err(e) = std::fs::remove_dir_all(&private) {
+        log::warn!("cannot remove {}: {e}", private.display());
+    }
+    Ok(Bound::Unix(bound.map_err(fail)?, socket.path.clone()))
 }
 
 /// A socket file left by a server that is gone is removed; one in use, or a file that is

@@ -94,3 +94,83 @@ async fn metrics_move_to_their_own_listener_with_metrics_addr() {
             .contains("mrmat_api_build_info")
     );
 }
+
+/// Issue 19 row 8: peers on the socket are trusted as proxies (they set the client
+/// address and the public host), so a mode that lets "other" users connect would let
+/// anyone on the machine forge them. Any bit for others is refused at start: exit 2, one
+/// `error:` line naming the option and why. Owner and group modes start.
+#[test]
+fn a_socket_mode_that_lets_other_users_connect_is_refused_at_start() {
+    for mode in ["777", "666", "662", "0o606", "601", "0004"] {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let bind = format!("unix:{}", socket.display());
+        let output = run(dir.path(), &["--bind", &bind, "--socket-mode", mode], &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "mode {mode}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "mode {mode}: {stderr}");
+        assert!(errors[0].contains("--socket-mode"), "{}", errors[0]);
+        assert!(errors[0].contains("other users"), "{}", errors[0]);
+        assert!(!socket.exists(), "mode {mode}: a socket was made");
+    }
+}
+
+/// The socket never exists at its path with a mode other than the one asked for: it is
+/// bound inside a private (0700) directory, given its mode there, and only then renamed
+/// to its path. Under umask 000 a socket bound at its path and chmod-ed afterwards is
+/// 0777 for a moment, and any local user connecting then is a trusted proxy. (Before the
+/// fix this test caught that moment only when it polled in time: it is a race.)
+#[test]
+fn the_socket_has_its_mode_from_the_moment_it_appears_whatever_the_umask() {
+    for attempt in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let bind = format!("unix:{}", socket.display());
+        let mut command = std::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg("umask 000 && exec \"$@\"")
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_mrmat-api"))
+            .args(["--bind", &bind, "--socket-mode", "600"])
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut server = Running::spawn(&mut command);
+        let started = Instant::now();
+        // The first mode the path is seen with, polled as fast as stat allows.
+        let first_mode = loop {
+            if let Ok(metadata) = std::fs::symlink_metadata(&socket) {
+                break metadata.permissions().mode() & 0o777;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "attempt {attempt}: no socket at {}",
+                socket.display()
+            );
+            std::thread::yield_now();
+        };
+        while UnixStream::connect(&socket).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "not listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with('.'))
+            .collect();
+        server.kill();
+        assert_eq!(
+            first_mode, 0o600,
+            "attempt {attempt}: first seen {first_mode:o}"
+        );
+        assert!(
+            leftovers.is_empty(),
+            "private directory left: {leftovers:?}"
+        );
+    }
+}
