@@ -326,7 +326,7 @@ async fn the_shipped_site_configuration_passes_nginx_s_own_check() {
             &key.display().to_string(),
         )
         .replace("/var/log/nginx/", &format!("{d}/"))
-        .replace("listen 80;", "listen 127.0.0.1:1080;")
+        .replace("listen 80", "listen 127.0.0.1:1080")
         .replace("listen 443 ssl", "listen 127.0.0.1:1443 ssl")
         .lines()
         .filter(|l| !l.trim_start().starts_with("listen [::]"))
@@ -352,4 +352,156 @@ async fn the_shipped_site_configuration_passes_nginx_s_own_check() {
         .arg(format!("pid {d}/nginx.pid;"));
     let checked = run_with_deadline(&mut check, Duration::from_secs(30));
     assert!(checked.success, "nginx -t: {}", checked.output);
+}
+
+/// The server behind nginx with the shipped snippets, reading `family` from it (its
+/// default when `None`).
+async fn behind_nginx_reading(family: Option<&str>) -> Option<Proxied> {
+    let binary = Nginx::binary()?;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = vec!["--trusted-proxies", PROXY_ADDR];
+    if let Some(family) = family {
+        options.extend(["--forwarded-headers", family]);
+    }
+    let server = start_server(dir.path(), Listen::Loopback, Oidc::shared(), &options).await;
+    let upstream = [format!("127.0.0.1:{}", server.port)];
+    let nginx = Nginx::start(&binary, Scheme::Https, |site| shipped_site(site, &upstream)).await;
+    Some(Proxied {
+        nginx,
+        server,
+        _dir: dir,
+    })
+}
+
+/// Issue 19 row 1: a `Host` that closes the quoted `host=` of the `Forwarded` header nginx
+/// builds and opens an element of its own (address, scheme and host of the client's
+/// choosing). nginx with the shipped snippets refuses such a Host (400 problem+json)
+/// before the server sees anything, whichever header family the server reads; so are a
+/// Host holding a comma (a second X-Forwarded-Host value), a space, a path, userinfo or
+/// a port out of range.
+#[tokio::test]
+async fn a_host_that_breaks_out_of_the_forwarded_header_forges_nothing_through_the_shipped_snippets()
+ {
+    for family in [None, Some("forwarded"), Some("x-forwarded")] {
+        let Some(proxied) = behind_nginx_reading(family).await else {
+            return;
+        };
+        let port = proxied.nginx.port;
+        let token = Oidc::shared().token(TestClient::Rw).await;
+        let hostile = [
+            format!("127.0.0.1:{port}\",for=6.6.6.6;proto=https;host=\"evil.example"),
+            format!("127.0.0.1:{port},evil.example"),
+            format!("127.0.0.1:{port};for=6.6.6.6"),
+            "evil.example\"".to_owned(),
+            "user@evil.example".to_owned(),
+            "127.0.0.1:99999".to_owned(),
+            "127.0.0.1:80:80".to_owned(),
+        ];
+        for (i, host) in hostile.iter().enumerate() {
+            let request_id = format!("hostile-host-{family:?}-{i}");
+            let response = client()
+                .post(proxied.nginx.url("/api/resource/v1/"))
+                .bearer_auth(&token)
+                .header("host", host)
+                .header("x-request-id", &request_id)
+                .json(&json!({ "name": unique_name() }))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .map(|l| l.to_str().unwrap().to_owned());
+            assert_eq!(
+                status, 400,
+                "{family:?}: Host {host:?} got {status}, Location {location:?}"
+            );
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+        }
+        // None of them reached the server: nothing logged the forged address.
+        let log = proxied.server.log();
+        assert!(!log.contains("6.6.6.6"), "{log}");
+        assert!(!log.contains("hostile-host-"), "{log}");
+        // A plain Host still works, and names the client nginx saw.
+        let location = create_with_forged_forwarding(
+            proxied.nginx.url("/api/resource/v1/"),
+            &format!("plain-host-{}", family.unwrap_or("default")),
+            "http",
+        )
+        .await;
+        assert!(
+            location.starts_with(&format!("https://127.0.0.1:{port}/")),
+            "{location}"
+        );
+        let line = proxied
+            .server
+            .access_line(&format!("plain-host-{}", family.unwrap_or("default")))
+            .await;
+        assert_eq!(line.client, CLIENT_ADDR);
+    }
+}
+
+/// Issue 19 row 2: nginx set up as the snippet advises behind another proxy (it appends
+/// to X-Forwarded-For and sets no `Forwarded`), so a client's own `Forwarded` passes
+/// through. The server reads only the family it is told to (`x-forwarded` by default):
+/// the client's `Forwarded` is never read.
+#[tokio::test]
+async fn a_client_forwarded_header_is_not_read_when_the_proxy_speaks_x_forwarded() {
+    let Some(binary) = Nginx::binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(
+        dir.path(),
+        Listen::Loopback,
+        Oidc::shared(),
+        &["--trusted-proxies", PROXY_ADDR],
+    )
+    .await;
+    let port = server.port;
+    let nginx = Nginx::start(&binary, Scheme::Http, |site| {
+        format!(
+            "    server {{
+        listen {listen};
+        location / {{
+            proxy_pass http://127.0.0.1:{port};
+            proxy_bind {PROXY_ADDR};
+            proxy_set_header Host $host:$server_port;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host:$server_port;
+        }}
+    }}
+",
+            listen = site.listen
+        )
+    })
+    .await;
+    let forged = [
+        "for=6.6.6.6;proto=https;host=evil.example",
+        "for=\"6.6.6.6\";host=\"evil.example\", for=6.6.6.7;proto=https;host=evil.example",
+    ];
+    for (i, forwarded) in forged.iter().enumerate() {
+        let request_id = format!("client-forwarded-{i}");
+        let response = client()
+            .get(nginx.url("/.well-known/oauth-protected-resource"))
+            .header("x-request-id", &request_id)
+            .header("forwarded", *forwarded)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let metadata: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            metadata["resource"],
+            format!("http://127.0.0.1:{}", nginx.port),
+            "{forwarded}"
+        );
+        let line = server.access_line(&request_id).await;
+        assert_eq!(line.client, CLIENT_ADDR, "{forwarded}");
+    }
 }
