@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use mrmat_api_testkit::idp::{Approval, Idp, IdpOptions, eventually};
-use mrmat_api_testkit::{Backend, Oidc, TestApp, TestClient};
+use mrmat_api_testkit::{Backend, Oidc, TestApp};
 
 use crate::harness::{Home, stderr, stdout};
 use crate::hostile::{Fake, json, not_found};
