@@ -69,6 +69,12 @@ if (DEFAULT_RESOURCE !== undefined && !URL.canParse(DEFAULT_RESOURCE)) {
   process.stderr.write(`idp: IDP_DEFAULT_RESOURCE must be an absolute URL, got ${JSON.stringify(DEFAULT_RESOURCE)}\n`);
   process.exit(2);
 }
+// DPoP (RFC 9449): always on, as in the library, for the clients that ask (a token request
+// with a `DPoP` proof gets a token bound to the proof's key); requests without a proof get
+// the plain bearer tokens they always got. IDP_DPOP_NONCE=1 makes every proof carry a
+// nonce of the provider's (RFC 9449 section 8): a proof without one is answered 400
+// `use_dpop_nonce` with a `DPoP-Nonce` header, as providers that want nonces do.
+const DPOP_NONCE = Boolean(process.env.IDP_DPOP_NONCE);
 const SIGNING_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 const SIGNING_ALG = process.env.IDP_SIGNING_ALG || 'RS256';
 if (!SIGNING_ALGS.includes(SIGNING_ALG)) {
@@ -477,6 +483,15 @@ const configuration = {
         };
       },
     } : { enabled: false },
+    // A token request with a `DPoP` header is checked (section 4.3) and its tokens are
+    // bound to the proof's key: introspection answers `token_type: DPoP` and
+    // `cnf.jkt`, a JWT access token carries `cnf.jkt`, and a public client's refresh
+    // token needs a proof by the same key. Proofs by ES256 and EdDSA keys are accepted.
+    dPoP: {
+      enabled: true,
+      nonceSecret: DPOP_NONCE ? crypto.randomBytes(32) : undefined,
+      requireNonce() { return DPOP_NONCE; },
+    },
     deviceFlow: {
       enabled: true,
       async userCodeInputSource(ctx, form, out, err) {
@@ -557,10 +572,11 @@ ${form}
 // --- 8. stats -------------------------------------------------------------------
 const stats = {
   introspections: 0, revocations: 0, device_authorizations: 0, device_requests: [], token_requests: [],
-  jwks_requests: 0,
+  jwks_requests: 0, dpop_revocations: 0,
 };
 function resetStats() {
   stats.introspections = 0;
+  stats.dpop_revocations = 0;
   stats.jwks_requests = 0;
   stats.revocations = 0;
   stats.device_authorizations = 0;
@@ -745,7 +761,10 @@ provider.use(async (ctx, next) => {
 
   switch (ctx.path) {
     case routes.introspection: stats.introspections += 1; break;
-    case routes.revocation: stats.revocations += 1; break;
+    case routes.revocation:
+      stats.revocations += 1;
+      if (ctx.get('dpop')) stats.dpop_revocations += 1;
+      break;
     case routes.deviceAuthorization: {
       stats.device_authorizations += 1;
       try {
@@ -780,6 +799,9 @@ provider.use(async (ctx, next) => {
           client_id: clientId ?? basicClientId(ctx),
           ...targetParams(ctx),
           status: ctx.status,
+          // Whether the request carried a DPoP proof, and the error of a refused one.
+          dpop: Boolean(ctx.get('dpop')),
+          error: ctx.status >= 400 && typeof ctx.body === 'object' ? ctx.body?.error ?? null : null,
         });
       }
       return;
@@ -842,7 +864,7 @@ provider.use(async (ctx, next) => {
   await next();
   if (
     ctx.path === routes.introspection && ctx.status === 200 && ctx.body?.active
-    && ctx.body.token_type === 'Bearer' && ctx.body.aud === undefined
+    && ['Bearer', 'DPoP'].includes(ctx.body.token_type) && ctx.body.aud === undefined
   ) {
     const aud = ctx.body.client_id === 'mrmat-api-test-none' ? 'another-api' : RESOURCE_SERVER_CLIENT;
     ctx.body = { ...ctx.body, aud };
