@@ -7,6 +7,7 @@
 //! `MRMAT_API_METRICS_ADDR`, `MRMAT_API_INSTANCE_PATH`, `MRMAT_API_DB`,
 //! `MRMAT_API_DB_TIMEOUT`, `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`,
 //! `MRMAT_API_PUBLIC_URL`, `MRMAT_API_OIDC_SCOPE_CLAIM`, `MRMAT_API_OIDC_ENDPOINT_HOSTS`,
+//! `MRMAT_API_OIDC_REQUIRE_DPOP`,
 //! `MRMAT_API_OIDC_CLIENT_ID`, `MRMAT_API_OIDC_CLIENT_SECRET`, `MRMAT_API_OIDC_PUBLIC_ISSUER`,
 //! `MRMAT_API_OIDC_CACHE_TTL`, `MRMAT_API_OIDC_ALLOW_INSECURE_HTTP`,
 //! `MRMAT_API_OIDC_CA_FILE`, `MRMAT_API_OIDC_AUDIENCE`,
@@ -168,6 +169,19 @@ options! {
     #[arg(long, global = true, env = "MRMAT_API_PUBLIC_URL", value_name = "URL")]
     public_url: String,
 
+    /// Accept only DPoP-bound tokens (RFC 9449): a token sent as a plain bearer token is
+    /// refused, so a stolen token is worth nothing without its key.
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_OIDC_REQUIRE_DPOP",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = FalseyValueParser::new()
+    )]
+    oidc_require_dpop: bool,
+
     /// The claim of a JWT access token that holds its scopes: a name or a dotted path
     /// (Entra ID: scp; Auth0: permissions; Keycloak roles: realm_access.roles), a
     /// space-separated string or an array [default: scope].
@@ -283,6 +297,18 @@ options! {
         value_name = "IP[/BITS]"
     )]
     trusted_proxies: Vec<TrustedProxy>,
+
+    /// Which forwarding headers are read from the trusted proxies: `x-forwarded`
+    /// (X-Forwarded-For, -Proto, -Host) or `forwarded` (RFC 7239), never both: a proxy
+    /// passes the family it does not set on from the client untouched [default:
+    /// x-forwarded].
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_FORWARDED_HEADERS",
+        value_name = "FAMILY"
+    )]
+    forwarded_headers: ForwardedHeaders,
 }
 
 /// One identity provider of the config file's `oidc_providers` list.
@@ -297,18 +323,6 @@ pub struct ProviderOptions {
     /// The server's client at this provider, to introspect opaque tokens; without one,
     /// only its JWT access tokens are accepted.
     #[serde(default)]
-
-    /// Which forwarding headers are read from the trusted proxies: `x-forwarded`
-    /// (X-Forwarded-For, -Proto, -Host) or `forwarded` (RFC 7239), never both: a proxy
-    /// passes the family it does not set on from the client untouched [default:
-    /// x-forwarded].
-    #[arg(
-        long,
-        global = true,
-        env = "MRMAT_API_FORWARDED_HEADERS",
-        value_name = "FAMILY"
-    )]
-    forwarded_headers: ForwardedHeaders,
     pub client_id: Option<String>,
     /// That client's secret.
     #[serde(default)]

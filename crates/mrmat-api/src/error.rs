@@ -14,6 +14,28 @@ use mrmat_api_types::scope::Scope;
 /// The realm every bearer challenge names.
 pub(crate) const REALM: &str = "mrmat-api";
 
+/// The error code of a DPoP challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DpopError {
+    /// The proof is not acceptable.
+    InvalidProof,
+    /// The token is not acceptable as presented.
+    InvalidToken,
+}
+
+/// `DPoP algs="..."`, and the error when there is one: the challenge that tells a client
+/// DPoP-bound tokens are accepted here, and with which algorithms.
+fn dpop_challenge(error: Option<DpopError>) -> String {
+    let algs = mrmat_api_types::metadata::SIGNING_ALGORITHMS.join(" ");
+    match error {
+        None => format!("DPoP algs=\"{algs}\""),
+        Some(DpopError::InvalidProof) => {
+            format!("DPoP error=\"invalid_dpop_proof\", algs=\"{algs}\"")
+        }
+        Some(DpopError::InvalidToken) => format!("DPoP error=\"invalid_token\", algs=\"{algs}\""),
+    }
+}
+
 /// Seconds a client should wait before retrying when a dependency is down.
 pub(crate) const RETRY_AFTER_SECONDS: &str = "5";
 
@@ -57,6 +79,16 @@ pub(crate) enum ApiError {
     Unauthenticated {
         /// A token was sent but it is malformed, unknown, expired or revoked.
         invalid_token: bool,
+    },
+    /// A DPoP failure (RFC 9449 section 7.1): a proof missing, malformed, replayed or not
+    /// for this request, key or token (`invalid_dpop_proof`); or a token presented in a
+    /// way its binding forbids (`invalid_token`). 401 with a `DPoP` challenge.
+    #[error("{reason}")]
+    Dpop {
+        /// Which error code the challenge names.
+        error: DpopError,
+        /// What was wrong, for the client.
+        reason: String,
     },
     /// A valid token without the scope the route needs.
     #[error("the token lacks the scope {0}")]
@@ -148,7 +180,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Forbidden(_) | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated { .. } | Self::Dpop { .. } => StatusCode::UNAUTHORIZED,
             Self::AuthNotConfigured | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -172,6 +204,10 @@ impl ResponseError for ApiError {
                     format!("Bearer realm=\"{REALM}\"")
                 };
                 response.insert_header((header::WWW_AUTHENTICATE, challenge));
+                response.append_header((header::WWW_AUTHENTICATE, dpop_challenge(None)));
+            }
+            Self::Dpop { error, .. } => {
+                response.insert_header((header::WWW_AUTHENTICATE, dpop_challenge(Some(*error))));
             }
             Self::InsufficientScope(scope) => {
                 response.insert_header((

@@ -42,16 +42,18 @@ pub struct Settings {
     /// The URL clients use to reach this server: the RFC 9728 `resource`, and an audience
     /// tokens may name.
     pub public_url: Option<Url>,
+    /// Only DPoP-bound tokens are accepted.
+    pub require_dpop: bool,
     /// HTTP worker threads.
     pub workers: usize,
     /// Apply pending migrations when serving.
     pub migrate: bool,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<TrustedProxy>,
-}
-
     /// The one header family read from them.
     pub forwarded_headers: ForwardedHeaders,
+}
+
 /// A unix socket to listen on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnixSocket {
@@ -427,13 +429,14 @@ impl Settings {
             db_timeout,
             oidc,
             public_url,
+            require_dpop: options.oidc_require_dpop.unwrap_or(false),
             workers,
             migrate: !options.no_migrate.unwrap_or(false),
             trusted_proxies: options.trusted_proxies.unwrap_or_default(),
+            forwarded_headers: options.forwarded_headers.unwrap_or_default(),
         })
     }
 }
-            forwarded_headers: options.forwarded_headers.unwrap_or_default(),
 
 impl Settings {
     /// The defaults, on `database`, without authentication: for embedding the server (the
@@ -450,14 +453,15 @@ impl Settings {
             db_timeout: DEFAULT_DB_TIMEOUT,
             oidc: Vec::new(),
             public_url: None,
+            require_dpop: false,
             workers: 1,
             migrate: true,
             trusted_proxies: Vec::new(),
+            forwarded_headers: ForwardedHeaders::default(),
         }
     }
 
     /// One line describing the effective configuration, secrets left out.
-            forwarded_headers: ForwardedHeaders::default(),
     pub fn summary(&self) -> String {
         let database = match &self.database {
             DatabaseUrl::Sqlite(path) => format!("sqlite {}", path.display()),
@@ -511,10 +515,6 @@ fn parse_bind(bind: &str, mode: Option<&str>) -> Result<UnixSocket, ConfigError>
                 ConfigError::invalid("--socket-mode", "must be an octal file mode such as 660")
             })?,
     };
-    Ok(UnixSocket {
-        path: PathBuf::from(path),
-        mode,
-    })
     // Peers on the socket are trusted like --trusted-proxies (a unix peer has no address
     // to check): whoever may connect sets the client address, scheme and host the server
     // believes. A bit for others would hand that to every user on the machine.
@@ -526,6 +526,10 @@ fn parse_bind(bind: &str, mode: Option<&str>) -> Result<UnixSocket, ConfigError>
             ),
         ));
     }
+    Ok(UnixSocket {
+        path: PathBuf::from(path),
+        mode,
+    })
 }
 
 /// `HOST:PORT`, with `[v6]:PORT` for IPv6.

@@ -146,7 +146,13 @@ impl Application {
                 "no --public-url or --oidc-audience: introspected tokens meant for any audience are accepted; set --public-url to accept only tokens issued for this server"
             );
         }
-        let auth = Issuers::new(&settings.oidc, &metrics)?.map(web::Data::new);
+        let auth = Issuers::new(
+            &settings.oidc,
+            &metrics,
+            settings.public_url.clone(),
+            settings.require_dpop,
+        )?
+        .map(web::Data::new);
         if auth.is_none() {
             log::warn!("Running without any authentication/authorisation");
         }

@@ -2,7 +2,7 @@
 //! provider and the scopes from this server's URL alone.
 
 use actix_web::{HttpRequest, web};
-use mrmat_api_types::metadata::ProtectedResourceMetadata;
+use mrmat_api_types::metadata::{ProtectedResourceMetadata, SIGNING_ALGORITHMS};
 
 use super::route::Endpoint;
 use crate::auth::Scope;
@@ -47,5 +47,13 @@ pub(super) async fn protected_resource(
         scopes_supported: Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
         bearer_methods_supported: vec!["header".to_owned()],
         resource_name: Some("mrmat-api".to_owned()),
+        dpop_signing_alg_values_supported: SIGNING_ALGORITHMS
+            .iter()
+            .map(|alg| (*alg).to_owned())
+            .collect(),
+        dpop_bound_access_tokens_required: state
+            .auth
+            .as_ref()
+            .is_some_and(|auth| auth.binding().required()),
     })
 }

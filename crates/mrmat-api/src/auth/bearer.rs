@@ -1,4 +1,5 @@
-//! The bearer token of a request (RFC 6750 section 2.1): only the `Authorization` header.
+//! The access token of a request: only the `Authorization` header, with the scheme
+//! `Bearer` (RFC 6750 section 2.1) or `DPoP` (RFC 9449 section 7.1).
 //!
 //! Parsed here rather than with actix-web-httpauth's `Bearer` (so that crate is not a
 //! dependency): its scheme match is case-sensitive, against RFC 9110, and its errors are
@@ -13,10 +14,28 @@ use crate::error::ApiError;
 /// Longest token passed on to the provider; anything longer is refused unseen.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
+/// How the token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// `Bearer`: whoever holds it may use it.
+    Bearer,
+    /// `DPoP`: with a proof of the key it is bound to.
+    Dpop,
+}
+
+/// A presented access token.
+#[derive(Debug, Clone)]
+pub(crate) struct Credential {
+    /// Its scheme.
+    pub(crate) scheme: Scheme,
+    /// The token.
+    pub(crate) token: String,
+}
+
 /// The token, or why there is none: "no token" (missing header, other scheme, empty
 /// token) is 401 without an error code; a malformed one is `invalid_token`; two
 /// `Authorization` headers are 400.
-pub(super) fn token(req: &HttpRequest) -> Result<String, ApiError> {
+pub(super) fn credential(req: &HttpRequest) -> Result<Credential, ApiError> {
     let missing = ApiError::Unauthenticated {
         invalid_token: false,
     };
@@ -39,9 +58,13 @@ pub(super) fn token(req: &HttpRequest) -> Result<String, ApiError> {
     let value = value.as_bytes().trim_ascii();
     let split = value.iter().position(|b| *b == b' ').unwrap_or(value.len());
     let (scheme, rest) = value.split_at(split);
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case(b"bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case(b"dpop") {
+        Scheme::Dpop
+    } else {
         return Err(missing);
-    }
+    };
     let Ok(token) = std::str::from_utf8(rest) else {
         return Err(invalid);
     };
@@ -52,7 +75,10 @@ pub(super) fn token(req: &HttpRequest) -> Result<String, ApiError> {
     if token.len() > MAX_TOKEN_LEN || !is_b64token(token) {
         return Err(invalid);
     }
-    Ok(token.to_owned())
+    Ok(Credential {
+        scheme,
+        token: token.to_owned(),
+    })
 }
 
 /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -71,11 +97,12 @@ mod tests {
     use super::*;
 
     fn parse(value: &str) -> Result<String, ApiError> {
-        token(
+        credential(
             &TestRequest::default()
                 .insert_header((header::AUTHORIZATION, value))
                 .to_http_request(),
         )
+        .map(|c| c.token)
     }
 
     fn is_missing(result: Result<String, ApiError>) -> bool {
@@ -106,7 +133,9 @@ mod tests {
 
     #[test]
     fn missing_header_is_no_token() {
-        assert!(is_missing(token(&TestRequest::default().to_http_request())));
+        assert!(is_missing(
+            credential(&TestRequest::default().to_http_request()).map(|c| c.token)
+        ));
     }
 
     #[test]
@@ -117,7 +146,7 @@ mod tests {
                 header::HeaderValue::from_bytes("Basic é".as_bytes()).unwrap(),
             ))
             .to_http_request();
-        assert!(is_missing(token(&req)));
+        assert!(is_missing(credential(&req).map(|c| c.token)));
     }
 
     #[test]
@@ -136,7 +165,19 @@ mod tests {
             .append_header((header::AUTHORIZATION, "Bearer abc"))
             .append_header((header::AUTHORIZATION, "Bearer def"))
             .to_http_request();
-        assert!(matches!(token(&req), Err(ApiError::BadRequest(_))));
+        assert!(matches!(credential(&req), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn the_dpop_scheme_is_read_case_insensitively() {
+        let req = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "dpop abc.def"))
+            .to_http_request();
+        let credential = credential(&req).unwrap();
+        assert_eq!(
+            (credential.scheme, credential.token.as_str()),
+            (Scheme::Dpop, "abc.def")
+        );
     }
 
     #[test]

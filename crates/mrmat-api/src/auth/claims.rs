@@ -44,6 +44,17 @@ pub(crate) struct ProviderClaims {
     /// Keycloak's token type (`Bearer`, `Refresh`, `ID`).
     #[serde(default)]
     typ: Option<String>,
+    /// The key a DPoP-bound token is bound to (RFC 9449 section 6.2).
+    #[serde(default)]
+    cnf: Option<Confirmation>,
+}
+
+/// `cnf`: what the holder must prove.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Confirmation {
+    /// The RFC 7638 thumbprint of the DPoP key.
+    #[serde(default)]
+    pub(crate) jkt: Option<String>,
 }
 
 impl ExtraTokenFields for ProviderClaims {}
@@ -97,8 +108,14 @@ pub(crate) fn judge(response: &IntrospectionResponse, rules: Rules<'_>) -> Verdi
     }
     let extra = response.extra_fields();
     // `active` alone would admit refresh and ID tokens: only access tokens are bearers.
+    let bound_to = extra.cnf.as_ref().and_then(|cnf| cnf.jkt.clone());
     let is_access_token = match (response.token_type(), extra.typ.as_deref()) {
-        (Some(token_type), _) => *token_type == BasicTokenType::Bearer,
+        (Some(BasicTokenType::Bearer), _) => true,
+        // A DPoP-bound access token says so (RFC 9449 section 6.2), and names its key.
+        (Some(BasicTokenType::Extension(kind)), _) => {
+            kind.eq_ignore_ascii_case("dpop") && bound_to.is_some()
+        }
+        (Some(_), _) => false,
         (None, Some(typ)) => typ.eq_ignore_ascii_case("bearer"),
         (None, None) => false,
     };
@@ -133,6 +150,7 @@ pub(crate) fn judge(response: &IntrospectionResponse, rules: Rules<'_>) -> Verdi
                 .map(|scopes| scopes.iter().map(|s| s.to_string()).collect())
                 .unwrap_or_default(),
             expires_at: response.exp(),
+            bound_to,
         },
         rules,
     )
@@ -152,6 +170,8 @@ pub(crate) struct Holder<'a> {
     pub(crate) scopes: Vec<String>,
     /// `exp`.
     pub(crate) expires_at: Option<chrono::DateTime<Utc>>,
+    /// `cnf.jkt`: the DPoP key the token is bound to.
+    pub(crate) bound_to: Option<String>,
 }
 
 /// The verdict on a token already found valid, active and meant for this server: whose it
@@ -191,6 +211,7 @@ pub(crate) fn holder_verdict(holder: Holder<'_>, rules: Rules<'_>) -> Verdict {
         subject: Arc::from(subject),
         scopes: holder.scopes,
         expires_at: holder.expires_at.map(SystemTime::from),
+        bound_to: holder.bound_to.map(Arc::from),
     };
     Verdict {
         principal: Some(Arc::new(principal)),

@@ -11,16 +11,25 @@
 
 use std::sync::Arc;
 
+use actix_web::{HttpRequest, web};
+use url::Url;
+
+use super::dpop::Binding;
 use super::jwt::{self, Peeked};
 use super::{Authenticator, Principal, ProviderHealth};
 use crate::error::ApiError;
+use crate::forwarded::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::settings::OidcSettings;
 
-/// The configured providers, the primary first.
+/// The configured providers, the primary first, and the rules every token shares.
 #[derive(Debug)]
 pub(crate) struct Issuers {
     all: Vec<Authenticator>,
+    /// How a DPoP-bound token must be presented.
+    binding: Binding,
+    /// `--public-url`: the URL DPoP proofs name, when set.
+    public_url: Option<Url>,
 }
 
 impl Issuers {
@@ -28,6 +37,8 @@ impl Issuers {
     pub(crate) fn new(
         providers: &[OidcSettings],
         metrics: &Arc<Metrics>,
+        public_url: Option<Url>,
+        require_dpop: bool,
     ) -> Result<Option<Self>, ApiError> {
         let all = providers
             .iter()
@@ -37,7 +48,26 @@ impl Issuers {
                 Ok(if i == 0 { auth } else { auth.secondary() })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        Ok((!all.is_empty()).then_some(Self { all }))
+        Ok((!all.is_empty()).then_some(Self {
+            all,
+            binding: Binding::new(require_dpop),
+            public_url,
+        }))
+    }
+
+    /// The DPoP rules.
+    pub(crate) fn binding(&self) -> &Binding {
+        &self.binding
+    }
+
+    /// The URL of `req` as its client addressed it, query left out, which a DPoP proof
+    /// must name: under `--public-url` when set, else as the trusted proxies report it.
+    pub(crate) fn request_url(&self, req: &HttpRequest) -> Option<String> {
+        let base = match &self.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => req.app_data::<web::Data<TrustedProxies>>()?.base_url(req)?,
+        };
+        Some(format!("{base}{}", req.uri().path()))
     }
 
     /// Each provider.

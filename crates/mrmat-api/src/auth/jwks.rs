@@ -278,7 +278,7 @@ fn usable(entry: &Value) -> Option<Key> {
 mod tests {
     use super::*;
 
-    const ED_X: &str = "_UNRXymFCZnMaNALC2WrwxaHnyIVuHXgyp8ekOygtT0";
+    use crate::auth::test_key::PUBLIC_X as ED_X;
 
     fn set(keys: serde_json::Value) -> KeySet {
         parse(serde_json::json!({ "keys": keys }).to_string().as_bytes()).unwrap()

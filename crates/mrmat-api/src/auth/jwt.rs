@@ -86,7 +86,8 @@ pub(crate) fn peek(token: &str) -> Option<Peeked> {
     })
 }
 
-fn json_object(part: &str) -> Option<Map<String, Value>> {
+/// A base64url part of a compact JWS as a JSON object, if it is one.
+pub(super) fn json_object(part: &str) -> Option<Map<String, Value>> {
     let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
     match serde_json::from_slice(&bytes).ok()? {
         Value::Object(map) => Some(map),
@@ -299,6 +300,15 @@ fn judge_claims(
             scopes: scopes(claims, expect.scope_claim)?,
             // The leeway applied to `exp` above holds for the verdict's life too.
             expires_at: Some(expires_at + chrono::Duration::seconds(leeway)),
+            bound_to: match claims.get("cnf") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(cnf)) => match cnf.get("jkt") {
+                    None => None,
+                    Some(Value::String(jkt)) => Some(jkt.clone()),
+                    Some(_) => return Err(Rejection::Malformed("cnf.jkt".to_owned())),
+                },
+                Some(_) => return Err(Rejection::Malformed("cnf".to_owned())),
+            },
         },
         expect.rules,
     );
@@ -339,10 +349,7 @@ mod tests {
     use jsonwebtoken::{EncodingKey, Header};
     use serde_json::json;
 
-    /// A test-only Ed25519 key pair (PKCS#8 DER, and the public key's `x`), made with
-    /// `openssl genpkey -algorithm ed25519` for these tests alone.
-    const PRIVATE_KEY: &str = "MC4CAQAwBQYDK2VwBCIEIFLcJGg7g6QClUSeIHO1SijaWehsnXmMNmrySRFebjuF";
-    const PUBLIC_X: &str = "_UNRXymFCZnMaNALC2WrwxaHnyIVuHXgyp8ekOygtT0";
+    use crate::auth::test_key::{PRIVATE_KEY, PUBLIC_X};
     const ISSUER: &str = "https://idp.example";
     const AUDIENCE: &str = "https://api.example";
 

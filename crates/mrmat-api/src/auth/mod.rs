@@ -6,6 +6,7 @@
 
 mod bearer;
 pub(crate) mod claims;
+mod dpop;
 mod http;
 mod introspection;
 mod issuers;
@@ -13,6 +14,8 @@ mod jwks;
 pub(crate) mod jwt;
 pub(crate) mod provider;
 mod service_token;
+#[cfg(test)]
+mod test_key;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -52,6 +55,9 @@ pub(crate) struct Identity {
     pub(crate) scopes: Vec<String>,
     /// When the token expires, when the provider said.
     pub(crate) expires_at: Option<SystemTime>,
+    /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`): then it is
+    /// worth nothing without a proof by that key.
+    pub(crate) bound_to: Option<Arc<str>>,
 }
 
 /// The holder of a valid access token: the extractor for "any valid access token".
@@ -84,17 +90,29 @@ impl FromRequest for Principal {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Registered only when OIDC is configured.
         let auth = req.app_data::<web::Data<Issuers>>().cloned();
-        let token = bearer::token(req);
+        let credential = bearer::credential(req);
         let req = req.clone();
         Box::pin(async move {
             let auth = auth.ok_or(ApiError::AuthNotConfigured)?;
-            let token = token?;
-            let principal = auth.authenticate(&token).await?;
+            let credential = credential?;
+            let principal = auth.authenticate(&credential.token).await?;
             if principal.is_expired() {
                 return Err(ApiError::Unauthenticated {
                     invalid_token: true,
                 });
             }
+            let proofs: Vec<Option<String>> = req
+                .headers()
+                .get_all("dpop")
+                .map(|value| value.to_str().ok().map(str::to_owned))
+                .collect();
+            auth.binding().check(
+                credential.scheme,
+                principal.bound_to.as_deref(),
+                &proofs,
+                || Some((req.method().as_str().to_owned(), auth.request_url(&req)?)),
+                &credential.token,
+            )?;
             // The access log names who called.
             req.extensions_mut()
                 .insert(Subject(principal.subject.clone()));
