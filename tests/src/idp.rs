@@ -114,6 +114,13 @@ impl IdpOptions {
         self
     }
 
+    /// Every DPoP proof must carry the provider's nonce: a token request whose proof has
+    /// none is answered 400 `use_dpop_nonce` with a `DPoP-Nonce` header.
+    pub fn dpop_nonce(mut self) -> Self {
+        self.env.push(("IDP_DPOP_NONCE".to_owned(), "1".to_owned()));
+        self
+    }
+
     /// The access tokens' signing algorithm: `RS256` (the default), `PS256`, `ES256` or
     /// `EdDSA`.
     pub fn alg(mut self, alg: &str) -> Self {
@@ -166,6 +173,9 @@ pub struct Stats {
     /// Requests for its key set (`GET /jwks`).
     #[serde(default)]
     pub jwks_requests: u64,
+    /// Revocation calls that carried a `DPoP` proof header.
+    #[serde(default)]
+    pub dpop_revocations: u64,
 }
 
 /// One token endpoint request.
@@ -179,6 +189,12 @@ pub struct TokenRequest {
     pub client_id: Option<String>,
     /// The status answered.
     pub status: u16,
+    /// Whether it carried a `DPoP` proof header.
+    #[serde(default)]
+    pub dpop: bool,
+    /// The OAuth `error` of a refused request (`use_dpop_nonce`, `invalid_grant`, ...).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,14 +9,22 @@
 //! ```
 
 use std::collections::HashMap;
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mrmat_api::settings::OidcSettings;
 use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::idp::Idp;
+use crate::process::try_output;
 
 /// The variable naming an external provider's test configuration.
 pub const OIDC_CONFIG_ENV: &str = "MRMAT_TEST_OIDC_CONFIG";
@@ -232,5 +240,188 @@ impl Oidc {
             .as_str()
             .expect("access_token")
             .to_owned()
+    }
+}
+
+/// Longest one `openssl genpkey` may take.
+const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A DPoP key of the tests (RFC 9449): an ECDSA P-256 pair (ES256) made by `openssl` for
+/// this test process, never written anywhere but a temporary directory. Its `Debug` shows
+/// only the thumbprint.
+#[derive(Clone)]
+pub struct DpopKey {
+    encoding: EncodingKey,
+    jwk: serde_json::Value,
+    thumbprint: String,
+}
+
+impl std::fmt::Debug for DpopKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopKey")
+            .field("thumbprint", &self.thumbprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DpopKey {
+    /// A new key pair.
+    pub fn generate() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for a DPoP key");
+        let openssl = |args: &[&str]| {
+            let output = try_output(
+                Command::new("openssl").args(args).current_dir(dir.path()),
+                OPENSSL_TIMEOUT,
+            )
+            .unwrap_or_else(|e| panic!("openssl {args:?}: {e}"));
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "key.pem",
+        ]);
+        // PKCS#8, which is what `jsonwebtoken` reads (genpkey's DER is SEC1).
+        openssl(&[
+            "pkcs8", "-topk8", "-nocrypt", "-in", "key.pem", "-outform", "DER", "-out", "key.der",
+        ]);
+        let der = std::fs::read(dir.path().join("key.der")).expect("read the DPoP key");
+        let encoding = EncodingKey::from_ec_der(&der);
+        let public = Jwk::from_encoding_key(&encoding, Algorithm::ES256).expect("public JWK");
+        let AlgorithmParameters::EllipticCurve(ec) = &public.algorithm else {
+            panic!("not an EC key");
+        };
+        let jwk = json!({"kty": "EC", "crv": "P-256", "x": ec.x, "y": ec.y});
+        // RFC 7638: the required members, in lexicographic order, no white space.
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            ec.x, ec.y
+        );
+        let thumbprint = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+        Self {
+            encoding,
+            jwk,
+            thumbprint,
+        }
+    }
+
+    /// Its RFC 7638 thumbprint: what a token bound to it names in `cnf.jkt`.
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+
+    /// Its public JWK.
+    pub fn public_jwk(&self) -> &serde_json::Value {
+        &self.jwk
+    }
+
+    /// A proof with these claims and header (`typ`, `alg`, `jwk` are this key's unless
+    /// `header` names them), signed by this key: for proofs a real client would never send.
+    pub fn sign(&self, header: serde_json::Value, claims: &serde_json::Value) -> String {
+        let mut full = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
+        if let (Some(full), Some(extra)) = (full.as_object_mut(), header.as_object()) {
+            for (name, value) in extra {
+                full.insert(name.clone(), value.clone());
+            }
+        }
+        let header: Header = serde_json::from_value(full).expect("a JWS header");
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign the DPoP proof")
+    }
+}
+
+/// Seconds since the epoch.
+fn epoch_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// `ath` of a proof for `token`: the base64url SHA-256 of the token.
+pub fn token_hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The claims of a fresh proof for `method` `url` (query and fragment dropped, as section
+/// 4.2 says) with `token`'s `ath` when given: a new `jti`, `iat` now.
+pub fn proof_claims(method: &str, url: &str, token: Option<&str>) -> serde_json::Value {
+    let mut htu = Url::parse(url).expect("a proof's URL");
+    htu.set_query(None);
+    htu.set_fragment(None);
+    let mut claims = json!({
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "htm": method,
+        "htu": htu.as_str(),
+        "iat": epoch_seconds(),
+    });
+    if let Some(token) = token {
+        claims["ath"] = token_hash(token).into();
+    }
+    claims
+}
+
+/// A fresh DPoP proof by `key` for `method` `url`, with `ath` when `token` is given.
+pub fn proof(key: &DpopKey, method: &str, url: &str, token: Option<&str>) -> String {
+    key.sign(json!({}), &proof_claims(method, url, token))
+}
+
+impl Oidc {
+    /// An access token of `client` bound to `key` (client credentials with a DPoP proof).
+    pub async fn dpop_token(&self, client: TestClient, key: &DpopKey) -> String {
+        self.dpop_token_for(client, key, None).await
+    }
+
+    /// An access token of `client` bound to `key`, asked for `resource` when given.
+    pub async fn dpop_token_for(
+        &self,
+        client: TestClient,
+        key: &DpopKey,
+        resource: Option<&str>,
+    ) -> String {
+        let credentials = self.credentials(client);
+        let token_endpoint = self.endpoint("token_endpoint").await;
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend(resource.map(|resource| ("resource", resource)));
+        let response = reqwest::Client::new()
+            .post(&token_endpoint)
+            .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
+            .header("DPoP", proof(key, "POST", &token_endpoint, None))
+            .form(&form)
+            .send()
+            .await
+            .expect("token request");
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("token JSON");
+        assert!(status.is_success(), "DPoP token request: {status} {body}");
+        assert_eq!(body["token_type"], "DPoP", "{body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// What the provider's introspection says of `token`, asked with the server's
+    /// credentials.
+    pub async fn introspect(&self, token: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .post(self.endpoint("introspection_endpoint").await)
+            .basic_auth(&self.server.client_id, Some(&self.server.client_secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("introspection request");
+        assert!(
+            response.status().is_success(),
+            "introspection: {}",
+            response.status()
+        );
+        response.json().await.expect("introspection JSON")
     }
 }
