@@ -9,10 +9,12 @@ use mrmat_api_types::index::ApiIndex;
 use mrmat_api_types::metadata::ProtectedResourceMetadata;
 use mrmat_api_types::resource::{Resource, ResourceInput, ResourceList};
 use mrmat_api_types::secret::Secret;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::binding::check_metadata_resource;
+use crate::dpop::DpopKey;
 use crate::error::{ClientError, display_url};
 use crate::http::{Answer, Http, MAX_API_ANSWER, MAX_PROVIDER_ANSWER};
 use crate::sanitise::printable;
@@ -57,6 +59,9 @@ pub struct ApiClient {
     base: ServerUrl,
     http: Http,
     token: Option<Secret>,
+    /// The key the token is bound to (RFC 9449): then it goes as `DPoP <token>` with a
+    /// fresh proof, never as a bearer token.
+    dpop: Option<DpopKey>,
 }
 
 impl ApiClient {
@@ -75,12 +80,22 @@ impl ApiClient {
             base,
             http,
             token: None,
+            dpop: None,
         }
     }
 
     /// The same client sending `token` as its bearer token.
     pub fn with_token(mut self, token: Secret) -> Self {
         self.token = Some(token);
+        self.dpop = None;
+        self
+    }
+
+    /// The same client sending `token`, bound to `key` when given: each request then
+    /// carries `Authorization: DPoP <token>` and a fresh proof signed by `key`.
+    pub fn with_bound_token(mut self, token: Secret, key: Option<DpopKey>) -> Self {
+        self.token = Some(token);
+        self.dpop = key;
         self
     }
 
@@ -100,10 +115,43 @@ impl ApiClient {
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let request = self.http.request(method, &self.url(path));
-        match &self.token {
-            Some(token) => request.bearer_auth(token.expose()),
-            None => request,
+        match (&self.token, &self.dpop) {
+            // The proof needs the whole request (its query too, to leave out): `send`.
+            (Some(_), Some(_)) => request,
+            (Some(token), None) => request.bearer_auth(token.expose()),
+            (None, _) => request,
         }
+    }
+
+    /// `request` with the DPoP scheme and a fresh proof for it, when the token is bound.
+    fn bound(&self, request: RequestBuilder) -> Result<RequestBuilder, ClientError> {
+        let (Some(token), Some(key)) = (&self.token, &self.dpop) else {
+            return Ok(request);
+        };
+        let (client, built) = request.build_split();
+        let built = built.map_err(|e| ClientError::Protocol {
+            what: "the request",
+            reason: printable(&e.to_string()),
+        })?;
+        let proof = key.proof(
+            built.method().as_str(),
+            built.url().as_str(),
+            Some(token.expose()),
+            None,
+        )?;
+        let mut authorization = HeaderValue::from_str(&format!("DPoP {}", token.expose()))
+            .map_err(|_| ClientError::Protocol {
+                what: "the token",
+                reason: "the access token is not a valid header value".into(),
+            })?;
+        authorization.set_sensitive(true);
+        let proof = HeaderValue::from_str(&proof).map_err(|_| ClientError::Protocol {
+            what: "a DPoP proof",
+            reason: "not a valid header value".into(),
+        })?;
+        Ok(RequestBuilder::from_parts(client, built)
+            .header(AUTHORIZATION, authorization)
+            .header("DPoP", proof))
     }
 
     /// Sends `request`, reading an answer of up to `limit` bytes; an unsuccessful one is
@@ -116,7 +164,7 @@ impl ApiClient {
     ) -> Result<Answer, ClientError> {
         let answer = self
             .http
-            .send(request, limit)
+            .send(self.bound(request)?, limit)
             .await
             .map_err(|e| ClientError::http("the server", &self.url(path), &e))?;
         if answer.status().is_success() {

@@ -81,14 +81,14 @@ impl AuthorizedApi {
                 server: self.api.base().to_string(),
             });
         }
-        let token = session.valid_token(None).await?;
-        match call(self.api.clone().with_token(token.clone())).await {
+        let (token, key) = session.valid_access(None).await?;
+        match call(self.api.clone().with_bound_token(token.clone(), key)).await {
             Err(ClientError::Api {
                 invalid_token: true,
                 ..
             }) => {
-                let token = session.valid_token(Some(&token)).await?;
-                call(self.api.clone().with_token(token)).await
+                let (token, key) = session.valid_access(Some(&token)).await?;
+                call(self.api.clone().with_bound_token(token, key)).await
             }
             other => other,
         }

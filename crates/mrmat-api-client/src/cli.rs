@@ -129,6 +129,18 @@ pub struct Global {
     )]
     pub no_resource_indicator: bool,
 
+    /// Ask for plain bearer tokens at login, even when the server takes DPoP-bound ones
+    /// (RFC 9449). By default a login to a server that advertises DPoP gets tokens bound
+    /// to a key of its own, worthless to anyone who copies them without it.
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_NO_DPOP",
+        value_parser = BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    pub no_dpop: bool,
+
     /// Seconds one HTTP call may take, connecting included [default: 30].
     #[arg(
         long,

@@ -1,6 +1,7 @@
 //! Client configuration: a file in the Python original's JSON shape
 //! (`{"client_id", "client_secret", "discovery_url"}`, and optionally `server`,
-//! `resource_indicator`, `resource_indicator_param` and `no_resource_indicator`),
+//! `resource_indicator`, `resource_indicator_param`, `no_resource_indicator` and
+//! `no_dpop`),
 //! overridden by flags and `MRMAT_API_CLIENT_*` variables.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ struct ConfigFile {
     resource_indicator_param: Option<String>,
     #[serde(default)]
     no_resource_indicator: bool,
+    #[serde(default)]
+    no_dpop: bool,
 }
 
 /// Values given on the command line or in the environment; they beat the file.
@@ -48,6 +51,8 @@ pub struct Overrides {
     pub resource_indicator: IndicatorOptions,
     /// Bounds, trust and the insecure-http switch of the HTTP client.
     pub http: HttpOptions,
+    /// Ask for plain bearer tokens even where the server takes DPoP.
+    pub no_dpop: bool,
 }
 
 /// Resolved client settings.
@@ -65,6 +70,8 @@ pub struct ClientSettings {
     pub resource_indicator: Option<ResourceIndicator>,
     /// Bounds, trust and the insecure-http switch of the HTTP client.
     pub http: HttpOptions,
+    /// Logins ask for plain bearer tokens, even where the server takes DPoP (RFC 9449).
+    pub no_dpop: bool,
 }
 
 /// The default config file: `<platform config dir>/mrmat-api-client/config.json`.
@@ -125,6 +132,8 @@ impl ClientSettings {
                 .filter(|s| !s.expose().is_empty()),
             discovery_url,
             http: overrides.http,
+            // As with the resource indicator, either place may turn it off.
+            no_dpop: overrides.no_dpop || file.no_dpop,
         })
     }
 }

@@ -11,6 +11,7 @@ use oauth2::{
 };
 use reqwest::Method;
 
+use crate::dpop::{Dpop, DpopKey};
 use crate::error::ClientError;
 use crate::http::{HttpError, MAX_PROVIDER_ANSWER, StatusCell};
 use crate::oauth::{Origin, oauth_client, session_from, token_error};
@@ -151,13 +152,20 @@ impl Session {
         // single-use, and polling past the 200 would revoke the login. Each wait is at
         // most MAX_POLL_INTERVAL, however many slow_downs came; the whole at most the
         // (clamped) life of the code.
+        // A DPoP login: a key of its own, and a proof by it with every poll (RFC 9449).
+        let dpop = if self.dpop {
+            Some(Dpop::new(DpopKey::generate()?))
+        } else {
+            None
+        };
+        let token_http = self.http.for_oauth_dpop(&status, dpop.as_ref());
         let mut request = client.exchange_device_access_token(&details);
         if let Some(indicator) = indicator {
             request = request.add_extra_param(indicator.param.as_str(), indicator.value.as_str());
         }
         let pause = |wait: Duration| tokio::time::sleep(wait.min(MAX_POLL_INTERVAL));
         let token = request
-            .request_async(&http, pause, Some(details.expires_in()))
+            .request_async(&token_http, pause, Some(details.expires_in()))
             .await
             .map_err(|e| {
                 status
@@ -173,22 +181,44 @@ impl Session {
             revocation_endpoint: provider.revocation_endpoint.as_ref().map(|u| u.as_str()),
             requested: scopes,
             resource_indicator: indicator,
+            dpop_key: dpop.as_ref().map(Dpop::key),
         };
         let mut session = session_from(&token, None, &origin)?;
         if session.name.is_none() {
-            session.name = self.userinfo_name(provider, &session.access_token).await;
+            session.name = self
+                .userinfo_name(provider, &session.access_token, session.dpop_key.as_ref())
+                .await;
         }
         Ok(session)
     }
 
     /// The user's name from the userinfo endpoint, for providers whose ID tokens carry
     /// only `sub`. Best effort: a login without a display name is still a login.
-    async fn userinfo_name(&self, provider: &Provider, access_token: &Secret) -> Option<String> {
+    async fn userinfo_name(
+        &self,
+        provider: &Provider,
+        access_token: &Secret,
+        dpop_key: Option<&DpopKey>,
+    ) -> Option<String> {
         let endpoint = provider.userinfo_endpoint.as_ref()?;
-        let request = self
-            .http
-            .request(Method::GET, endpoint.as_str())
-            .bearer_auth(access_token.expose());
+        let request = self.http.request(Method::GET, endpoint.as_str());
+        let request = match dpop_key {
+            Some(key) => {
+                let proof = key
+                    .proof("GET", endpoint.as_str(), Some(access_token.expose()), None)
+                    .ok()?;
+                let mut authorization = reqwest::header::HeaderValue::from_str(&format!(
+                    "DPoP {}",
+                    access_token.expose()
+                ))
+                .ok()?;
+                authorization.set_sensitive(true);
+                request
+                    .header(reqwest::header::AUTHORIZATION, authorization)
+                    .header("DPoP", proof)
+            }
+            None => request.bearer_auth(access_token.expose()),
+        };
         let answer = self.http.send(request, MAX_PROVIDER_ANSWER).await.ok()?;
         if !answer.status().is_success() {
             return None;

@@ -25,6 +25,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
 
+use crate::dpop::{Dpop, nonce_challenge};
 use crate::error::{ClientError, display_url};
 use crate::server_url::is_loopback;
 
@@ -292,7 +293,26 @@ impl Http {
     /// This client for `oauth2`'s requests; the status of the last answer lands in
     /// `status`, because `oauth2` drops it from errors with an empty or unreadable body.
     pub fn for_oauth<'a>(&'a self, status: &'a StatusCell) -> OAuthHttp<'a> {
-        OAuthHttp { http: self, status }
+        OAuthHttp {
+            http: self,
+            status,
+            dpop: None,
+        }
+    }
+
+    /// [`Http::for_oauth`] for token requests of a DPoP login: each request carries a
+    /// fresh proof by `dpop`'s key, and a `use_dpop_nonce` answer is retried once with
+    /// the nonce it gave (RFC 9449 section 8).
+    pub fn for_oauth_dpop<'a>(
+        &'a self,
+        status: &'a StatusCell,
+        dpop: Option<&'a Dpop>,
+    ) -> OAuthHttp<'a> {
+        OAuthHttp {
+            http: self,
+            status,
+            dpop,
+        }
     }
 }
 
@@ -354,6 +374,27 @@ impl StatusCell {
 pub struct OAuthHttp<'a> {
     http: &'a Http,
     status: &'a StatusCell,
+    dpop: Option<&'a Dpop>,
+}
+
+/// `request` again, with a `DPoP` header holding `proof` (replacing any it had).
+fn with_proof(request: &HttpRequest, proof: Option<String>) -> Result<reqwest::Request, HttpError> {
+    let mut builder = oauth2::http::Request::builder()
+        .method(request.method().clone())
+        .uri(request.uri().clone())
+        .version(request.version());
+    for (name, value) in request.headers() {
+        if name != "dpop" {
+            builder = builder.header(name, value);
+        }
+    }
+    if let Some(proof) = proof {
+        builder = builder.header("DPoP", proof);
+    }
+    let copy = builder
+        .body(request.body().clone())
+        .map_err(|e| HttpError::Malformed(e.to_string()))?;
+    Ok(reqwest::Request::try_from(copy)?)
 }
 
 impl<'c> AsyncHttpClient<'c> for OAuthHttp<'_> {
@@ -362,15 +403,36 @@ impl<'c> AsyncHttpClient<'c> for OAuthHttp<'_> {
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
-            let request = reqwest::Request::try_from(request)?;
-            let url = request.url().to_string();
-            let sent = self
-                .http
-                .send(
-                    RequestBuilder::from_parts(self.http.client.clone(), request),
+            let proof = || -> Result<Option<String>, HttpError> {
+                self.dpop
+                    .map(|dpop| {
+                        dpop.provider_proof(
+                            request.method().as_str(),
+                            &request.uri().to_string(),
+                            None,
+                        )
+                    })
+                    .transpose()
+                    .map_err(|e| HttpError::Malformed(e.to_string()))
+            };
+            let first = with_proof(&request, proof()?)?;
+            let url = first.url().to_string();
+            let send = |built: reqwest::Request| {
+                self.http.send(
+                    RequestBuilder::from_parts(self.http.client.clone(), built),
                     MAX_PROVIDER_ANSWER,
                 )
-                .await;
+            };
+            let mut sent = send(first).await;
+            // The provider wants its nonce in the proof: once more, with it.
+            if let (Some(dpop), Ok(answer)) = (self.dpop, &sent) {
+                if nonce_challenge(dpop, answer.status, &answer.headers, &answer.body) {
+                    sent = send(with_proof(&request, proof()?)?).await;
+                }
+                if let Ok(answer) = &sent {
+                    dpop.remember_nonce(&answer.headers);
+                }
+            }
             let answer = match sent {
                 Ok(answer) => answer,
                 // oauth2 takes a failed call while polling for a device login as a

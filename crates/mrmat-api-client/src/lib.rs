@@ -12,6 +12,7 @@ pub mod authorized;
 pub mod binding;
 pub mod config;
 pub mod device_login;
+pub mod dpop;
 pub mod error;
 pub mod http;
 mod oauth;

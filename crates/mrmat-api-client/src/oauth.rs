@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::binding::ResourceIndicator;
+use crate::dpop::DpopKey;
 use crate::error::ClientError;
 use crate::http::{HttpError, StatusCell};
 use crate::sanitise::printable;
@@ -120,6 +121,8 @@ pub(crate) struct Origin<'a> {
     pub requested: &'a [String],
     /// What the tokens were asked for (RFC 8707).
     pub resource_indicator: Option<&'a ResourceIndicator>,
+    /// The key the tokens are bound to (RFC 9449), if they are.
+    pub dpop_key: Option<&'a DpopKey>,
 }
 
 /// `seconds`, a token answer's `expires_in`, unless it is beyond any plausible lifetime
@@ -136,6 +139,14 @@ pub(crate) fn token_lifetime(seconds: u64) -> Result<u64, ClientError> {
             words::duration(MAX_TOKEN_LIFETIME)
         ),
     })
+}
+
+/// Whether the token endpoint issued `token` as DPoP-bound (`token_type: DPoP`).
+fn is_dpop(token: &OidcTokenResponse) -> bool {
+    serde_json::to_value(token.token_type())
+        .ok()
+        .and_then(|v| v.as_str().map(|t| t.eq_ignore_ascii_case("dpop")))
+        .unwrap_or(false)
 }
 
 /// The session `token` makes, taking what it lacks from `previous` (a refresh often
@@ -194,6 +205,9 @@ pub(crate) fn session_from(
             .or_else(|| previous.and_then(|p| p.name.clone())),
         ended: None,
         resource_indicator: origin.resource_indicator.cloned(),
+        // Bound only when the provider says so (RFC 9449 section 5): one that ignored the
+        // proof issued a bearer token, which must not go out under the DPoP scheme.
+        dpop_key: origin.dpop_key.filter(|_| is_dpop(token)).cloned(),
     })
 }
 

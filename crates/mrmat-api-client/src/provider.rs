@@ -2,6 +2,7 @@
 //! API server's RFC 9728 metadata when only the server is known. Every endpoint is held
 //! to the same transport rule as the server: https, or plain http on this machine only.
 
+use mrmat_api_types::metadata::ProtectedResourceMetadata;
 use mrmat_api_types::scope::Scope;
 use openidconnect::core::CoreProviderMetadata;
 use reqwest::Method;
@@ -116,6 +117,16 @@ pub async fn discover_via_server(
     api: &ApiClient,
 ) -> Result<(Provider, Vec<String>), ClientError> {
     let metadata = api.protected_resource_metadata().await?;
+    discover_named_by(http, api, &metadata).await
+}
+
+/// The provider `metadata`, the RFC 9728 metadata of `api`'s server, names, and the API's
+/// scopes: [`discover_via_server`] for a caller that has read the metadata already.
+pub async fn discover_named_by(
+    http: &Http,
+    api: &ApiClient,
+    metadata: &ProtectedResourceMetadata,
+) -> Result<(Provider, Vec<String>), ClientError> {
     let issuer = metadata.authorization_servers.first().ok_or_else(|| {
         ClientError::Config(format!(
             "the server at {} names no identity provider (is OIDC configured there?); give --discovery-url",
@@ -136,7 +147,7 @@ pub async fn discover_via_server(
             ),
         });
     }
-    Ok((provider, metadata.scopes_supported))
+    Ok((provider, metadata.scopes_supported.clone()))
 }
 
 /// The scopes a login asks for: OpenID, the user's profile, `offline_access` (the refresh

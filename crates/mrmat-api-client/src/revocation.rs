@@ -7,6 +7,7 @@
 
 use reqwest::{Method, StatusCode};
 
+use crate::dpop::{Dpop, nonce_challenge};
 use crate::error::ClientError;
 use crate::http::MAX_PROVIDER_ANSWER;
 use crate::sanitise::printable;
@@ -35,6 +36,9 @@ impl Session {
             tokens.push((refresh.expose(), "refresh_token"));
         }
         tokens.push((session.access_token.expose(), "access_token"));
+        // A bound login's revocation carries a proof too (a provider may ask for one); a
+        // provider's nonce challenge is answered once.
+        let dpop = session.dpop_key.clone().map(Dpop::new);
         let mut revoked = 0;
         for (token, hint) in tokens {
             let mut form = vec![("token", token), ("token_type_hint", hint)];
@@ -49,11 +53,26 @@ impl Session {
                 }
                 None => form.push(("client_id", &self.client_id)),
             }
-            let response = self
-                .http
-                .send(request.form(&form), MAX_PROVIDER_ANSWER)
-                .await
-                .map_err(|e| ClientError::http("the identity provider", &endpoint, &e))?;
+            let send = |request: reqwest::RequestBuilder| async {
+                let request = match &dpop {
+                    Some(dpop) => {
+                        request.header("DPoP", dpop.provider_proof("POST", &endpoint, None)?)
+                    }
+                    None => request,
+                };
+                self.http
+                    .send(request, MAX_PROVIDER_ANSWER)
+                    .await
+                    .map_err(|e| ClientError::http("the identity provider", &endpoint, &e))
+            };
+            let request = request.form(&form);
+            let retry = request.try_clone();
+            let mut response = send(request).await?;
+            if let (Some(dpop), Some(retry)) = (&dpop, retry)
+                && nonce_challenge(dpop, response.status(), response.headers(), response.body())
+            {
+                response = send(retry).await?;
+            }
             let status = response.status();
             if status.is_success() {
                 revoked += 1;

@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use url::Url;
 
 use crate::binding::ResourceIndicator;
+use crate::dpop::{Dpop, DpopKey};
 use crate::error::ClientError;
 use crate::http::{Http, StatusCell};
 use crate::oauth::{Origin, oauth_client, provider_text, session_from, token_error};
@@ -67,6 +68,9 @@ pub struct Session {
     /// What a new login asks its tokens to be bound to; refreshes send what their login
     /// recorded instead. Shared, as it never changes: it keeps the session small.
     pub(crate) resource_indicator: Option<Arc<ResourceIndicator>>,
+    /// Whether new logins ask for DPoP-bound tokens (RFC 9449); refreshes keep what their
+    /// login has.
+    pub(crate) dpop: bool,
     cache: TokenCache,
     /// Serialises writers within this process; the cache's file lock does it across
     /// processes, but blocks a whole thread, so tasks queue here first.
@@ -118,6 +122,7 @@ impl Session {
             client_id,
             client_secret,
             resource_indicator: None,
+            dpop: false,
             cache,
             writers: Arc::new(tokio::sync::Mutex::new(())),
         }
@@ -128,6 +133,18 @@ impl Session {
     pub fn with_resource_indicator(mut self, indicator: Option<ResourceIndicator>) -> Self {
         self.resource_indicator = indicator.map(Arc::new);
         self
+    }
+
+    /// The same session, with new logins asking for tokens bound to a DPoP key of their
+    /// own (RFC 9449) when `dpop` is true.
+    pub fn with_dpop(mut self, dpop: bool) -> Self {
+        self.dpop = dpop;
+        self
+    }
+
+    /// Whether new logins ask for DPoP-bound tokens.
+    pub fn asks_for_dpop(&self) -> bool {
+        self.dpop
     }
 
     /// What new logins ask their tokens to be bound to.
@@ -223,6 +240,20 @@ impl Session {
         Ok(refreshed.access_token)
     }
 
+    /// A valid access token, as [`Session::valid_token`], with the DPoP key it is bound
+    /// to, if it is.
+    pub async fn valid_access(
+        &self,
+        rejected: Option<&Secret>,
+    ) -> Result<(Secret, Option<DpopKey>), ClientError> {
+        let token = self.valid_token(rejected).await?;
+        let key = self
+            .current()?
+            .filter(|s| s.access_token == token)
+            .and_then(|s| s.dpop_key);
+        Ok((token, key))
+    }
+
     /// Refreshes now, whatever the access token's expiry: whether the session still works
     /// (`auth status --check`). `None` when nobody is logged in.
     pub async fn check(&self) -> Result<Option<CachedSession>, ClientError> {
@@ -259,7 +290,12 @@ impl Session {
         if let Some(indicator) = &session.resource_indicator {
             request = request.add_extra_param(indicator.param.as_str(), indicator.value.as_str());
         }
-        let result = request.request_async(&self.http.for_oauth(&status)).await;
+        // A bound login refreshes with a proof by its key: the provider binds the refresh
+        // token to it, and the new access token to it again.
+        let dpop = session.dpop_key.clone().map(Dpop::new);
+        let result = request
+            .request_async(&self.http.for_oauth_dpop(&status, dpop.as_ref()))
+            .await;
         // An answer refused for its size says nothing about the grant: not ended.
         if result.is_err()
             && let Some(oversized) = status.oversized()
@@ -296,6 +332,7 @@ impl Session {
             revocation_endpoint: session.revocation_endpoint.as_deref(),
             requested: &session.scopes,
             resource_indicator: session.resource_indicator.as_ref(),
+            dpop_key: session.dpop_key.as_ref(),
         };
         let refreshed = session_from(&token, Some(session), &origin)?;
         // Store first: the old refresh token is already dead if the provider rotates them.
@@ -406,6 +443,7 @@ mod tests {
             name: None,
             ended: None,
             resource_indicator: None,
+            dpop_key: None,
         }
     }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::binding::ResourceIndicator;
+use crate::dpop::DpopKey;
 use crate::error::ClientError;
 
 /// The format version this build writes and reads. Version 1 had no server binding.
@@ -67,6 +68,11 @@ pub struct CachedSession {
     /// client sent one (the format is otherwise the same, so they still load).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_indicator: Option<ResourceIndicator>,
+    /// The DPoP key (RFC 9449) the login's tokens are bound to: every use of them, and
+    /// every refresh and revocation, carries a proof signed by it. `None` for bearer
+    /// logins, and for files written before the client made keys: they stay bearer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<DpopKey>,
 }
 
 impl CachedSession {
@@ -304,6 +310,7 @@ mod tests {
             name: None,
             ended: None,
             resource_indicator: None,
+            dpop_key: None,
         }
     }
 
@@ -398,6 +405,37 @@ mod tests {
         let text = WRITTEN_BEFORE.replace(r#""secret-refresh""#, "null");
         fs::write(cache.path(), text).unwrap();
         assert!(matches!(cache.load().unwrap(), Loaded::Found(s) if s.refresh_token.is_none()));
+    }
+
+    #[test]
+    fn a_bound_login_keeps_its_key_owner_only_and_never_in_debug_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(&dir.path().join("tokens"), "key");
+        let key = DpopKey::generate().unwrap();
+        let bound = CachedSession {
+            dpop_key: Some(key.clone()),
+            ..session()
+        };
+        cache.store(&bound).unwrap();
+        let mode = fs::metadata(cache.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        match cache.load().unwrap() {
+            Loaded::Found(loaded) => assert_eq!(loaded.dpop_key, Some(key)),
+            other => panic!("{other:?}"),
+        }
+        let stored: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(cache.path()).unwrap()).unwrap();
+        let seed = stored["dpop_key"]["d"].as_str().unwrap().to_owned();
+        assert_eq!(stored["dpop_key"]["alg"], "EdDSA");
+        assert!(!format!("{bound:?}").contains(&seed));
+    }
+
+    #[test]
+    fn a_login_stored_before_dpop_loads_as_a_bearer_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "key");
+        fs::write(cache.path(), WRITTEN_BEFORE).unwrap();
+        assert!(matches!(cache.load().unwrap(), Loaded::Found(s) if s.dpop_key.is_none()));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use mrmat_api_client::ClientError;
 use mrmat_api_client::TokenSource;
 use mrmat_api_client::device_login::{DevicePrompt, expiry_words};
+use mrmat_api_client::dpop;
 use mrmat_api_client::provider::{self, Provider};
 use mrmat_api_client::revocation::Revocation;
 use mrmat_api_client::session::{Adopted, Logout, same_user};
@@ -16,30 +17,50 @@ use crate::cli::{LoginArgs, LogoutArgs};
 use crate::output;
 
 impl Context {
-    /// The provider, and the scopes to ask for.
-    async fn provider(&self) -> Result<(Provider, Vec<String>), ClientError> {
-        let (provider, api_scopes) = match &self.settings.discovery_url {
+    /// The provider, the scopes to ask for, and whether to ask for DPoP-bound tokens.
+    async fn provider(&self) -> Result<(Provider, Vec<String>, bool), ClientError> {
+        let (provider, api_scopes, metadata) = match &self.settings.discovery_url {
             Some(url) => {
                 self.trace(format!("discovery at {url}"));
-                (provider::discover(&self.http, url).await?, Vec::new())
+                let provider = provider::discover(&self.http, url).await?;
+                // Only to learn whether the server takes DPoP: a server that cannot say
+                // gets bearer tokens, as before.
+                let metadata = if self.settings.no_dpop {
+                    None
+                } else {
+                    self.api().protected_resource_metadata().await.ok()
+                };
+                (provider, Vec::new(), metadata)
             }
             None => {
                 self.trace(format!(
                     "finding the identity provider through {}",
                     self.settings.server
                 ));
-                provider::discover_via_server(&self.http, &self.api()).await?
+                let api = self.api();
+                let metadata = api.protected_resource_metadata().await?;
+                let (provider, scopes) =
+                    provider::discover_named_by(&self.http, &api, &metadata).await?;
+                (provider, scopes, Some(metadata))
             }
         };
         let scopes = provider::login_scopes(&provider, &api_scopes);
-        Ok((provider, scopes))
+        let dpop = !self.settings.no_dpop
+            && metadata.is_some_and(|m| dpop::supported(&m.dpop_signing_alg_values_supported));
+        Ok((provider, scopes, dpop))
     }
 
     pub(super) async fn login(&self, args: LoginArgs) -> Result<(), ClientError> {
-        let (provider, scopes) = self.provider().await?;
+        let (provider, scopes, dpop) = self.provider().await?;
         self.trace(format!("asking for the scopes {}", scopes.join(" ")));
-        let login = self
-            .session
+        if dpop {
+            self.trace(format!(
+                "the server takes DPoP: asking for tokens bound to a new {} key",
+                dpop::ALGORITHM
+            ));
+        }
+        let session = self.session.clone().with_dpop(dpop);
+        let login = session
             .device_login(&provider, &scopes, |prompt: &DevicePrompt| {
                 self.show_prompt(prompt);
                 self.progress

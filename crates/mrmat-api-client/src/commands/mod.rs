@@ -106,6 +106,7 @@ impl Context {
                     none: global.no_resource_indicator,
                 },
                 http: http_options,
+                no_dpop: global.no_dpop,
             },
         )?;
         let output = global.output.unwrap_or(if std::io::stdout().is_terminal() {

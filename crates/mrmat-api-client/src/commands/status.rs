@@ -49,6 +49,11 @@ struct LoginStatus {
     resource: Option<String>,
     /// The parameter that carried it: `resource`, or the provider's name for it.
     resource_param: Option<String>,
+    /// Whether the tokens are bound to the login's DPoP key (RFC 9449).
+    dpop: bool,
+    /// That key's RFC 7638 thumbprint (public: what the token's `cnf.jkt` names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpop_jkt: Option<String>,
     expires_at: Option<DateTime<Utc>>,
     refresh_token: bool,
     state: State,
@@ -89,6 +94,8 @@ impl LoginStatus {
             scopes: session.scopes.clone(),
             resource: session.resource_indicator.as_ref().map(|r| r.value.clone()),
             resource_param: session.resource_indicator.as_ref().map(|r| r.param.clone()),
+            dpop: session.dpop_key.is_some(),
+            dpop_jkt: session.dpop_key.as_ref().map(|k| k.thumbprint().to_owned()),
             expires_at: session
                 .expires_at
                 .and_then(|at| DateTime::<Utc>::from_timestamp(at, 0)),
@@ -111,6 +118,8 @@ impl LoginStatus {
             scopes: Vec::new(),
             resource: None,
             resource_param: None,
+            dpop: false,
+            dpop_jkt: None,
             expires_at: None,
             refresh_token: false,
             state: State::Unusable,
@@ -236,6 +245,7 @@ impl Context {
             lines.push(("client", login.client_id.clone().unwrap_or_default()));
             lines.push(("scopes", login.scopes.join(" ")));
             lines.push(("tokens for", resource_text(login)));
+            lines.push(("bound to", binding_text(login)));
             lines.push(("access token", access_text(login)));
             lines.push((
                 "refresh token",
@@ -276,6 +286,14 @@ fn resource_text(login: &LoginStatus) -> String {
         (Some(resource), Some(DEFAULT_PARAM) | None) => resource.clone(),
         (Some(resource), Some(param)) => format!("{resource} (asked as {param})"),
         (None, _) => "no server named (the login sent no resource indicator)".into(),
+    }
+}
+
+/// Whether the login's tokens need its key, for people.
+fn binding_text(login: &LoginStatus) -> String {
+    match &login.dpop_jkt {
+        Some(jkt) => format!("a DPoP key on this machine (thumbprint {jkt})"),
+        None => "nothing: bearer tokens, usable by whoever holds them".into(),
     }
 }
 
