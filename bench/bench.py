@@ -1,9 +1,11 @@
-"""The benchmark of issue 13: mrmat-api against the floor (a bare actix-web server).
+"""The benchmark of issues 13 and 18: mrmat-api against the floor (a bare actix-web
+server), and JWT access tokens checked by the server itself.
 
 `bench/run.sh [--quick] [options]` runs this. It builds release, starts the test identity
-provider, the server on SQLite (and on PostgreSQL when reachable) and the floor, then runs
-wrk against every target in interleaved rounds, prints the table and writes
-docs/BENCHMARKS.md. See bench/README.md for what it measures and how to read it.
+provider (JWT access tokens on, for requests naming a resource), the server on SQLite
+(with --public-url, so it checks JWTs naming it locally) and on PostgreSQL when reachable,
+and the floor, then runs wrk against every target in interleaved rounds, sends 10,000
+distinct JWTs once each, prints the table and writes docs/BENCHMARKS.md. See bench/README.md for what it measures and how to read it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ GOAL_LIST_V1 = 0.25
 GOAL_CREATES = 5000
 GOAL_START_MS = 150
 GOAL_IDLE_MIB = 20
+# Issue 18's targets: greeting v3 with a JWT checked locally, warm, against v1; distinct
+# JWTs cost no introspection and at most one JWKS fetch.
+GOAL_V3JWT_V1 = 0.85
+GOAL_DISTINCT_INTROSPECTIONS = 0
+GOAL_DISTINCT_JWKS = 1
+# The audience the test provider puts in the introspection of its opaque tokens: with
+# --public-url the server checks audiences, and the opaque tokens of the other targets
+# must still pass.
+OPAQUE_AUDIENCE = "mrmat-api"
+# Most verdicts the server caches (CACHE_CAPACITY, crates/mrmat-api/src/auth/introspection.rs):
+# what bounds the memory distinct tokens can take.
+SERVER_CACHE_CAPACITY = 100_000
 # The concurrency the targets are judged at (as in the issue's measurement).
 JUDGE_C = 32
 # Figures taken while other processes used more than this share of one CPU (median over
@@ -39,7 +53,7 @@ BUSY_OTHER_PCT = 15
 class Target:
     """One thing wrk measures: a path on one server, at some concurrencies."""
 
-    key: str  # "floor", "v1", "v3", "list", "get", "create"
+    key: str  # "floor", "v1", "v3", "v3jwt", "list", "get", "create"
     db: str  # "-", "SQLite", "PostgreSQL"
     server: h.Server
     path: str
@@ -56,6 +70,7 @@ LABELS = {
     "floor": "floor: bare actix-web `GET /`",
     "v1": "greeting v1",
     "v3": "greeting v3, warm cache",
+    "v3jwt": "greeting v3, JWT, warm",
     "list": "resource list, `?limit=10`",
     "get": "resource get",
     "create": "resource create",
@@ -71,6 +86,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="--workers of the servers and the floor (default 2)")
     p.add_argument("--cold-runs", type=int, default=10, help="cold starts to time (default 10)")
     p.add_argument("--idle-seconds", type=float, default=5, help="idle time before the idle RSS reading (default 5)")
+    p.add_argument("--distinct-jwts", type=int, default=10_000, help="distinct JWTs sent once each (default 10000)")
     p.add_argument("--rust-log", default=None, help="RUST_LOG of the servers (default: unset, i.e. the access log at info)")
     p.add_argument(
         "--postgres-url",
@@ -84,7 +100,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
     a = p.parse_args(argv)
     if a.quick:
-        a.rounds, a.duration, a.cold_runs, a.idle_seconds = 1, 2, 3, 1
+        a.rounds, a.duration, a.cold_runs, a.idle_seconds, a.distinct_jwts = 1, 2, 3, 1, 2000
         a.no_doc = True
     return a
 
@@ -120,6 +136,77 @@ def warm(server: h.Server, token: str) -> None:
     status, body = h.request("GET", server.base + "/api/greeting/v3/", headers={"Authorization": f"Bearer {token}"})
     if status != 200:
         raise h.BenchError(f"warm-up v3 on {server.name} answered {status}: {body[:300]!r}")
+
+
+def distinct_jwts(args: argparse.Namespace, idp: h.Idp, srv: h.Server, public_url: str, tmp: Path) -> dict:
+    """Issue 18: n distinct JWT access tokens naming the server, each sent once to greeting
+    v3 by wrk (wrk/tokens.lua); the provider's calls, the server's cache and RSS meanwhile."""
+    n = args.distinct_jwts
+    h.log(f"distinct JWTs: minting {n:,} JWT access tokens (resource={public_url})")
+    t0 = time.monotonic()
+    tokens = h.mint_tokens(idp, n, resource=public_url)
+    mint_s = time.monotonic() - t0
+    if not all(t.count(".") == 2 for t in tokens):
+        raise h.BenchError("the provider gave opaque tokens where JWTs were asked (IDP_JWT_ACCESS_TOKENS)")
+    h.log(f"  {n / mint_s:,.0f} tokens/s ({mint_s:.1f} s)")
+    path = tmp / "distinct-jwts.txt"
+    path.write_text("\n".join(tokens) + "\n")
+    hits, misses = "mrmat_api_introspection_cache_hits_total", "mrmat_api_introspection_cache_misses_total"
+    time.sleep(1)
+    d = {"n": n, "mint_per_s": n / mint_s}
+    d["rss_before"], d["hwm_before"] = h.proc_status(srv.pid, "VmRSS"), h.proc_status(srv.pid, "VmHWM")
+    stats0 = idp.stats()
+    hits0, misses0 = h.metric(srv.base, hits), h.metric(srv.base, misses)
+    threads = max(1, min(args.threads, JUDGE_C))
+    r = h.wrk(
+        srv.pid,
+        srv.base + "/api/greeting/v3/",
+        target="v3jwt-distinct",
+        conc=JUDGE_C,
+        round_no=0,
+        duration=max(60, n / 100),
+        threads=threads,
+        script="tokens.lua",
+        script_args=[str(path), str(threads)],
+        out_dir=tmp,
+        until_threads_done=True,
+    )
+    time.sleep(1)  # the cache's housekeeping settles before RSS is read
+    d["rss_after"], d["hwm_after"] = h.proc_status(srv.pid, "VmRSS"), h.proc_status(srv.pid, "VmHWM")
+    stats1 = idp.stats()
+    d["hits"], d["misses"] = h.metric(srv.base, hits) - hits0, h.metric(srv.base, misses) - misses0
+    d["introspections"] = stats1["introspections"] - stats0["introspections"]
+    d["jwks"] = stats1.get("jwks_requests", 0) - stats0.get("jwks_requests", 0)
+    d["run"] = r
+    d["ok"], d["bad"], d["fillers"] = r.extra.get("ok", 0), r.extra.get("bad", 0), r.extra.get("fillers", 0)
+    d["sent"] = d["ok"] + d["bad"]
+    d["rps"] = d["sent"] / r.duration_s if r.duration_s else 0.0
+    # A sample sent again, within the cache life: judged from the cache, no call anywhere.
+    sample = tokens[:: max(1, n // 1000)]
+    pool = h.Pool(srv.port)
+    statuses: dict[int, int] = {}
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        for st in ex.map(
+            lambda t: pool.call("GET", "/api/greeting/v3/", None, {"Authorization": f"Bearer {t}"})[0], sample, chunksize=32
+        ):
+            statuses[st] = statuses.get(st, 0) + 1
+    stats2 = idp.stats()
+    d["again_n"], d["again_statuses"] = len(sample), statuses
+    d["again_hits"] = h.metric(srv.base, hits) - hits0 - d["hits"]
+    d["again_misses"] = h.metric(srv.base, misses) - misses0 - d["misses"]
+    d["again_introspections"] = stats2["introspections"] - stats1["introspections"]
+    d["again_jwks"] = stats2.get("jwks_requests", 0) - stats1.get("jwks_requests", 0)
+    d["rss_again"] = h.proc_status(srv.pid, "VmRSS")
+    d["per_token"] = (d["rss_after"] - d["rss_before"]) * 1024 / n
+    h.log(
+        f"  {d['sent']:,} of {n:,} sent ({d['ok']:,} × 200, {d['bad']} other, {r.errors} socket errors, {d['fillers']} fillers), "
+        f"{d['rps']:,.0f}/s; introspections {d['introspections']}, JWKS fetches {d['jwks']}; cache misses {d['misses']:,.0f}, "
+        f"hits {d['hits']:,.0f}; RSS {h.mib(d['rss_before'])} → {h.mib(d['rss_after'])} MiB (VmHWM {h.mib(d['hwm_after'])}); "
+        f"{len(sample):,} again: {statuses}, {d['again_hits']:,.0f} hits, {d['again_introspections']} introspections, {d['again_jwks']} JWKS"
+    )
+    return d
 
 
 def main(argv: list[str]) -> int:
@@ -161,9 +248,25 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
     procs.stop(s.proc)
 
     # --- the targets ---------------------------------------------------------------------
-    idp = h.start_idp(procs, tmp)
+    # JWT access tokens for requests that name a resource (RFC 8707); the others' stay opaque.
+    idp = h.start_idp(procs, tmp, env={"IDP_JWT_ACCESS_TOKENS": "1"})
     floor = h.start_floor(procs, floor_bin, tmp, "floor", args.workers)
-    servers = {"SQLite": h.start_server(procs, server_bin, tmp, "sqlite", idp=idp, workers=args.workers, rust_log=args.rust_log)}
+    # The SQLite server's public URL must be known before it starts: its port is picked first.
+    sqlite_port = h.free_port()
+    public_url = f"http://127.0.0.1:{sqlite_port}"
+    servers = {
+        "SQLite": h.start_server(
+            procs,
+            server_bin,
+            tmp,
+            "sqlite",
+            idp=idp,
+            workers=args.workers,
+            rust_log=args.rust_log,
+            port=sqlite_port,
+            extra=["--public-url", public_url, "--oidc-audience", OPAQUE_AUDIENCE],
+        )
+    }
     if use_pg:
         db = stack.enter_context(h.PgDatabase(args.postgres_url, "main"))
         servers["PostgreSQL"] = h.start_server(
@@ -180,10 +283,18 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
         warm(srv, token)
         auth_requests[dbname] = 11
         if dbname == "SQLite":
+            # A JWT access token naming this server: checked against the provider's keys,
+            # fetched once here (the warm-up), never introspected.
+            jwt = idp.token(resource=public_url)
+            if jwt.count(".") != 2:
+                raise h.BenchError("the provider gave an opaque token where a JWT was asked (IDP_JWT_ACCESS_TOKENS)")
+            warm(srv, jwt)
+            auth_requests[dbname] += 1
             # Greeting does not touch the database: measured once, on the SQLite server.
             targets += [
                 Target("v1", dbname, srv, "/api/greeting/v1/", [1, 32, 256]),
                 Target("v3", dbname, srv, "/api/greeting/v3/", [1, 32], token),
+                Target("v3jwt", dbname, srv, "/api/greeting/v3/", [1, 32], jwt),
             ]
         targets += [
             Target("list", dbname, srv, "/api/resource/v1/?limit=10", [1, 32], token),
@@ -197,7 +308,7 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
             for c in t.concs:
                 headers, script, sargs = [], "report.lua", None
                 if t.token:
-                    if t.key == "v3":
+                    if t.key in ("v3", "v3jwt"):
                         warm(t.server, t.token)  # the cache may have expired since the last run
                         auth_requests[t.db] += 1
                     headers = [f"Authorization: Bearer {t.token}"]
@@ -223,13 +334,18 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
                 if t.server.proc.poll() is not None:
                     raise h.BenchError(f"{t.server.name} died under load ({t.name} c={c})")
 
-    introspections = idp.introspections()
+    stats = idp.stats()
+    introspections, jwks_rounds = int(stats["introspections"]), int(stats.get("jwks_requests", 0))
     # One introspection per token per cache life: each server has its own token and
     # cache, and a life starts at an introspection, so a working cache makes at most
     # 1 + floor(span / ttl) calls for a token used over `span` seconds.
     allowed = sum(1 + int((last_auth.get(d, first_auth[d]) - first_auth[d]) // cache_ttl) for d in servers)
     after = {d: (h.proc_status(s.pid, "VmRSS"), h.proc_status(s.pid, "VmHWM")) for d, s in servers.items()}
     log_bytes = servers["SQLite"].log_path.stat().st_size
+    for s in [floor, *(s for d, s in servers.items() if d != "SQLite")]:
+        procs.stop(s.proc)  # idle from now on: the distinct-token phase has the machine
+    dj = distinct_jwts(args, idp, servers["SQLite"], public_url, tmp)
+    jwks_total = idp.jwks_requests()
     problems = [
         line
         for s in servers.values()
@@ -284,6 +400,25 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
             rows.append(row)
             text_rows.append(row)
 
+    n_dj = dj["n"]
+    dj_run = dj["run"]
+    v1_judged = med("v1@SQLite", JUDGE_C, "rps")
+    ratio["distinct"] = dj["rps"] / v1_judged if v1_judged else 0
+    dj_label = f"greeting v3, {n_dj:,} distinct JWTs once each (cache misses)"
+    dj_row = [
+        dj_label,
+        "SQLite",
+        str(JUDGE_C),
+        h.thousands(dj["rps"]),
+        f"{dj_run.p50_ms:.2f}",
+        f"{dj_run.p99_ms:.2f}",
+        str(dj["bad"] + dj_run.errors + (n_dj - dj["sent"])),
+        f"{ratio['distinct']:.2f} × v1 (one run)",
+        f"{dj_run.cpu_other:.0f}",
+    ]
+    rows.append(dj_row)
+    text_rows.append(dj_row)
+
     others = [r.cpu_other for r in runs]
     other_med, other_max = h.median(others), max(others) if others else 0
     under_load = other_med > BUSY_OTHER_PCT
@@ -301,6 +436,12 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
 
     goal(f"greeting v1 ÷ floor (c={JUDGE_C})", f"{ratio[('v1', JUDGE_C)]:.2f}", f"≥ {GOAL_V1_FLOOR}", ratio[("v1", JUDGE_C)] >= GOAL_V1_FLOOR)
     goal(f"greeting v3 warm ÷ v1 (c={JUDGE_C})", f"{ratio[('v3@SQLite', JUDGE_C)]:.2f}", f"≥ {GOAL_V3_V1}", ratio[("v3@SQLite", JUDGE_C)] >= GOAL_V3_V1)
+    goal(
+        f"greeting v3 JWT warm ÷ v1 (c={JUDGE_C})",
+        f"{ratio[('v3jwt@SQLite', JUDGE_C)]:.2f}",
+        f"≥ {GOAL_V3JWT_V1}",
+        ratio[("v3jwt@SQLite", JUDGE_C)] >= GOAL_V3JWT_V1,
+    )
     for d in servers:
         goal(
             f"resource list ÷ v1 (c={JUDGE_C}, {d})",
@@ -322,8 +463,33 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
     goal(
         "introspections, all authenticated requests",
         f"{introspections} for {sum(auth_requests.values()):,}",
-        f"≤ {allowed} (1 per token per {cache_ttl} s cache life)",
+        f"≤ {allowed} (1 per opaque token per {cache_ttl} s cache life; none for the JWT)",
         introspections <= allowed,
+    )
+    dj_all_200 = dj["ok"] == n_dj and dj["bad"] == 0 and dj_run.errors == 0
+    goal(
+        f"{n_dj:,} distinct JWTs: answers",
+        f"{dj['ok']:,} × 200 of {n_dj:,} sent once each" + ("" if dj_all_200 else f" ({dj['bad']} other, {dj_run.errors} socket errors)"),
+        "all 200",
+        dj_all_200,
+    )
+    goal(
+        f"{n_dj:,} distinct JWTs: introspections",
+        str(dj["introspections"]),
+        str(GOAL_DISTINCT_INTROSPECTIONS),
+        dj["introspections"] <= GOAL_DISTINCT_INTROSPECTIONS,
+    )
+    goal(
+        f"{n_dj:,} distinct JWTs: JWKS fetches",
+        f"{dj['jwks']} ({jwks_total} in the whole run: the warm-up's)",
+        f"≤ {GOAL_DISTINCT_JWKS}",
+        dj["jwks"] <= GOAL_DISTINCT_JWKS,
+    )
+    goal(
+        f"{n_dj:,} distinct JWTs: server RSS before → after",
+        f"{h.mib(dj['rss_before'])} → {h.mib(dj['rss_after'])} MiB ({dj['per_token']:,.0f} B/token; VmHWM {h.mib(dj['hwm_after'])})",
+        f"bounded (cache ≤ {SERVER_CACHE_CAPACITY:,} entries)",
+        None,
     )
     failures = sum(int(r[6].split()[0]) for r in rows)
     goal("non-2xx answers and socket errors, all runs", str(failures), "0", failures == 0)
@@ -353,7 +519,17 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
             "RSS under load (max sampled): "
             + ", ".join(f"{d} {h.mib(rss_max[d])} MiB (after {h.mib(after[d][0])}, VmHWM {h.mib(after[d][1])})" for d in servers)
             + f"; floor {h.mib(floor_rss_max)} MiB",
-            f"introspections: {introspections} for {sum(auth_requests.values()):,} authenticated requests (allowed {allowed})",
+            f"introspections: {introspections} for {sum(auth_requests.values()):,} authenticated requests (allowed {allowed}); "
+            f"JWKS fetches {jwks_rounds} over the rounds",
+            f"{n_dj:,} distinct JWTs (minted at {dj['mint_per_s']:,.0f}/s, sent once each at c={JUDGE_C}): "
+            f"{dj['sent']:,} sent, {dj['ok']:,} × 200, {dj['bad']} other, {dj_run.errors} socket errors, {dj['rps']:,.0f}/s "
+            f"({ratio['distinct']:.2f} × v1); introspections {dj['introspections']}, JWKS fetches {dj['jwks']} "
+            f"({jwks_total} in the whole run); cache misses +{dj['misses']:,.0f}, hits +{dj['hits']:,.0f}",
+            f"  RSS {h.mib(dj['rss_before'])} → {h.mib(dj['rss_after'])} MiB ({dj['per_token']:,.0f} B/token), "
+            f"VmHWM {h.mib(dj['hwm_before'])} → {h.mib(dj['hwm_after'])} MiB, max sampled {h.mib(dj_run.rss_max_kib)} MiB; "
+            f"{dj['again_n']:,} of them again: {dj['again_statuses']}, cache hits +{dj['again_hits']:,.0f}, "
+            f"misses +{dj['again_misses']:,.0f}, introspections {dj['again_introspections']}, JWKS {dj['again_jwks']}, "
+            f"RSS {h.mib(dj['rss_again'])} MiB",
             f"server log: {log_bytes // 1024} KiB (SQLite server), {len(problems)} WARN/ERROR lines",
             "",
             h.text_table(["target", "measured", "goal", ""], [[g[0], g[1], g[2], g[3].replace("*", "")] for g in goals]),
@@ -396,11 +572,15 @@ before the run {box['load']}. Release build, `--workers {args.workers}` for the 
 floor, `wrk -t{args.threads}` (one thread at c=1) on the same cores, {args.duration:g} s per run,
 {args.rounds} interleaved rounds (every target once per round, so drifting machine load hits
 all alike), medians over the rounds. Default server settings: `RUST_LOG` {'unset, so the access log writes one line per request at info' if not args.rust_log else '`' + args.rust_log + '`'};
-introspection cache life {cache_ttl} s.
+introspection cache life {cache_ttl} s. The test provider issues JWT access tokens
+(`IDP_JWT_ACCESS_TOKENS=1`) to requests naming a resource (RFC 8707), opaque ones to the
+others; the SQLite server has `--public-url {public_url}` (so it checks JWTs naming it
+against the provider's keys, with no introspection) and `--oidc-audience {OPAQUE_AUDIENCE}` (the
+audience in the introspection of the provider's opaque tokens, which the other targets use).
 
 {load_note}
 
-## Targets (issue 13)
+## Targets (issues 13 and 18)
 
 Judged at c={JUDGE_C}, with default settings, i.e. on SQLite. The PostgreSQL list is
 shown as context: its database server runs on the same cores as the server and wrk.
@@ -409,9 +589,10 @@ shown as context: its database server runs on the same cores as the server and w
 
 ## Throughput and latency
 
-Median of {args.rounds} rounds. "ratio": greeting v1 to the floor; greeting v3 and the
-resource reads to greeting v1 (of the SQLite server; greeting does not touch the
-database); creates as 201 answers per second. "non-2xx" counts error statuses and socket
+Median of {args.rounds} rounds. "ratio": greeting v1 to the floor; greeting v3 (opaque
+token or JWT) and the resource reads to greeting v1 (of the SQLite server; greeting does
+not touch the database); creates as 201 answers per second. The last row is the one run
+of the distinct-JWT phase below (every request a cache miss), against v1's median. "non-2xx" counts error statuses and socket
 errors over all rounds. "other CPU %": the median share of one CPU that processes other
 than the server and wrk used during the runs (this machine's other work).
 
@@ -431,7 +612,33 @@ than the server and wrk used during the runs (this machine's other work).
         ) + f"""| floor RSS, max under load | {h.mib(floor_rss_max)} MiB |
 | binary size | {h.mib(server_bin.stat().st_size / 1024)} MiB (floor {h.mib(floor_bin.stat().st_size / 1024)} MiB) |
 | introspections for {sum(auth_requests.values()):,} authenticated requests (one token per server) | {introspections} (a working cache allows {allowed}) |
-| server log | {log_bytes // 1024} KiB for the SQLite server, {len(problems)} WARN/ERROR lines |
+| server log | {log_bytes // 1024} KiB for the SQLite server (the rounds), {len(problems)} WARN/ERROR lines (whole run) |
+
+## {n_dj:,} distinct JWTs (issue 18)
+
+After the rounds (the floor and the PostgreSQL server stopped), {n_dj:,} JWT access tokens of
+`mrmat-api-test-rw` with `resource={public_url}` (so `aud` names the SQLite server),
+minted by 8 Python threads at {dj['mint_per_s']:,.0f}/s, each sent once to `GET /api/greeting/v3/` by
+`wrk -t{max(1, min(args.threads, JUDGE_C))} -c{JUDGE_C}` (`wrk/tokens.lua`: thread i takes every n-th token, stops when its
+last is answered). Then every {max(1, n_dj // 1000)}th of them again, within the {cache_ttl} s cache life. Provider
+calls from its `/__stats`, cache hits and misses from the server's `/metrics`
+(`mrmat_api_introspection_cache_*`: JWTs are cached in the same verdict cache).
+
+| figure | value |
+|---|---|
+| tokens sent / answered 200 / other / socket errors | {dj['sent']:,} / {dj['ok']:,} / {dj['bad']} / {dj_run.errors} ({dj['fillers']} untokened v1 fillers after a thread's last token, not counted) |
+| throughput, every token a cache miss | {dj['rps']:,.0f}/s = {ratio['distinct']:.2f} × greeting v1 at c={JUDGE_C} ({h.thousands(v1_judged)}/s, median of the rounds); p50 {dj_run.p50_ms:.2f} ms, p99 {dj_run.p99_ms:.2f} ms; other CPU {dj_run.cpu_other:.0f}% |
+| introspections during the phase | {dj['introspections']} (goal {GOAL_DISTINCT_INTROSPECTIONS}) |
+| JWKS fetches during the phase | {dj['jwks']} (goal ≤ {GOAL_DISTINCT_JWKS}); {jwks_total} in the whole run, {jwks_rounds} of them by the end of the rounds: the keys are fetched at the first JWT (the warm-up) and kept for 15 min, so a phase within that costs none |
+| server cache during the phase | misses +{dj['misses']:,.0f}, hits +{dj['hits']:,.0f} (every token judged once, against the cached keys) |
+| {dj['again_n']:,} of the tokens sent again | {', '.join(f"{n:,} × {st}" for st, n in sorted(dj['again_statuses'].items()))}; cache hits +{dj['again_hits']:,.0f}, misses +{dj['again_misses']:,.0f}; introspections {dj['again_introspections']}, JWKS fetches {dj['again_jwks']} |
+| server RSS before / max sampled / after the phase | {h.mib(dj['rss_before'])} / {h.mib(dj_run.rss_max_kib)} / {h.mib(dj['rss_after'])} MiB: {(dj['rss_after'] - dj['rss_before']) / 1024:+.1f} MiB, {dj['per_token']:,.0f} bytes per token |
+| server VmHWM before / after the phase | {h.mib(dj['hwm_before'])} / {h.mib(dj['hwm_after'])} MiB |
+| server RSS after the sample again | {h.mib(dj['rss_again'])} MiB |
+
+What bounds the memory: a verdict lives at most the cache life ({cache_ttl} s) or the token's
+life, and the cache holds at most {SERVER_CACHE_CAPACITY:,} of them (the server's
+`CACHE_CAPACITY`); `bench/scale.sh` part (b) measures the bytes per entry up to that count.
 
 ## Every run
 

@@ -12,6 +12,7 @@ Python standard library only, so the benchmark needs no virtual environment.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import http.client
 import json
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -323,25 +325,91 @@ class Idp:
     proc: subprocess.Popen
     issuer: str
 
-    def token(self, client: tuple[str, str] = RW_CLIENT) -> str:
+    def token(self, client: tuple[str, str] = RW_CLIENT, resource: str | None = None) -> str:
+        """A client-credentials token; with `resource` (RFC 8707) and a provider started
+        with IDP_JWT_ACCESS_TOKENS, a JWT access token whose `aud` is that resource."""
+        form = "grant_type=client_credentials"
+        if resource:
+            form += "&resource=" + urllib.parse.quote(resource, safe="")
         status, body = http_json(
             "POST",
             self.issuer + "/token",
-            body=b"grant_type=client_credentials",
+            body=form.encode(),
             headers={"Authorization": basic(client), "Content-Type": "application/x-www-form-urlencoded"},
         )
         if status != 200 or not body or "access_token" not in body:
             raise BenchError(f"no token from {self.issuer}/token: {status} {body}")
         return body["access_token"]
 
-    def introspections(self) -> int:
+    def stats(self) -> dict:
         status, body = http_json("GET", self.issuer + "/__stats")
         if status != 200 or not body:
             raise BenchError(f"no statistics from the identity provider: {status}")
-        return int(body["introspections"])
+        return body
+
+    def introspections(self) -> int:
+        return int(self.stats()["introspections"])
+
+    def jwks_requests(self) -> int:
+        return int(self.stats().get("jwks_requests", 0))
 
 
-def start_idp(procs: Procs, tmp: Path) -> Idp:
+class Pool:
+    """Keep-alive HTTP connections to one port, one per worker thread."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.local = threading.local()
+
+    def call(self, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            conn = getattr(self.local, "conn", None)
+            if conn is None:
+                conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                r = conn.getresponse()
+                return r.status, r.read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def mint_tokens(idp: Idp, n: int, *, resource: str | None = None, client: tuple[str, str] = RW_CLIENT, threads: int = 8) -> list[str]:
+    """n distinct client-credentials tokens, asked by `threads` threads on keep-alive
+    connections (the provider is one Node process: about a thousand a second here)."""
+    pool = Pool(urllib.parse.urlsplit(idp.issuer).port)
+    form = b"grant_type=client_credentials"
+    if resource:
+        form += b"&resource=" + urllib.parse.quote(resource, safe="").encode()
+    headers = {"Authorization": basic(client), "Content-Type": "application/x-www-form-urlencoded"}
+
+    def mint(_i: int) -> str:
+        status, body = pool.call("POST", "/token", form, headers)
+        if status != 200:
+            raise BenchError(f"minting a token answered {status}: {body[:200]!r}")
+        return json.loads(body)["access_token"]
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as ex:
+        tokens = list(ex.map(mint, range(n), chunksize=64))
+    if len(set(tokens)) != n:
+        raise BenchError("the provider minted duplicate tokens")
+    return tokens
+
+
+def metric(server_base: str, name: str) -> float:
+    """One unlabelled value from the server's Prometheus /metrics (0 when absent)."""
+    status, body = request("GET", server_base + "/metrics")
+    if status != 200:
+        raise BenchError(f"GET /metrics answered {status}")
+    m = re.search(r"^" + re.escape(name) + r" (\S+)$", body.decode(errors="replace"), re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def start_idp(procs: Procs, tmp: Path, env: dict[str, str] | None = None) -> Idp:
     ensure_idp_modules()
     log("starting the test identity provider")
     err = open(tmp / "idp.err", "wb")
@@ -349,7 +417,7 @@ def start_idp(procs: Procs, tmp: Path) -> Idp:
     p = procs.spawn(
         ["node", "server.mjs"],
         cwd=IDP_DIR,
-        env=dict(os.environ, IDP_PORT="0"),
+        env=dict(os.environ, IDP_PORT="0", **(env or {})),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=err,
@@ -394,11 +462,13 @@ def start_server(
     extra: list[str] | None = None,
     rust_log: str | None = None,
     timeout: float = 20,
+    port: int | None = None,
 ) -> Server:
-    """The release server on 127.0.0.1 with a fresh instance directory; waits for /healthz/."""
+    """The release server on 127.0.0.1 with a fresh instance directory; waits for /healthz/.
+    `port`: one picked beforehand (e.g. with free_port(), to name it in --public-url)."""
     inst = tmp / name
     inst.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     args = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--instance-path", str(inst)]
     args += ["--db", db or f"sqlite://{inst}/mrmat-api.sqlite"]
     if workers:
@@ -533,8 +603,13 @@ def wrk(
     headers: list[str] | None = None,
     script_args: list[str] | None = None,
     out_dir: Path,
+    until_threads_done: bool = False,
 ) -> Run:
-    """Runs wrk --latency against url, sampling the server's RSS and the machine's CPU."""
+    """Runs wrk --latency against url, sampling the server's RSS and the machine's CPU.
+
+    `until_threads_done`: for a script whose threads stop by themselves, each printing a
+    `BENCH_THREAD_DONE` line (wrk/tokens.lua): wrk is interrupted (SIGINT: it then reports
+    as usual) once every thread has, `duration` being only the longest it may take."""
     threads = max(1, min(threads, conc))
     args = ["wrk", f"-t{threads}", f"-c{conc}", f"-d{duration:g}s", "--latency", "--timeout", "2s", "-s", str(WRK_DIR / script)]
     for h in headers or []:
@@ -549,7 +624,7 @@ def wrk(
     t0 = time.monotonic()
     with open(out_path, "wb") as f:
         p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    rss_max, wrk_ticks, status = 0, 0, None
+    rss_max, wrk_ticks, status, interrupted = 0, 0, None, False
     try:
         while True:
             pid, st, ru = os.wait4(p.pid, os.WNOHANG)
@@ -564,7 +639,11 @@ def wrk(
                 p.kill()
                 p.wait()
                 raise BenchError(f"wrk did not finish in time ({target} c={conc})")
-            time.sleep(0.1)
+            if until_threads_done and not interrupted:
+                if out_path.read_bytes().count(b"BENCH_THREAD_DONE") >= threads:
+                    p.send_signal(signal.SIGINT)
+                    interrupted = True
+            time.sleep(0.02 if until_threads_done else 0.1)
     finally:
         if p.returncode is None:
             p.kill()
@@ -587,6 +666,9 @@ def wrk(
     if "created" in kv:
         run.created = int(kv["created"])
         run.extra["other_status"] = int(kv["other"])
+    for k in ("tokens", "ok", "bad", "fillers"):  # wrk/tokens.lua
+        if k in kv:
+            run.extra[k] = int(kv[k])
     run.rss_max_kib = rss_max
     # CPU over the run in % of one CPU: the server, wrk, and everything else on the machine
     # (this script's sampling included; it wakes ten times a second).
