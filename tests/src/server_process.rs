@@ -42,6 +42,8 @@ pub fn command(binary: &str, dir: &Path) -> Command {
 pub enum Listen {
     /// TCP on 127.0.0.1, port 0 (the port is read from the log).
     Loopback,
+    /// TCP on 127.0.0.1 and this port: a server started again where its predecessor was.
+    LoopbackPort(u16),
     /// A unix socket (`--bind unix:PATH`). The path must fit a socket address (about 100
     /// bytes): see [`socket_dir`].
     Unix(PathBuf),
@@ -151,6 +153,9 @@ impl ServerProcess {
     pub async fn serve(mut command: Command, listen: Listen) -> Self {
         match &listen {
             Listen::Loopback => command.args(["--host", "127.0.0.1", "--port", "0"]),
+            Listen::LoopbackPort(port) => {
+                command.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            }
             Listen::Unix(path) => command
                 .arg("--bind")
                 .arg(format!("unix:{}", path.display())),
@@ -248,6 +253,28 @@ impl ServerProcess {
                 )
             })
             .code()
+    }
+
+    /// Sends `signal` (e.g. `TERM`) and returns at once.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.process.id();
+        assert!(process::send_signal(pid, signal), "kill -{signal} {pid}");
+    }
+
+    /// Waits without blocking the test's runtime for the process to exit, at most
+    /// `timeout`: its exit code (`Some(None)` when a signal ended it), or `None` when it
+    /// is still running.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<Option<i32>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.process.wait_timeout(Duration::ZERO) {
+                return Some(status.code());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// SIGKILL, as a crash or an OOM killer would, and waits for the end.

@@ -271,6 +271,12 @@ options! {
     #[arg(long, global = true, env = "MRMAT_API_OIDC_TIMEOUT", value_name = "SECONDS")]
     oidc_timeout: u64,
 
+    /// On SIGTERM/SIGINT, how long the server keeps accepting, answering readiness 503
+    /// and closing kept-alive connections, before it stops accepting and lets the requests
+    /// in flight finish; in seconds, 0 to 3600 [default: 5].
+    #[arg(long, global = true, env = "MRMAT_API_SHUTDOWN_DELAY", value_name = "SECONDS")]
+    shutdown_delay: f64,
+
     /// HTTP worker threads [default: CPU count].
     #[arg(long, global = true, env = "MRMAT_API_WORKERS", value_name = "N")]
     workers: usize,

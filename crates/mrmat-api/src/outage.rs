@@ -5,8 +5,21 @@
 //! reads, when another process holds SQLite's write lock): each part is tracked on its own,
 //! the outage is logged when the first part fails and its end when the last one recovers,
 //! so a read that succeeds does not announce a recovery the writers have not seen.
+//!
+//! Every start and end of an outage also moves [`transitions`], which the shared readiness
+//! verdict is checked against: a probe right after a request saw the provider or the
+//! database fail (or answer again) gets a fresh verdict, not the one cached before.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+/// How many outages started or ended in this process so far.
+static TRANSITIONS: AtomicU64 = AtomicU64::new(0);
+
+/// A number that changes whenever an outage of any dependency starts or ends. (One for
+/// the process: servers embedded side by side, as in the tests, only re-check sooner.)
+pub(crate) fn transitions() -> u64 {
+    TRANSITIONS.load(Ordering::Acquire)
+}
 
 /// A part of a dependency that can fail on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +73,10 @@ impl Outage {
     /// `part` failed; logs when this starts an outage.
     pub(crate) fn failed(&self, part: Part, cause: &dyn std::fmt::Display) {
         let before = self.down.fetch_or(part.0, Ordering::Relaxed);
+        if before & part.0 != part.0 {
+            // A part newly down: whatever readiness said before is stale.
+            TRANSITIONS.fetch_add(1, Ordering::AcqRel);
+        }
         if before == 0 {
             log::log!(self.level, "{} {}: {cause}", self.what, self.verbs.0);
         } else {
@@ -76,6 +93,9 @@ impl Outage {
             return;
         }
         let before = self.down.fetch_and(!cleared, Ordering::Relaxed);
+        if before & cleared != 0 {
+            TRANSITIONS.fetch_add(1, Ordering::AcqRel);
+        }
         if before & cleared != 0 && before & !cleared == 0 {
             log::info!("{} {}", self.what, self.verbs.1);
         }
@@ -101,6 +121,17 @@ mod tests {
         assert!(outage.is_down());
         outage.answered(Part::WHOLE);
         assert!(!outage.is_down());
+    }
+
+    #[test]
+    fn failing_and_answering_again_move_the_transitions() {
+        let outage = Outage::new("the thing");
+        let start = transitions();
+        outage.failed(Part::WHOLE, &"refused");
+        let failed = transitions();
+        assert!(failed > start);
+        outage.answered(Part::WHOLE);
+        assert!(transitions() > failed);
     }
 
     #[test]

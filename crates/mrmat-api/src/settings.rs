@@ -46,6 +46,9 @@ pub struct Settings {
     pub require_dpop: bool,
     /// HTTP worker threads.
     pub workers: usize,
+    /// On SIGTERM/SIGINT, how long the server drains (readiness 503, kept-alive
+    /// connections closed) before it stops accepting.
+    pub shutdown_delay: Duration,
     /// Apply pending migrations when serving.
     pub migrate: bool,
     /// Proxies whose forwarding headers are believed.
@@ -320,6 +323,10 @@ struct ClientSecretsWeb {
 /// Default bound on every wait for the database.
 pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Default drain on SIGTERM: long enough for a balancer that polls readiness every few
+/// seconds, or a platform removing the endpoint, to stop sending new requests.
+pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
+
 /// Client secrets published in examples, exports and the test provider.
 const PLACEHOLDER_SECRETS: &[&str] = &[
     "secret",
@@ -364,6 +371,18 @@ impl Settings {
                 return Err(ConfigError::invalid(
                     "--db-timeout",
                     "must be a number of seconds from 0.1 to 3600",
+                ));
+            }
+        };
+        let shutdown_delay = match options.shutdown_delay {
+            None => DEFAULT_SHUTDOWN_DELAY,
+            Some(seconds) if seconds.is_finite() && (0.0..=3600.0).contains(&seconds) => {
+                Duration::from_secs_f64(seconds)
+            }
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "--shutdown-delay",
+                    "must be a number of seconds from 0 to 3600",
                 ));
             }
         };
@@ -431,6 +450,7 @@ impl Settings {
             public_url,
             require_dpop: options.oidc_require_dpop.unwrap_or(false),
             workers,
+            shutdown_delay,
             migrate: !options.no_migrate.unwrap_or(false),
             trusted_proxies: options.trusted_proxies.unwrap_or_default(),
             forwarded_headers: options.forwarded_headers.unwrap_or_default(),
@@ -455,6 +475,8 @@ impl Settings {
             public_url: None,
             require_dpop: false,
             workers: 1,
+            // Embedded (the tests): stop at once.
+            shutdown_delay: Duration::ZERO,
             migrate: true,
             trusted_proxies: Vec::new(),
             forwarded_headers: ForwardedHeaders::default(),

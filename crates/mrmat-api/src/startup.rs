@@ -3,10 +3,14 @@
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, web};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::api;
 use crate::auth::Issuers;
@@ -116,6 +120,11 @@ impl std::fmt::Display for Listening {
     }
 }
 
+/// How long the requests in flight get to finish once the server stops accepting (after
+/// the drain delay); then their connections are dropped. So a SIGTERM ends the process
+/// within `--shutdown-delay` + this.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A bound, ready-to-run server.
 pub struct Application {
     listening: Vec<Listening>,
@@ -123,6 +132,10 @@ pub struct Application {
     server: Server,
     /// The metrics listener of `--metrics-addr`, stopped with the server.
     metrics_server: Option<Server>,
+    /// What the drain tells readiness and the connections.
+    state: web::Data<AppState>,
+    /// `--shutdown-delay`.
+    shutdown_delay: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -167,6 +180,7 @@ impl Application {
             public_url: settings.public_url.clone(),
             proxies: web::Data::new(proxies),
             readiness: AppState::readiness_cache(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         let metrics = web::Data::from(metrics);
         let public_metrics = settings.metrics_addr.is_none();
@@ -198,9 +212,12 @@ impl Application {
             })
             .default_service(web::to(api::not_found))
             .wrap(from_fn(request_context))
+            .wrap(from_fn(close_while_draining))
         })
         .workers(settings.workers)
-        .shutdown_timeout(10);
+        // The signals are ours: the drain comes first (see `run_until_stopped`).
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
 
         let bound = match &settings.unix_socket {
             Some(socket) => bind_unix(socket)?,
@@ -240,9 +257,10 @@ impl Application {
                     .iter()
                     .filter_map(|l| l.local_addr().ok())
                     .collect();
+                let metrics_state = state.clone();
                 let mut metrics_server = HttpServer::new(move || {
                     App::new()
-                        .app_data(state.clone())
+                        .app_data(metrics_state.clone())
                         .app_data(metrics.clone())
                         .configure(api::metrics::configure)
                         .default_service(web::to(api::not_found))
@@ -269,6 +287,8 @@ impl Application {
             metrics_listening,
             server: server.run(),
             metrics_server,
+            state,
+            shutdown_delay: settings.shutdown_delay,
         })
     }
 
@@ -298,19 +318,101 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM/SIGINT (graceful: in-flight requests finish) or a stop through
-    /// [`Application::handle`].
+    /// Serves until SIGTERM/SIGINT or a stop through [`Application::handle`].
+    ///
+    /// The first SIGTERM or SIGINT starts the drain: readiness answers 503 at once, every
+    /// answer carries `Connection: close` (so kept-alive clients and proxies reconnect,
+    /// elsewhere), and the listeners keep accepting for `--shutdown-delay`, for a balancer
+    /// polling readiness to stop sending. Then the listeners close (a connection is refused
+    /// from then on), the requests in flight get [`SHUTDOWN_TIMEOUT`] to finish, and this
+    /// returns. A second signal during the drain ends the drain there (the requests in
+    /// flight still finish); one after it drops the requests still in flight.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let Some(metrics_server) = self.metrics_server else {
-            return self.server.await;
-        };
-        let metrics_handle = metrics_server.handle();
-        let metrics_task = actix_web::rt::spawn(metrics_server);
-        let result = self.server.await;
-        metrics_handle.stop(true).await;
-        let _ = metrics_task.await;
+        let handle = self.server.handle();
+        let mut server = actix_web::rt::spawn(self.server);
+        let metrics = self
+            .metrics_server
+            .map(|server| (server.handle(), actix_web::rt::spawn(server)));
+        let signals = actix_web::rt::spawn(stop_on_signals(
+            handle,
+            self.state.clone(),
+            self.shutdown_delay,
+        ));
+        let result = (&mut server)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        signals.abort();
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         result
     }
+}
+
+/// Waits for SIGTERM or SIGINT, drains and stops the server through `handle`.
+async fn stop_on_signals(handle: ServerHandle, state: web::Data<AppState>, delay: Duration) {
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(e), _) | (_, Err(e)) => {
+            // Without handlers the signals keep their default action: the process ends at
+            // once. Serving on is better than not serving.
+            log::error!("cannot handle SIGTERM/SIGINT ({e}): they will end the server abruptly");
+            return;
+        }
+    };
+    let mut next_signal = async move || {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    };
+    let name = next_signal().await;
+    let started = Instant::now();
+    state.start_draining();
+    log::info!(
+        "{name}: shutting down; readiness answers 503, accepting for {delay:?} more, then \
+         finishing the requests in flight (at most {SHUTDOWN_TIMEOUT:?})"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        name = next_signal() => log::info!("{name} again: ending the drain early"),
+    }
+    log::info!("no longer accepting connections; finishing the requests in flight");
+    let stopped = handle.stop(true);
+    tokio::select! {
+        () = stopped => log::info!("stopped {:?} after the signal", started.elapsed()),
+        name = next_signal() => {
+            log::warn!("{name} again: dropping the requests still in flight");
+            handle.stop(false).await;
+        }
+    }
+}
+
+/// While the server drains, every answer closes its connection: a client or proxy
+/// keeping connections alive opens its next one, which its balancer sends elsewhere.
+async fn close_while_draining(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    // The request context inside turns errors into answers, so an error here is rare;
+    // it leaves without the header (the drain still ends with the listener closing).
+    let mut response = next.call(req).await?;
+    // Asked as the answer leaves: also when the drain began during the request.
+    let draining = response
+        .request()
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.is_draining());
+    if draining {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(response)
 }
 
 /// The listening sockets, bound before the server is built so that a bad address ends the

@@ -2,6 +2,7 @@
 //! the lower layers register and read only their own part (the authenticator, the trusted
 //! proxies), so nothing below the API imports this module.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::web;
@@ -25,18 +26,36 @@ pub(crate) struct AppState {
     pub(crate) proxies: web::Data<TrustedProxies>,
     /// The last readiness verdict, shared for a moment: N probes a second must not become
     /// N introspections by the server's client and N pool checkouts.
-    pub(crate) readiness: Cache<(), (bool, Readiness)>,
+    /// Tagged with [`crate::outage::transitions`] as it was when the check began: a
+    /// verdict older than the last outage starting or ending is not used.
+    pub(crate) readiness: Cache<(), Verdict>,
+    /// Set on SIGTERM/SIGINT: readiness answers 503 and every answer closes its connection.
+    pub(crate) draining: AtomicBool,
 }
+
+/// A readiness verdict: the outage transitions it saw, whether ready, and the body.
+pub(crate) type Verdict = (u64, bool, Readiness);
 
 /// How long a readiness verdict is shared.
 const READINESS_TTL: Duration = Duration::from_secs(2);
 
 impl AppState {
     /// An empty readiness cache; one check runs at a time, the others wait for it.
-    pub(crate) fn readiness_cache() -> Cache<(), (bool, Readiness)> {
+    pub(crate) fn readiness_cache() -> Cache<(), Verdict> {
         Cache::builder()
             .max_capacity(1)
             .time_to_live(READINESS_TTL)
             .build()
+    }
+
+    /// Whether the server is shutting down.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// The server is shutting down: from now on readiness says so at once.
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.readiness.invalidate_all();
     }
 }

@@ -9,6 +9,7 @@ use mrmat_api_types::health::{HealthStatus, Liveness, Readiness};
 use super::route::Endpoint;
 use crate::auth::ProviderHealth;
 use crate::error::RETRY_AFTER_SECONDS;
+use crate::outage;
 use crate::state::AppState;
 
 pub(super) fn endpoints() -> Vec<Endpoint> {
@@ -42,18 +43,55 @@ pub(super) async fn liveness() -> web::Json<Liveness> {
     )
 )]
 pub(super) async fn readiness(state: web::Data<AppState>) -> HttpResponse {
-    let checked = state.clone();
-    let (healthy, body) = state
-        .readiness
-        .get_with((), async move { check(&checked).await })
-        .await;
+    if state.is_draining() {
+        // Shutting down: a balancer must stop sending here, whatever the dependencies say.
+        let body = Readiness {
+            status: HealthStatus::Degraded,
+            checks: BTreeMap::from([("server".to_owned(), "SHUTTING_DOWN".to_owned())]),
+        };
+        return unavailable(body);
+    }
+    let (healthy, body) = verdict(&state).await;
     if healthy {
         HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable()
-            .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS))
-            .json(body)
+        unavailable(body)
     }
+}
+
+fn unavailable(body: Readiness) -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS))
+        .json(body)
+}
+
+/// The shared verdict, unless an outage started or ended since its check began: then a
+/// fresh one. So a probe right after a request saw the provider or the database fail, or
+/// answer again, already says so.
+async fn verdict(state: &web::Data<AppState>) -> (bool, Readiness) {
+    let now = outage::transitions();
+    // Twice at most: a check already under way when this probe came may have begun before
+    // the last transition; the second round begins after it.
+    for _ in 0..2 {
+        if let Some((seen, ..)) = state.readiness.get(&()).await
+            && seen < now
+        {
+            state.readiness.invalidate(&()).await;
+        }
+        let checked = state.clone();
+        let (seen, healthy, body) = state
+            .readiness
+            .get_with((), async move {
+                let seen = outage::transitions();
+                let (healthy, body) = check(&checked).await;
+                (seen, healthy, body)
+            })
+            .await;
+        if seen >= now {
+            return (healthy, body);
+        }
+    }
+    check(state).await
 }
 
 /// Asks the database and the identity provider, both at once.

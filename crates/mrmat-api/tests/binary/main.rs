@@ -9,3 +9,4 @@ mod lifecycle;
 mod listeners;
 mod logs;
 mod process;
+mod shutdown;
