@@ -81,6 +81,21 @@ impl Home {
         .await
     }
 
+    /// A login approved by `username` that must succeed, asking for a plain bearer token
+    /// (`--no-dpop`): for tests that present the cached token to the server themselves.
+    pub async fn login_bearer(&self, idp: &Idp, username: &str) {
+        let result = self
+            .login_with(
+                idp,
+                &["--no-dpop"],
+                username,
+                Some(Approval::Approve),
+                || async {},
+            )
+            .await;
+        assert_eq!(result.code, Some(0), "login: {}", result.stderr);
+    }
+
     /// A login approved by `username` that must succeed.
     pub async fn login(&self, idp: &Idp, username: &str) {
         let result = self

@@ -11,7 +11,8 @@ async fn logout_local_forgets_the_login_without_revoking_it() {
     let idp = oidc.idp.as_ref().unwrap();
     let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
     let home = Home::new(&app.address);
-    home.login(idp, "alice").await;
+    // A bearer login: the test presents the token itself, without a DPoP proof.
+    home.login_bearer(idp, "alice").await;
     let token = home.cached()["access_token"].as_str().unwrap().to_owned();
     idp.reset_stats().await;
 
@@ -44,7 +45,8 @@ async fn a_public_client_refused_revocation_drops_the_login_with_a_warning() {
     let idp = oidc.idp.as_ref().unwrap();
     let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
     let home = Home::new(&app.address);
-    home.login(idp, "alice").await;
+    // A bearer login: the test presents the token itself, without a DPoP proof.
+    home.login_bearer(idp, "alice").await;
     let token = home.cached()["access_token"].as_str().unwrap().to_owned();
 
     let output = home.run(&["logout"]).await;

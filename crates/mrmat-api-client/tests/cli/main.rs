@@ -5,6 +5,7 @@
 mod account;
 mod binding;
 mod completion;
+mod dpop;
 mod harness;
 mod hostile;
 mod login;

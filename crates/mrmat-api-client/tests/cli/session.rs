@@ -82,7 +82,8 @@ async fn logout_revokes_so_the_server_refuses_the_old_token() {
     settings.cache_ttl = Duration::from_secs(1);
     let app = TestApp::spawn_with_auth(Backend::Sqlite, settings).await;
     let home = Home::new(&app.address);
-    home.login(idp, "alice").await;
+    // A bearer login: the test presents the token itself, without a DPoP proof.
+    home.login_bearer(idp, "alice").await;
     let token = home.ok(&["token"]).await.trim().to_owned();
     assert_eq!(
         app.get("/api/greeting/v3/", Some(&token)).await.status(),
