@@ -79,6 +79,15 @@ impl Verdict {
         }
     }
 
+    /// The holder, or 401 `invalid_token`.
+    pub(crate) fn into_principal(self) -> Result<super::Principal, crate::error::ApiError> {
+        self.principal
+            .map(super::Principal)
+            .ok_or(crate::error::ApiError::Unauthenticated {
+                invalid_token: true,
+            })
+    }
+
     /// No verdict outlives the configured ceiling (0 turns caching off).
     pub(crate) fn capped(self, ceiling: Duration) -> Self {
         Self {

@@ -32,6 +32,14 @@ use crate::metrics::{Metrics, Outcome};
 use crate::outage::{Outage, Part};
 use crate::settings::OidcSettings;
 
+/// The cache key of a token: its SHA-256 (never the token itself).
+pub(crate) type TokenKey = [u8; 32];
+
+/// The cache key of `token`.
+pub(crate) fn token_key(token: &str) -> TokenKey {
+    Sha256::digest(token.as_bytes()).into()
+}
+
 /// Most introspection results kept at once.
 const CACHE_CAPACITY: u64 = 100_000;
 
@@ -193,10 +201,10 @@ impl Authenticator {
     /// check.
     pub(crate) async fn authenticate(
         &self,
+        key: TokenKey,
         token: &str,
         jwt: Option<&Peeked>,
     ) -> Result<Principal, ApiError> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let cached = self.cache.get(&key).await;
         self.metrics.cache(cached.is_some());
         let verdict = match cached {
@@ -214,12 +222,15 @@ impl Authenticator {
                 return Err((*error).clone().into());
             }
         };
-        match verdict.principal {
-            Some(identity) => Ok(Principal(identity)),
-            None => Err(ApiError::Unauthenticated {
-                invalid_token: true,
-            }),
-        }
+        verdict.into_principal()
+    }
+
+    /// The verdict on the token with `key` when this provider has it cached: no decoding,
+    /// no call. `None` when it has none.
+    pub(crate) async fn cached(&self, key: &TokenKey) -> Option<Result<Principal, ApiError>> {
+        let verdict = self.cache.get(key).await?;
+        self.metrics.cache(true);
+        Some(verdict.into_principal())
     }
 
     fn observe(&self, error: &ProviderError) {

@@ -15,6 +15,7 @@ use actix_web::{HttpRequest, web};
 use url::Url;
 
 use super::dpop::Binding;
+use super::introspection::token_key;
 use super::jwt::{self, Peeked};
 use super::{Authenticator, Principal, ProviderHealth};
 use crate::error::ApiError;
@@ -99,8 +100,17 @@ impl Issuers {
                 invalid_token: true,
             });
         }
+        // A token seen before is judged from the cache, before anything is decoded: reading
+        // a JWT's header and payload first held warm JWT requests to 0.54 of greeting v1
+        // in the benchmark, against 0.78 for opaque tokens.
+        let key = token_key(token);
+        for provider in &self.all {
+            if let Some(judged) = provider.cached(&key).await {
+                return judged;
+            }
+        }
         match self.judge_of(token) {
-            Some((judge, peeked)) => judge.authenticate(token, peeked.as_ref()).await,
+            Some((judge, peeked)) => judge.authenticate(key, token, peeked.as_ref()).await,
             None => Err(ApiError::Unauthenticated {
                 invalid_token: true,
             }),
