@@ -27,9 +27,18 @@ pub fn is_unsafe_char(c: char) -> bool {
         )
 }
 
+/// The same set as a character class body for a JSON Schema (ECMA-262) pattern, as a
+/// macro so that `concat!` can build the name pattern from it (resource.rs).
+macro_rules! unsafe_class {
+    () => {
+        r"\u0000-\u001f\u007f-\u009f\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+    };
+}
+pub(crate) use unsafe_class;
+
 /// The same set as a character class body for a JSON Schema (ECMA-262) pattern, so the
 /// published rule and [`is_unsafe_char`] are one list (a test holds them together).
-pub const UNSAFE_CLASS: &str = r"\u0000-\u001f\u007f-\u009f\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff";
+pub const UNSAFE_CLASS: &str = unsafe_class!();
 
 #[cfg(test)]
 mod tests {
