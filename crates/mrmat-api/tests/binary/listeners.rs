@@ -157,12 +157,21 @@ fn the_socket_has_its_mode_from_the_moment_it_appears_whatever_the_umask() {
             assert!(started.elapsed() < Duration::from_secs(20), "not listening");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| name.starts_with('.'))
-            .collect();
+        // The private directory goes right after the rename, which may be a moment after
+        // the socket answers: wait for it, within a bound.
+        let hidden = || -> Vec<String> {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with('.'))
+                .collect()
+        };
+        let mut leftovers = hidden();
+        while !leftovers.is_empty() && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(20));
+            leftovers = hidden();
+        }
         server.kill();
         assert_eq!(
             first_mode, 0o600,
