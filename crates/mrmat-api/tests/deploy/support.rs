@@ -76,6 +76,7 @@ pub fn shipped_site(site: &Site, servers: &[String]) -> String {
     format!(
         "    upstream mrmat_api {{
 {upstream}        keepalive 32;
+        keepalive_timeout 4s;
     }}
     {http}
     server {{
