@@ -25,7 +25,9 @@ const ACCESS_LOG_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the async waits look again.
 const POLL: Duration = Duration::from_millis(20);
 
-/// `binary` in `dir`, with no inherited `MRMAT_API_*`, `PORT` or `RUST_LOG`.
+/// `binary` in `dir`, with no inherited `MRMAT_API_*`, `PORT` or `RUST_LOG`, and no drain
+/// on SIGTERM (`MRMAT_API_SHUTDOWN_DELAY=0`: a test that stops a server gracefully would
+/// otherwise wait out the default delay; the tests of the drain pass `--shutdown-delay`).
 pub fn command(binary: &str, dir: &Path) -> Command {
     let mut command = Command::new(binary);
     command.current_dir(dir);
@@ -34,6 +36,7 @@ pub fn command(binary: &str, dir: &Path) -> Command {
             command.env_remove(key);
         }
     }
+    command.env("MRMAT_API_SHUTDOWN_DELAY", "0");
     command
 }
 
