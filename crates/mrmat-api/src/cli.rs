@@ -12,7 +12,8 @@
 //! `MRMAT_API_OIDC_CACHE_TTL`, `MRMAT_API_OIDC_ALLOW_INSECURE_HTTP`,
 //! `MRMAT_API_OIDC_CA_FILE`, `MRMAT_API_OIDC_AUDIENCE`,
 //! `MRMAT_API_OIDC_INTROSPECTION_TOKEN_SCOPE`, `MRMAT_API_OIDC_TIMEOUT`, `MRMAT_API_WORKERS`,
-//! `MRMAT_API_NO_MIGRATE`, `MRMAT_API_TRUSTED_PROXIES`, `MRMAT_API_FORWARDED_HEADERS`.
+//! `MRMAT_API_NO_MIGRATE`, `MRMAT_API_TRUSTED_PROXIES`, `MRMAT_API_FORWARDED_HEADERS`,
+//! `MRMAT_API_CORS_ORIGINS`, `MRMAT_API_RATE_LIMIT`.
 
 use std::path::PathBuf;
 
@@ -315,6 +316,26 @@ options! {
         value_name = "FAMILY"
     )]
     forwarded_headers: ForwardedHeaders,
+
+    /// Origins whose pages' scripts may call the API (CORS), repeatable or
+    /// comma-separated: exact origins such as https://app.example.com, or * alone for
+    /// any (never with credentials: the API reads tokens from Authorization, not
+    /// cookies) [default: none, CORS off].
+    #[arg(
+        long,
+        global = true,
+        env = "MRMAT_API_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    #[serde(default, deserialize_with = "one_or_many")]
+    cors_origins: Vec<String>,
+
+    /// Requests allowed per client, N/s or N/min, with a burst of N: a valid token's
+    /// holder (issuer and subject) is a client, else the client address; /healthz and
+    /// /metrics are not limited. Each instance counts on its own [default: off].
+    #[arg(long, global = true, env = "MRMAT_API_RATE_LIMIT", value_name = "N/s|N/min")]
+    rate_limit: String,
 }
 
 /// One identity provider of the config file's `oidc_providers` list.

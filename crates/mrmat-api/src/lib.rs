@@ -16,17 +16,21 @@ pub mod startup;
 
 mod api;
 mod auth;
+mod cors;
 mod db;
 mod error;
 mod extract;
 mod forwarded;
 mod middleware;
 mod outage;
+mod rate_limit;
 mod request_id;
 mod state;
 mod trust;
 
+pub use cors::CorsOrigins;
 pub use db::schema;
 pub use forwarded::{ForwardedHeaders, TrustedProxy};
+pub use rate_limit::RateLimit;
 pub use settings::Settings;
 pub use startup::{Application, StartupError, migrate, openapi_json};

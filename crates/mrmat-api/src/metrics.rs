@@ -78,6 +78,21 @@ struct OutcomeLabels {
     outcome: Outcome,
 }
 
+/// Whose allowance a rate-limited request spent. The variants are the label values.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(crate) enum LimitKey {
+    /// Its client address.
+    address,
+    /// The issuer and subject of its token.
+    subject,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    key: LimitKey,
+}
+
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
 enum PoolState {
@@ -107,6 +122,7 @@ pub(crate) struct Metrics {
     cache_misses: Counter,
     pool: Family<PoolLabels, Gauge>,
     pool_wait: Histogram,
+    rate_limited: Family<LimitLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -172,6 +188,12 @@ impl Metrics {
             "Time a request waited for a pooled database connection",
             pool_wait.clone(),
         );
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by --rate-limit, by the key whose allowance ran out",
+            rate_limited.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -189,7 +211,13 @@ impl Metrics {
             cache_misses,
             pool,
             pool_wait,
+            rate_limited,
         }
+    }
+
+    /// A request refused by the rate limit.
+    pub(crate) fn rate_limited(&self, key: LimitKey) {
+        self.rate_limited.get_or_create(&LimitLabels { key }).inc();
     }
 
     /// One answered request.

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::cli::{Options, ProviderOptions};
+use crate::cors::CorsOrigins;
 use crate::forwarded::{ForwardedHeaders, TrustedProxy};
+use crate::rate_limit::RateLimit;
 use crate::trust;
 
 /// Everything the server needs to start, validated.
@@ -55,6 +57,10 @@ pub struct Settings {
     pub trusted_proxies: Vec<TrustedProxy>,
     /// The one header family read from them.
     pub forwarded_headers: ForwardedHeaders,
+    /// Origins allowed by CORS; `None`: CORS off.
+    pub cors_origins: Option<CorsOrigins>,
+    /// Requests allowed per client; `None`: no limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A unix socket to listen on.
@@ -412,6 +418,18 @@ impl Settings {
             .as_deref()
             .map(parse_host_port)
             .transpose()?;
+        let cors_origins = options
+            .cors_origins
+            .as_deref()
+            .map(CorsOrigins::parse)
+            .transpose()
+            .map_err(|reason| ConfigError::invalid("--cors-origins", reason))?;
+        let rate_limit = options
+            .rate_limit
+            .as_deref()
+            .map(str::parse::<RateLimit>)
+            .transpose()
+            .map_err(|reason| ConfigError::invalid("--rate-limit", reason))?;
         let public_url = options
             .public_url
             .as_deref()
@@ -454,6 +472,8 @@ impl Settings {
             migrate: !options.no_migrate.unwrap_or(false),
             trusted_proxies: options.trusted_proxies.unwrap_or_default(),
             forwarded_headers: options.forwarded_headers.unwrap_or_default(),
+            cors_origins,
+            rate_limit,
         })
     }
 }
@@ -480,6 +500,8 @@ impl Settings {
             migrate: true,
             trusted_proxies: Vec::new(),
             forwarded_headers: ForwardedHeaders::default(),
+            cors_origins: None,
+            rate_limit: None,
         }
     }
 

@@ -14,11 +14,13 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::api;
 use crate::auth::Issuers;
+use crate::cors::{Cors, cors};
 use crate::db::{self, Db, DbError, migrate};
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::middleware::request_context;
+use crate::rate_limit::{RateLimiter, rate_limit};
 use crate::settings::{ConfigError, OidcSettings, Settings, UnixSocket};
 use crate::state::AppState;
 
@@ -183,6 +185,13 @@ impl Application {
             draining: std::sync::atomic::AtomicBool::new(false),
         });
         let metrics = web::Data::from(metrics);
+        let cors_policy = settings
+            .cors_origins
+            .clone()
+            .map(|o| web::Data::new(Cors::new(o)));
+        let limiter = settings
+            .rate_limit
+            .map(|l| web::Data::new(RateLimiter::new(l)));
         let public_metrics = settings.metrics_addr.is_none();
 
         let app_state = state.clone();
@@ -196,6 +205,12 @@ impl Application {
             // The bearer-token extractor looks for the authenticator on its own.
             if let Some(auth) = &state.auth {
                 app = app.app_data(auth.clone());
+            }
+            if let Some(policy) = &cors_policy {
+                app = app.app_data(policy.clone());
+            }
+            if let Some(limiter) = &limiter {
+                app = app.app_data(limiter.clone());
             }
             app.app_data(
                 web::PathConfig::default()
@@ -211,6 +226,10 @@ impl Application {
                 }
             })
             .default_service(web::to(api::not_found))
+            // Inside out: the limit, then CORS (so a 429 carries CORS headers and a
+            // browser's script can read it), then the request context.
+            .wrap(from_fn(rate_limit))
+            .wrap(from_fn(cors))
             .wrap(from_fn(request_context))
             .wrap(from_fn(close_while_draining))
         })

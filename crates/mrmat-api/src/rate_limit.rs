@@ -1,0 +1,526 @@
+//! Rate limits (`--rate-limit N/s` or `N/min`): GCRA, the generic cell rate algorithm, on
+//! one key per caller, with a burst of N (one window's worth).
+//!
+//! **Which key.** A request whose bearer (or DPoP) token is valid counts against its
+//! holder: issuer and subject, so many users behind one address (an office, a carrier's
+//! NAT, a corporate proxy) each have their own allowance, and one user spread over many
+//! addresses has one. Every other request (no token, an invalid or expired one, a
+//! provider that cannot tell) counts against its client address, as the trusted proxies
+//! report it (`forwarded`), IPv6 by its /64 (one host holds a whole /64). A made-up
+//! token cannot escape its address's allowance: it is not valid. The token is judged by
+//! the same cache the handlers use, so the handler's check that follows is a cache hit.
+//!
+//! **Not limited.** `/healthz*` and `/metrics` (probes and scrapers come from a few
+//! addresses, often the node's, and must never be told to wait), and CORS preflights
+//! (`OPTIONS` with `Origin` and `Access-Control-Request-Method`: a constant answer, and
+//! browsers cache it for `Access-Control-Max-Age`).
+//!
+//! **Answer.** Over the limit: 429 problem+json with `Retry-After` (whole seconds until
+//! the next request is allowed) and, on every limited answer, the `RateLimit-Policy` and
+//! `RateLimit` fields of draft-ietf-httpapi-ratelimit-headers-10: `RateLimit-Policy:
+//! "default";q=N;w=W` (N requests per W seconds) and `RateLimit: "default";r=R;t=T` (R
+//! requests left; T seconds until the allowance is whole again, or on a 429 until the
+//! next request is allowed, equal to `Retry-After`).
+//!
+//! **Memory.** The states live in a cache of at most [`MAX_KEYS`] keys, each dropped once
+//! idle for a window (after which its allowance is whole anyway): a flood of distinct
+//! addresses evicts old keys instead of growing memory. An evicted caller starts again
+//! with a whole allowance, the price of the bound.
+//!
+//! **Several instances.** Each instance counts on its own: behind a balancer the
+//! effective limit is N times the replicas.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpResponse, web};
+use moka::sync::Cache;
+use mrmat_api_types::Problem;
+use mrmat_api_types::problem::PROBLEM_JSON;
+
+use crate::auth::Issuers;
+use crate::forwarded::{Client, TrustedProxies};
+use crate::metrics::{LimitKey, Metrics};
+
+/// Most caller states kept at once (about 100 bytes each).
+pub(crate) const MAX_KEYS: u64 = 100_000;
+
+/// The `RateLimit` field.
+pub(crate) const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+/// The `RateLimit-Policy` field.
+pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// `N` requests a `period`: the value of `--rate-limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests a period, also the burst.
+    pub requests: u32,
+    /// The period: a second or a minute.
+    pub period: Duration,
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = String;
+
+    /// `N/s` or `N/min` (also `N/sec`, `N/second`, `N/m`, `N/minute`), N from 1 to 10^9.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{text:?} is not a rate: write N/s or N/min, N a whole number from 1 to 1000000000"
+            )
+        };
+        let (n, unit) = text.trim().split_once('/').ok_or_else(bad)?;
+        let requests: u32 = n.trim().parse().map_err(|_| bad())?;
+        if !(1..=1_000_000_000).contains(&requests) {
+            return Err(bad());
+        }
+        let period = match unit.trim().to_ascii_lowercase().as_str() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            _ => return Err(bad()),
+        };
+        Ok(Self { requests, period })
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = if self.period.as_secs() == 60 {
+            "min"
+        } else {
+            "s"
+        };
+        write!(f, "{}/{unit}", self.requests)
+    }
+}
+
+/// The algorithm: one `u64` of state a key, its theoretical arrival time (TAT) in
+/// nanoseconds since the limiter's epoch. A request is allowed when moving the TAT on by
+/// one interval leaves it no further than `burst` intervals ahead of now.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gcra {
+    /// Nanoseconds between requests at the sustained rate.
+    interval: u64,
+    /// How far ahead of now the TAT may be: burst × interval.
+    tolerance: u64,
+}
+
+/// What the algorithm says about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Allowed; `remaining` more could come now; the allowance is whole again after
+    /// `reset` nanoseconds.
+    Allowed { remaining: u64, reset: u64 },
+    /// Refused; the next is allowed after `retry_after` nanoseconds.
+    Refused { retry_after: u64 },
+}
+
+impl Gcra {
+    /// `limit.requests` a `limit.period`, with a burst of as many.
+    pub(crate) fn new(limit: RateLimit) -> Self {
+        let period = u64::try_from(limit.period.as_nanos()).unwrap_or(u64::MAX);
+        let interval = (period / u64::from(limit.requests.max(1))).max(1);
+        Self {
+            interval,
+            tolerance: interval.saturating_mul(u64::from(limit.requests.max(1))),
+        }
+    }
+
+    /// Judges a request at `now` against the state `tat`, and moves the state on when it
+    /// is allowed. Lock-free: concurrent requests of one key retry the compare-and-swap.
+    pub(crate) fn check(&self, tat: &AtomicU64, now: u64) -> Decision {
+        let mut current = tat.load(Ordering::Acquire);
+        loop {
+            let next = current.max(now).saturating_add(self.interval);
+            let limit = now.saturating_add(self.tolerance);
+            if next > limit {
+                return Decision::Refused {
+                    retry_after: next - limit,
+                };
+            }
+            match tat.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    return Decision::Allowed {
+                        remaining: (limit - next) / self.interval,
+                        reset: next - now,
+                    };
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+/// Whose allowance a request spends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    /// A client address (IPv6: its /64).
+    Addr(IpAddr),
+    /// What a trusted proxy called the client, or `unix` on the socket.
+    Named(Arc<str>),
+    /// The holder of a valid token: issuer and subject.
+    Subject(Arc<str>, Arc<str>),
+}
+
+/// The limiter the app shares: the algorithm, the states, the constant headers.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    gcra: Gcra,
+    states: Cache<Key, Arc<AtomicU64>>,
+    epoch: Instant,
+    policy: HeaderValue,
+}
+
+impl RateLimiter {
+    /// A limiter of `limit`.
+    pub(crate) fn new(limit: RateLimit) -> Self {
+        let window = limit.period.as_secs().max(1);
+        let policy = HeaderValue::from_str(&format!("\"default\";q={};w={window}", limit.requests))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"default\""));
+        Self {
+            gcra: Gcra::new(limit),
+            states: Cache::builder()
+                .max_capacity(MAX_KEYS)
+                .time_to_idle(limit.period)
+                .build(),
+            epoch: Instant::now(),
+            policy,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        // Never 0, the state of a key never seen.
+        u64::try_from(self.epoch.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
+    fn check(&self, key: Key) -> Decision {
+        let state = self.states.get_with(key, || Arc::new(AtomicU64::new(0)));
+        self.gcra.check(&state, self.now())
+    }
+}
+
+/// Whole seconds, rounded up.
+fn seconds(nanos: u64) -> u64 {
+    nanos.div_ceil(1_000_000_000)
+}
+
+/// Paths that are never limited: probes and scrapers.
+fn exempt(path: &str) -> bool {
+    path == "/healthz" || path.starts_with("/healthz/") || path == "/metrics" || path == "/metrics/"
+}
+
+/// A CORS preflight.
+pub(crate) fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::OPTIONS
+        && headers.contains_key(header::ORIGIN)
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// The token of `Authorization: Bearer|DPoP <token>`, if there is one such header.
+fn token(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION);
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let value = value.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    ((scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop"))
+        && !token.is_empty())
+    .then_some(token)
+}
+
+/// The address key: IPv4 as it is, IPv6 by its /64.
+fn address_key(client: Client) -> Key {
+    match client {
+        Client::Addr(IpAddr::V6(v6)) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            Key::Addr(IpAddr::V6(bits.into()))
+        }
+        Client::Addr(addr) => Key::Addr(addr),
+        Client::Named(name) => Key::Named(name.into()),
+    }
+}
+
+/// Whose allowance `req` spends.
+async fn key_of(req: &ServiceRequest) -> Key {
+    if let (Some(token), Some(issuers)) =
+        (token(req.headers()), req.app_data::<web::Data<Issuers>>())
+        && let Ok(principal) = issuers.authenticate(token).await
+        && principal.expires_at.is_none_or(|at| at > SystemTime::now())
+    {
+        return Key::Subject(principal.issuer.clone(), principal.subject.clone());
+    }
+    let client = match req.app_data::<web::Data<TrustedProxies>>() {
+        Some(proxies) => proxies.client_addr(req.request()),
+        None => TrustedProxies::default().client_addr(req.request()),
+    };
+    address_key(client)
+}
+
+/// The middleware: a no-op unless a [`RateLimiter`] is registered.
+pub(crate) async fn rate_limit<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    let limiter = match req.app_data::<web::Data<RateLimiter>>() {
+        Some(limiter) if !exempt(req.path()) && !is_preflight(req.method(), req.headers()) => {
+            limiter.clone()
+        }
+        _ => {
+            return next
+                .call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body);
+        }
+    };
+    let key = key_of(&req).await;
+    let kind = match key {
+        Key::Subject(..) => LimitKey::subject,
+        _ => LimitKey::address,
+    };
+    match limiter.check(key) {
+        Decision::Allowed { remaining, reset } => {
+            let mut response = next.call(req).await?.map_into_left_body();
+            let headers = response.headers_mut();
+            headers.insert(RATELIMIT_POLICY, limiter.policy.clone());
+            if let Ok(value) =
+                HeaderValue::from_str(&format!("\"default\";r={remaining};t={}", seconds(reset)))
+            {
+                headers.insert(RATELIMIT, value);
+            }
+            Ok(response)
+        }
+        Decision::Refused { retry_after } => {
+            if let Some(metrics) = req.app_data::<web::Data<Metrics>>() {
+                metrics.rate_limited(kind);
+            }
+            let wait = seconds(retry_after).max(1);
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let problem = Problem::new(
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("Too Many Requests"),
+                format!(
+                    "more than {} requests; retry in {wait} s",
+                    limiter_policy_text(&limiter)
+                ),
+            );
+            let response = HttpResponse::build(status)
+                .content_type(PROBLEM_JSON)
+                .insert_header((header::RETRY_AFTER, wait))
+                .insert_header((RATELIMIT_POLICY, limiter.policy.clone()))
+                .insert_header((RATELIMIT, format!("\"default\";r=0;t={wait}")))
+                .body(serde_json::to_string(&problem).unwrap_or_default());
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
+}
+
+/// "N a second" or "N a minute", for the problem's detail.
+fn limiter_policy_text(limiter: &RateLimiter) -> String {
+    let per = limiter.gcra.tolerance / limiter.gcra.interval.max(1);
+    if limiter.gcra.tolerance >= 60_000_000_000 {
+        format!("{per} a minute")
+    } else {
+        format!("{per} a second")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn gcra(text: &str) -> Gcra {
+        Gcra::new(text.parse().unwrap())
+    }
+
+    #[test]
+    fn rates_parse_and_bad_ones_are_refused() {
+        let limit: RateLimit = "10/s".parse().unwrap();
+        assert_eq!(limit.requests, 10);
+        assert_eq!(limit.period, Duration::from_secs(1));
+        let limit: RateLimit = " 600 / min ".parse().unwrap();
+        assert_eq!((limit.requests, limit.period.as_secs()), (600, 60));
+        assert_eq!(limit.to_string(), "600/min");
+        for bad in [
+            "",
+            "10",
+            "0/s",
+            "-1/s",
+            "1.5/s",
+            "10/h",
+            "10/",
+            "/s",
+            "x/s",
+            "2000000000/s",
+        ] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_burst_of_n_then_refusals_until_an_interval_passes() {
+        let gcra = gcra("5/s");
+        let state = AtomicU64::new(0);
+        let now = 10 * SECOND;
+        for left in (0..5).rev() {
+            match gcra.check(&state, now) {
+                Decision::Allowed { remaining, .. } => assert_eq!(remaining, left),
+                refused => panic!("{refused:?}"),
+            }
+        }
+        assert_eq!(
+            gcra.check(&state, now),
+            Decision::Refused {
+                retry_after: SECOND / 5
+            }
+        );
+        // Refusals do not spend anything: the wait does not grow.
+        assert_eq!(
+            gcra.check(&state, now + SECOND / 10),
+            Decision::Refused {
+                retry_after: SECOND / 10
+            }
+        );
+        assert!(matches!(
+            gcra.check(&state, now + SECOND / 5),
+            Decision::Allowed { remaining: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn the_sustained_rate_is_n_a_period() {
+        let gcra = gcra("10/s");
+        let state = AtomicU64::new(0);
+        let start = 100 * SECOND;
+        let mut allowed = 0;
+        // A request every millisecond for ten seconds: the burst, then ten a second.
+        for ms in 0..10_000u64 {
+            if matches!(
+                gcra.check(&state, start + ms * 1_000_000),
+                Decision::Allowed { .. }
+            ) {
+                allowed += 1;
+            }
+        }
+        assert!((100..=110).contains(&allowed), "{allowed}");
+    }
+
+    #[test]
+    fn an_idle_key_has_its_whole_allowance_again() {
+        let gcra = gcra("3/min");
+        let state = AtomicU64::new(0);
+        for _ in 0..3 {
+            assert!(matches!(
+                gcra.check(&state, SECOND),
+                Decision::Allowed { .. }
+            ));
+        }
+        let Decision::Refused { retry_after } = gcra.check(&state, SECOND) else {
+            panic!("a fourth at once is refused");
+        };
+        assert_eq!(retry_after, 20 * SECOND);
+        assert_eq!(
+            gcra.check(&state, 61 * SECOND),
+            Decision::Allowed {
+                remaining: 2,
+                reset: 20 * SECOND
+            }
+        );
+    }
+
+    #[test]
+    fn concurrent_requests_of_one_key_never_exceed_the_burst() {
+        let gcra = gcra("1000/min");
+        let state = Arc::new(AtomicU64::new(0));
+        let allowed = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let state = state.clone();
+                    scope.spawn(move || {
+                        (0..1000)
+                            .filter(|_| {
+                                matches!(gcra.check(&state, SECOND), Decision::Allowed { .. })
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .sum::<usize>()
+        });
+        assert_eq!(allowed, 1000);
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let a = address_key(Client::Addr("2001:db8:1:2:aaaa::1".parse().unwrap()));
+        let b = address_key(Client::Addr("2001:db8:1:2:bbbb::9".parse().unwrap()));
+        let c = address_key(Client::Addr("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            address_key(Client::Addr("192.0.2.1".parse().unwrap())),
+            Key::Addr("192.0.2.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_flood_of_addresses_stays_within_the_bound() {
+        let limiter = RateLimiter::new("1/min".parse().unwrap());
+        for i in 0..(MAX_KEYS as u32 + 20_000) {
+            let addr = IpAddr::V4(std::net::Ipv4Addr::from(i));
+            let _ = limiter.check(Key::Addr(addr));
+        }
+        limiter.states.run_pending_tasks();
+        assert!(
+            limiter.states.entry_count() <= MAX_KEYS,
+            "{}",
+            limiter.states.entry_count()
+        );
+    }
+
+    #[test]
+    fn only_bearer_and_dpop_tokens_are_read() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(token(&headers), None);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(token(&headers), Some("abc"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("dpop  xyz "),
+        );
+        assert_eq!(token(&headers), Some("xyz"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(token(&headers), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(token(&headers), None);
+    }
+
+    #[test]
+    fn probes_and_scrapes_are_exempt() {
+        for path in ["/healthz", "/healthz/", "/healthz/ready", "/metrics"] {
+            assert!(exempt(path), "{path}");
+        }
+        for path in ["/healthzx", "/api/greeting/v1/", "/metricsx"] {
+            assert!(!exempt(path), "{path}");
+        }
+    }
+}
