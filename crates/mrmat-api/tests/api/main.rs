@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod browser;
+mod cors;
 mod dpop;
 mod failures;
 mod greeting;
@@ -13,5 +15,6 @@ mod hostile;
 mod jwt;
 mod meta;
 mod metrics;
+mod rate_limit;
 mod resource;
 mod trust;

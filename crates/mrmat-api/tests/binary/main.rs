@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config;
+mod cors_limits;
 mod doctor;
 mod hostile;
 mod lifecycle;
