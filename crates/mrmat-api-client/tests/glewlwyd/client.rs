@@ -100,7 +100,7 @@ async fn a_refresh_glewlwyd_refuses_with_an_empty_400_asks_to_log_in_again() {
     };
     let app = metadata_only(&glewlwyd).await;
     let home = Home::new(&app.address);
-    home.login(&glewlwyd, "alice").await;
+    home.login_bearer(&glewlwyd, "alice").await;
     // Spend the cached refresh token behind the client's back: its next refresh is refused.
     let cached = home.cached()["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(glewlwyd.refresh(&cached).await.status(), 200);

@@ -29,9 +29,19 @@ impl Home {
     /// `login`, approved by `username` on Glewlwyd's pages once the URI is shown. Returns
     /// the exit code and everything printed on stderr.
     pub async fn login_as(&self, glewlwyd: &Glewlwyd, username: &str) -> (Option<i32>, String) {
+        self.login_with(glewlwyd, username, &[]).await
+    }
+
+    /// A login with extra `login` arguments, as it ended: exit code and stderr.
+    async fn login_with(
+        &self,
+        glewlwyd: &Glewlwyd,
+        username: &str,
+        extra: &[&str],
+    ) -> (Option<i32>, String) {
         let result = self
             .login_answered(
-                &[],
+                extra,
                 // Glewlwyd's complete URI is `<issuer>/device?code=XXXX-XXXX`.
                 |word| word.starts_with("http") && word.contains("code="),
                 |uri| async move {
@@ -48,6 +58,14 @@ impl Home {
     /// A login that must succeed.
     pub async fn login(&self, glewlwyd: &Glewlwyd, username: &str) {
         let (code, stderr) = self.login_as(glewlwyd, username).await;
+        assert_eq!(code, Some(0), "login: {stderr}");
+    }
+
+    /// A login that must succeed, asking for plain bearer tokens (`--no-dpop`): for tests
+    /// that use the cached tokens at Glewlwyd behind the client's back, which a DPoP-bound
+    /// refresh token (Glewlwyd binds them) refuses without the client's key.
+    pub async fn login_bearer(&self, glewlwyd: &Glewlwyd, username: &str) {
+        let (code, stderr) = self.login_with(glewlwyd, username, &["--no-dpop"]).await;
         assert_eq!(code, Some(0), "login: {stderr}");
     }
 }
