@@ -1,5 +1,6 @@
-"""The benchmark of issues 13 and 18: mrmat-api against the floor (a bare actix-web
-server), and JWT access tokens checked by the server itself.
+"""The benchmark of issues 13, 18 and 20: mrmat-api against the floor (a bare actix-web
+server), JWT access tokens checked by the server itself, and DPoP-bound tokens with a fresh
+proof per request.
 
 `bench/run.sh [--quick] [options]` runs this. It builds release, starts the test identity
 provider (JWT access tokens on, for requests naming a resource), the server on SQLite
@@ -35,6 +36,16 @@ GOAL_IDLE_MIB = 20
 GOAL_V3JWT_V1 = 0.85
 GOAL_DISTINCT_INTROSPECTIONS = 0
 GOAL_DISTINCT_JWKS = 1
+# Issue 20: greeting v3 with a DPoP-bound (opaque) token and a fresh proof per request, against
+# greeting v3 with a bearer token: no goal, the ratio is reported. Proofs minted per run:
+# the previous run's rate × duration × DPOP_MARGIN + DPOP_SPARE (a calibration run of
+# DPOP_CALIBRATE_S with DPOP_CALIBRATE_N proofs gives the first rate).
+DPOP_MARGIN = 1.5
+DPOP_SPARE = 2000
+DPOP_CALIBRATE_N = 30_000
+DPOP_CALIBRATE_S = 2  # wrk -d takes whole seconds
+# The server accepts a proof whose iat is at most 60 s old: minting and the run must fit.
+DPOP_PROOF_LIFE_S = 60
 # The audience the test provider puts in the introspection of its opaque tokens: with
 # --public-url the server checks audiences, and the opaque tokens of the other targets
 # must still pass.
@@ -53,7 +64,7 @@ BUSY_OTHER_PCT = 15
 class Target:
     """One thing wrk measures: a path on one server, at some concurrencies."""
 
-    key: str  # "floor", "v1", "v3", "v3jwt", "list", "get", "create"
+    key: str  # "floor", "v1", "v3", "v3jwt", "v3dpop", "list", "get", "create"
     db: str  # "-", "SQLite", "PostgreSQL"
     server: h.Server
     path: str
@@ -71,6 +82,7 @@ LABELS = {
     "v1": "greeting v1",
     "v3": "greeting v3, warm cache",
     "v3jwt": "greeting v3, JWT, warm",
+    "v3dpop": "greeting v3, DPoP, warm",
     "list": "resource list, `?limit=10`",
     "get": "resource get",
     "create": "resource create",
@@ -136,6 +148,58 @@ def warm(server: h.Server, token: str) -> None:
     status, body = h.request("GET", server.base + "/api/greeting/v3/", headers={"Authorization": f"Bearer {token}"})
     if status != 200:
         raise h.BenchError(f"warm-up v3 on {server.name} answered {status}: {body[:300]!r}")
+
+
+def warm_dpop(server: h.Server, token: str, dp: dict) -> None:
+    """One v3 request with the DPoP-bound token and a proof of its own, so the run is warm."""
+    proof = h.dpop_proof(dp["key"], "GET", dp["htu"], dp["token_file"])
+    status, body = h.request(
+        "GET", server.base + "/api/greeting/v3/", headers={"Authorization": f"DPoP {token}", "DPoP": proof}
+    )
+    if status != 200:
+        raise h.BenchError(f"warm-up v3 with DPoP on {server.name} answered {status}: {body[:300]!r}")
+
+
+def dpop_run(args: argparse.Namespace, t: Target, c: int, rnd: int, dp: dict, tmp: Path, duration: float | None = None) -> h.Run:
+    """One wrk run of greeting v3 with the DPoP-bound token: proofs for it minted right
+    before (bench/dpop.mjs), one file per wrk thread, each proof sent once (wrk/dpop.lua).
+    The run's requests are the proof requests only (fillers after a shortfall taken out)."""
+    duration = duration or args.duration
+    threads = max(1, min(args.threads, c))
+    rate = dp["rate"].get(c)
+    n = int(rate * duration * DPOP_MARGIN) + DPOP_SPARE if rate else DPOP_CALIBRATE_N
+    prefix = tmp / f"dpop-proofs-r{rnd}-c{c}"
+    h.log(f"[round {rnd}] {t.name} c={c}: minting {n:,} proofs" + (f" ({rate:,.0f}/s × {duration:g} s × {DPOP_MARGIN:g} + {DPOP_SPARE:,})" if rate else " (calibration)"))
+    t0 = time.monotonic()
+    per_s = h.dpop_proofs(dp["key"], "GET", dp["htu"], n, prefix, threads, dp["token_file"])
+    mint_s = time.monotonic() - t0
+    if mint_s + duration + 2 > DPOP_PROOF_LIFE_S:
+        raise h.BenchError(f"minting {n:,} DPoP proofs took {mint_s:.0f} s: the oldest would be stale before the run ends")
+    warm_dpop(t.server, t.token, dp)  # the cache may have expired since the last run
+    r = h.wrk(
+        t.server.pid,
+        t.server.base + t.path,
+        target=t.name,
+        conc=c,
+        round_no=rnd,
+        duration=duration,
+        threads=threads,
+        script="dpop.lua",
+        headers=[f"Authorization: DPoP {t.token}"],
+        script_args=[str(prefix)],
+        out_dir=tmp,
+        until_threads_done=True,
+        poll=0.1,
+    )
+    for f in tmp.glob(prefix.name + ".*"):
+        f.unlink()
+    fillers = r.extra.get("fillers", 0)
+    r.requests = max(0, r.requests - fillers)
+    r.extra.update(mint_n=n, mint_per_s=per_s, mint_s=mint_s, shortfall=fillers > 0)
+    if fillers:
+        h.log(f"    proofs ran out after {r.duration_s:.1f} s ({r.extra.get('proofs_sent', 0):,} sent, {fillers} fillers): {r.rps:,.0f} proof requests/s")
+    dp["rate"][c] = r.rps
+    return r
 
 
 def distinct_jwts(args: argparse.Namespace, idp: h.Idp, srv: h.Server, public_url: str, tmp: Path) -> dict:
@@ -274,6 +338,7 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
         )
     h.request("POST", idp.issuer + "/__stats/reset")
     tokens, first_auth, last_auth, auth_requests = {}, {}, {}, {}
+    dp: dict = {}
     targets = [Target("floor", "-", floor, "/", [1, 32, 256])]
     for dbname, srv in servers.items():
         token = idp.token()
@@ -290,11 +355,21 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
                 raise h.BenchError("the provider gave an opaque token where a JWT was asked (IDP_JWT_ACCESS_TOKENS)")
             warm(srv, jwt)
             auth_requests[dbname] += 1
+            # A DPoP-bound opaque token (issue 20): asked with a proof of an Ed25519 key of
+            # ours for the token endpoint; every request then needs a fresh proof by that key
+            # for GET <public URL>/api/greeting/v3/ (with ath, the token's hash).
+            dp = {"key": tmp / "dpop-key.pem", "htu": public_url + "/api/greeting/v3/", "rate": {}, "token_file": tmp / "dpop-token.txt"}
+            dp["jkt"] = h.dpop_key(dp["key"])
+            dtoken = idp.dpop_token(h.dpop_proof(dp["key"], "POST", idp.issuer + "/token"))
+            dp["token_file"].write_text(dtoken + "\n")
+            first_auth["SQLite DPoP"] = time.monotonic()
+            auth_requests["SQLite DPoP"] = 0
             # Greeting does not touch the database: measured once, on the SQLite server.
             targets += [
                 Target("v1", dbname, srv, "/api/greeting/v1/", [1, 32, 256]),
                 Target("v3", dbname, srv, "/api/greeting/v3/", [1, 32], token),
                 Target("v3jwt", dbname, srv, "/api/greeting/v3/", [1, 32], jwt),
+                Target("v3dpop", dbname, srv, "/api/greeting/v3/", [JUDGE_C], dtoken),
             ]
         targets += [
             Target("list", dbname, srv, "/api/resource/v1/?limit=10", [1, 32], token),
@@ -302,10 +377,26 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
             Target("create", dbname, srv, "/api/resource/v1/", [1, 32], token, create=True),
         ]
 
+    # The DPoP target's first proof count: a short calibration run (not reported).
+    for t in targets:
+        if t.key == "v3dpop":
+            for c in t.concs:
+                r = dpop_run(args, t, c, 0, dp, tmp, duration=DPOP_CALIBRATE_S)
+                auth_requests["SQLite DPoP"] += r.requests + 1
+                last_auth["SQLite DPoP"] = time.monotonic()
+
     runs: list[h.Run] = []
     for rnd in range(1, args.rounds + 1):
         for t in targets:
             for c in t.concs:
+                if t.key == "v3dpop":
+                    r = dpop_run(args, t, c, rnd, dp, tmp)
+                    runs.append(r)
+                    auth_requests["SQLite DPoP"] += r.requests + 1
+                    last_auth["SQLite DPoP"] = time.monotonic()
+                    if t.server.proc.poll() is not None:
+                        raise h.BenchError(f"{t.server.name} died under load ({t.name} c={c})")
+                    continue
                 headers, script, sargs = [], "report.lua", None
                 if t.token:
                     if t.key in ("v3", "v3jwt"):
@@ -339,7 +430,8 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
     # One introspection per token per cache life: each server has its own token and
     # cache, and a life starts at an introspection, so a working cache makes at most
     # 1 + floor(span / ttl) calls for a token used over `span` seconds.
-    allowed = sum(1 + int((last_auth.get(d, first_auth[d]) - first_auth[d]) // cache_ttl) for d in servers)
+    # The DPoP-bound token is a second opaque token on the SQLite server ("SQLite DPoP").
+    allowed = sum(1 + int((last_auth.get(d, first_auth[d]) - first_auth[d]) // cache_ttl) for d in first_auth)
     after = {d: (h.proc_status(s.pid, "VmRSS"), h.proc_status(s.pid, "VmHWM")) for d, s in servers.items()}
     log_bytes = servers["SQLite"].log_path.stat().st_size
     for s in [floor, *(s for d, s in servers.items() if d != "SQLite")]:
@@ -371,6 +463,11 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
             elif t.key == "v1":
                 ratio[("v1", c)] = rps / med("floor", c, "rps")
                 rel = f"{ratio[('v1', c)]:.2f} × floor"
+            elif t.key == "v3dpop":
+                v3 = med("v3@SQLite", c, "rps")
+                v1 = med("v1@SQLite", c, "rps")
+                ratio[(t.name, c)] = rps / v3 if v3 else 0
+                rel = f"{ratio[(t.name, c)]:.2f} × v3 bearer ({rps / v1 if v1 else 0:.2f} × v1)"
             elif t.key == "create":
                 cps = med(t.name, c, "created_per_s")
                 ratio[(t.name, c)] = cps
@@ -419,6 +516,15 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
     rows.append(dj_row)
     text_rows.append(dj_row)
 
+    dpop_runs = [r for r in runs if r.target == "v3dpop@SQLite"]
+    dpop_mint = h.median(r.extra["mint_per_s"] for r in dpop_runs)
+    dpop_n = [r.extra["mint_n"] for r in dpop_runs]
+    dpop_short = sum(1 for r in dpop_runs if r.extra.get("shortfall"))
+    dpop_line = (
+        f"DPoP: an Ed25519 key (EdDSA proofs), an opaque token bound to it; {', '.join(f'{n:,}' for n in dpop_n)} proofs minted "
+        f"before the runs (median {dpop_mint:,.0f}/s), {dpop_short} of {len(dpop_runs)} runs ran out of proofs"
+    )
+
     others = [r.cpu_other for r in runs]
     other_med, other_max = h.median(others), max(others) if others else 0
     under_load = other_med > BUSY_OTHER_PCT
@@ -441,6 +547,13 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
         f"{ratio[('v3jwt@SQLite', JUDGE_C)]:.2f}",
         f"≥ {GOAL_V3JWT_V1}",
         ratio[("v3jwt@SQLite", JUDGE_C)] >= GOAL_V3JWT_V1,
+    )
+    dpop_rps, v3_rps = med("v3dpop@SQLite", JUDGE_C, "rps"), med("v3@SQLite", JUDGE_C, "rps")
+    goal(
+        f"greeting v3 DPoP warm ÷ v3 bearer (c={JUDGE_C})",
+        f"{ratio[('v3dpop@SQLite', JUDGE_C)]:.2f} ({h.thousands(dpop_rps)} vs {h.thousands(v3_rps)} req/s)",
+        "none set (issue 20: reported)",
+        None,
     )
     for d in servers:
         goal(
@@ -530,6 +643,7 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
             f"{dj['again_n']:,} of them again: {dj['again_statuses']}, cache hits +{dj['again_hits']:,.0f}, "
             f"misses +{dj['again_misses']:,.0f}, introspections {dj['again_introspections']}, JWKS {dj['again_jwks']}, "
             f"RSS {h.mib(dj['rss_again'])} MiB",
+            dpop_line,
             f"server log: {log_bytes // 1024} KiB (SQLite server), {len(problems)} WARN/ERROR lines",
             "",
             h.text_table(["target", "measured", "goal", ""], [[g[0], g[1], g[2], g[3].replace("*", "")] for g in goals]),
@@ -578,9 +692,24 @@ others; the SQLite server has `--public-url {public_url}` (so it checks JWTs nam
 against the provider's keys, with no introspection) and `--oidc-audience {OPAQUE_AUDIENCE}` (the
 audience in the introspection of the provider's opaque tokens, which the other targets use).
 
+Greeting v3 with DPoP (issue 20): an opaque token of `mrmat-api-test-rw` bound to an
+Ed25519 key of the benchmark's (a client-credentials request carrying a proof by that
+key: `token_type` DPoP, introspected with `cnf.jkt`), sent as `Authorization: DPoP` with a
+fresh EdDSA proof per request (a unique `jti`, `iat` at minting, `htm` GET, `htu`
+`{public_url}/api/greeting/v3/`, `ath`): the server verifies one signature and inserts
+one `jti` into its replay cache per request, on top of what greeting v3 with a bearer token
+does. The proofs are minted by `bench/dpop.mjs` (Node's crypto, no packages) right before
+each run, {DPOP_MARGIN:g} × the previous run's rate × the duration + {DPOP_SPARE:,} (a
+{DPOP_CALIBRATE_S:g} s calibration run gives the first rate), and each is sent once by
+`wrk/dpop.lua` (a thread out of proofs sends untokened fillers, not counted, and the run
+ends there). That script builds each request in Lua, where the other runs send wrk's
+static request: its wrk uses somewhat more CPU (see every run's CPU split). {dpop_line}.
+The replay cache remembers every proof for 70 s, so the server's RSS under load includes
+it.
+
 {load_note}
 
-## Targets (issues 13 and 18)
+## Targets (issues 13, 18 and 20)
 
 Judged at c={JUDGE_C}, with default settings, i.e. on SQLite. The PostgreSQL list is
 shown as context: its database server runs on the same cores as the server and wrk.
@@ -589,7 +718,8 @@ shown as context: its database server runs on the same cores as the server and w
 
 ## Throughput and latency
 
-Median of {args.rounds} rounds. "ratio": greeting v1 to the floor; greeting v3 (opaque
+Median of {args.rounds} rounds. "ratio": greeting v1 to the floor; greeting v3 with DPoP to
+greeting v3 with a bearer token (and to v1); greeting v3 (opaque
 token or JWT) and the resource reads to greeting v1 (of the SQLite server; greeting does
 not touch the database); creates as 201 answers per second. The last row is the one run
 of the distinct-JWT phase below (every request a cache miss), against v1's median. "non-2xx" counts error statuses and socket
@@ -611,7 +741,7 @@ than the server and wrk used during the runs (this machine's other work).
             for d in servers
         ) + f"""| floor RSS, max under load | {h.mib(floor_rss_max)} MiB |
 | binary size | {h.mib(server_bin.stat().st_size / 1024)} MiB (floor {h.mib(floor_bin.stat().st_size / 1024)} MiB) |
-| introspections for {sum(auth_requests.values()):,} authenticated requests (one token per server) | {introspections} (a working cache allows {allowed}) |
+| introspections for {sum(auth_requests.values()):,} authenticated requests (one opaque token per server, and the DPoP-bound one on SQLite) | {introspections} (a working cache allows {allowed}) |
 | server log | {log_bytes // 1024} KiB for the SQLite server (the rounds), {len(problems)} WARN/ERROR lines (whole run) |
 
 ## {n_dj:,} distinct JWTs (issue 18)

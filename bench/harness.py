@@ -341,6 +341,21 @@ class Idp:
             raise BenchError(f"no token from {self.issuer}/token: {status} {body}")
         return body["access_token"]
 
+    def dpop_token(self, proof: str, client: tuple[str, str] = RW_CLIENT) -> str:
+        """A client-credentials token bound to the key of `proof` (RFC 9449: a DPoP proof
+        for POST <issuer>/token with the request); opaque, introspected with cnf.jkt."""
+        status, body = http_json(
+            "POST",
+            self.issuer + "/token",
+            body=b"grant_type=client_credentials",
+            headers={"Authorization": basic(client), "Content-Type": "application/x-www-form-urlencoded", "DPoP": proof},
+        )
+        if status != 200 or not body or "access_token" not in body:
+            raise BenchError(f"no DPoP-bound token from {self.issuer}/token: {status} {body}")
+        if str(body.get("token_type", "")).lower() != "dpop":
+            raise BenchError(f"the provider answered token_type {body.get('token_type')!r} to a request with a DPoP proof")
+        return body["access_token"]
+
     def stats(self) -> dict:
         status, body = http_json("GET", self.issuer + "/__stats")
         if status != 200 or not body:
@@ -398,6 +413,40 @@ def mint_tokens(idp: Idp, n: int, *, resource: str | None = None, client: tuple[
     if len(set(tokens)) != n:
         raise BenchError("the provider minted duplicate tokens")
     return tokens
+
+
+# --- DPoP proofs (bench/dpop.mjs: Node's crypto, Ed25519) ---------------------------------
+
+DPOP_MJS = BENCH_DIR / "dpop.mjs"
+
+
+def dpop_key(path: Path) -> str:
+    """A new Ed25519 key in `path` (0600); returns its RFC 7638 thumbprint."""
+    out = subprocess.run(["node", str(DPOP_MJS), "key", str(path)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise BenchError(f"bench/dpop.mjs key failed: {out.stderr.strip()}")
+    return json.loads(out.stdout)["jkt"]
+
+
+def dpop_proof(key: Path, htm: str, htu: str, token_file: Path | None = None) -> str:
+    """One fresh proof for htm and htu (and the token in token_file: ath)."""
+    cmd = ["node", str(DPOP_MJS), "proofs", str(key), htm, htu, "1", "-", "1"]
+    if token_file:
+        cmd.append(str(token_file))
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise BenchError(f"bench/dpop.mjs proofs failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def dpop_proofs(key: Path, htm: str, htu: str, n: int, prefix: Path, files: int, token_file: Path) -> float:
+    """n fresh proofs, one a line, round-robin into prefix.1 .. prefix.<files> (one per wrk
+    thread, wrk/dpop.lua); returns the proofs minted a second."""
+    cmd = ["node", str(DPOP_MJS), "proofs", str(key), htm, htu, str(n), str(prefix), str(files), str(token_file)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise BenchError(f"bench/dpop.mjs proofs failed: {out.stderr.strip()}")
+    return float(json.loads(out.stdout)["per_s"])
 
 
 def metric(server_base: str, name: str) -> float:
@@ -475,6 +524,10 @@ def start_server(
         args += ["--workers", str(workers)]
     if idp:
         args += ["--oidc-issuer", idp.issuer, "--oidc-client-id", SERVER_CLIENT[0], "--oidc-client-secret", SERVER_CLIENT[1]]
+    if has_option(binary, "--shutdown-delay"):
+        # The server drains for --shutdown-delay (5 s by default) after SIGTERM, which the
+        # benchmark would wait out at every stop: it does not serve requests then.
+        args += ["--shutdown-delay", "0"]
     args += extra or []
     env = clean_env()
     if rust_log:
@@ -512,9 +565,22 @@ def start_floor(procs: Procs, binary: Path, tmp: Path, name: str, workers: int) 
     return s
 
 
+_HELP: dict[Path, str] = {}
+
+
+def server_help(binary: Path) -> str:
+    if binary not in _HELP:
+        _HELP[binary] = subprocess.run([str(binary), "--help"], capture_output=True, text=True, env=clean_env()).stdout
+    return _HELP[binary]
+
+
+def has_option(binary: Path, flag: str) -> bool:
+    return re.search(re.escape(flag) + r"\b", server_help(binary)) is not None
+
+
 def server_default(binary: Path, flag: str, fallback: int) -> int:
     """The default of a numeric server option, read from its --help ("[default: N]")."""
-    out = subprocess.run([str(binary), "--help"], capture_output=True, text=True, env=clean_env()).stdout
+    out = server_help(binary)
     m = re.search(re.escape(flag) + r"\b.*?\[default: (\d+)\]", out, re.S)
     return int(m.group(1)) if m else fallback
 
@@ -604,12 +670,15 @@ def wrk(
     script_args: list[str] | None = None,
     out_dir: Path,
     until_threads_done: bool = False,
+    poll: float | None = None,
 ) -> Run:
     """Runs wrk --latency against url, sampling the server's RSS and the machine's CPU.
 
     `until_threads_done`: for a script whose threads stop by themselves, each printing a
     `BENCH_THREAD_DONE` line (wrk/tokens.lua): wrk is interrupted (SIGINT: it then reports
-    as usual) once every thread has, `duration` being only the longest it may take."""
+    as usual) once every thread has, `duration` being only the longest it may take (wrk/
+    dpop.lua: the threads whose proofs ran out). `poll`: how often to look (default 0.02 s
+    with `until_threads_done`, else 0.1 s), which is also how often the RSS is sampled."""
     threads = max(1, min(threads, conc))
     args = ["wrk", f"-t{threads}", f"-c{conc}", f"-d{duration:g}s", "--latency", "--timeout", "2s", "-s", str(WRK_DIR / script)]
     for h in headers or []:
@@ -617,7 +686,7 @@ def wrk(
     args.append(url)
     if script_args:
         args += ["--", *script_args]
-    shown = " ".join(re.sub(r"Bearer \S+", "Bearer <token>", a) for a in args[:-1 - (len(script_args) + 1 if script_args else 0)])
+    shown = " ".join(re.sub(r"(Bearer|DPoP) \S+", r"\1 <token>", a) for a in args[:-1 - (len(script_args) + 1 if script_args else 0)])
     log(f"[round {round_no}] {target} c={conc}: {shown} {url}")
     out_path = out_dir / f"wrk-{target}-c{conc}-r{round_no}.txt".replace("/", "_")
     busy0, srv0 = busy_ticks(), proc_ticks(server_pid)
@@ -643,7 +712,7 @@ def wrk(
                 if out_path.read_bytes().count(b"BENCH_THREAD_DONE") >= threads:
                     p.send_signal(signal.SIGINT)
                     interrupted = True
-            time.sleep(0.02 if until_threads_done else 0.1)
+            time.sleep(poll if poll is not None else 0.02 if until_threads_done else 0.1)
     finally:
         if p.returncode is None:
             p.kill()
@@ -666,7 +735,7 @@ def wrk(
     if "created" in kv:
         run.created = int(kv["created"])
         run.extra["other_status"] = int(kv["other"])
-    for k in ("tokens", "ok", "bad", "fillers"):  # wrk/tokens.lua
+    for k in ("tokens", "ok", "bad", "fillers", "proofs", "proofs_sent"):  # wrk/tokens.lua, wrk/dpop.lua
         if k in kv:
             run.extra[k] = int(kv[k])
     run.rss_max_kib = rss_max
@@ -716,17 +785,22 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
 
 def write_doc_section(path: Path, *, main: str | None = None, scale: str | None = None) -> None:
     """Writes docs/BENCHMARKS.md: the main part (bench.py) and the scale part (scale.py)
-    each replace their own, so either script can run alone without losing the other's."""
+    each replace their own, so either script can run alone without losing the other's.
+    Whatever follows the scale part (sections written by hand) is kept as it is."""
     old = path.read_text() if path.exists() else ""
+    tail = ""
     if SCALE_BEGIN in old and SCALE_END in old:
         head, rest = old.split(SCALE_BEGIN, 1)
-        old_scale, _tail = rest.split(SCALE_END, 1)
+        old_scale, tail = rest.split(SCALE_END, 1)
     else:
         head, old_scale = old, "\n_Not measured yet: run `bench/scale.sh`._\n"
     new_main = main if main is not None else head.rstrip("\n") + "\n\n"
     new_scale = scale if scale is not None else old_scale
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new_main.rstrip("\n") + "\n\n" + SCALE_BEGIN + "\n" + new_scale.strip("\n") + "\n" + SCALE_END + "\n")
+    tail = "\n" + tail.strip("\n") + "\n" if tail.strip() else ""
+    path.write_text(
+        new_main.rstrip("\n") + "\n\n" + SCALE_BEGIN + "\n" + new_scale.strip("\n") + "\n" + SCALE_END + "\n" + tail
+    )
 
 
 def make_tmp() -> Path:
