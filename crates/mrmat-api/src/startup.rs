@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::{Condition, Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -227,9 +227,10 @@ impl Application {
             })
             .default_service(web::to(api::not_found))
             // Inside out: the limit, then CORS (so a 429 carries CORS headers and a
-            // browser's script can read it), then the request context.
-            .wrap(from_fn(rate_limit))
-            .wrap(from_fn(cors))
+            // browser's script can read it), then the request context. Each is in the
+            // chain only when configured: off, they cost nothing per request.
+            .wrap(Condition::new(limiter.is_some(), from_fn(rate_limit)))
+            .wrap(Condition::new(cors_policy.is_some(), from_fn(cors)))
             .wrap(from_fn(request_context))
             .wrap(from_fn(close_while_draining))
         })
