@@ -250,13 +250,14 @@ impl Binding {
     }
 
     /// Whether a token bound to `bound_to` (or to nothing) may be used as presented:
-    /// with `scheme`, the `proofs` of the request's `DPoP` headers, for `request` (asked
-    /// for only when a proof is to be checked).
+    /// with `scheme`, the `proofs` of the request's `DPoP` headers, for `request`. Both
+    /// are asked for only when a proof is to be checked: a bearer request reads no more
+    /// than it did before DPoP.
     pub(crate) fn check(
         &self,
         scheme: Scheme,
         bound_to: Option<&str>,
-        proofs: &[Option<String>],
+        proofs: impl FnOnce() -> Vec<Option<String>>,
         request: impl FnOnce() -> Option<(String, String)>,
         access_token: &str,
     ) -> Result<(), ApiError> {
@@ -276,7 +277,8 @@ impl Binding {
                 "the token is not bound to a DPoP key",
             )),
             (Scheme::Dpop, Some(jkt)) => {
-                let proof = match proofs {
+                let proofs = proofs();
+                let proof = match proofs.as_slice() {
                     [] => {
                         return Err(refused(DpopError::InvalidProof, "a DPoP proof is required"));
                     }
@@ -552,7 +554,7 @@ mod tests {
         binding.check(
             scheme,
             bound_to,
-            proofs,
+            || proofs.to_vec(),
             || Some(("GET".to_owned(), URL.to_owned())),
             TOKEN,
         )

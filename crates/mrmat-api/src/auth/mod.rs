@@ -101,15 +101,15 @@ impl FromRequest for Principal {
                     invalid_token: true,
                 });
             }
-            let proofs: Vec<Option<String>> = req
-                .headers()
-                .get_all("dpop")
-                .map(|value| value.to_str().ok().map(str::to_owned))
-                .collect();
             auth.binding().check(
                 credential.scheme,
                 principal.bound_to.as_deref(),
-                &proofs,
+                || {
+                    req.headers()
+                        .get_all(DPOP)
+                        .map(|value| value.to_str().ok().map(str::to_owned))
+                        .collect()
+                },
                 || Some((req.method().as_str().to_owned(), auth.request_url(&req)?)),
                 &credential.token,
             )?;
@@ -120,6 +120,10 @@ impl FromRequest for Principal {
         })
     }
 }
+
+/// The proof header of RFC 9449.
+const DPOP: actix_web::http::header::HeaderName =
+    actix_web::http::header::HeaderName::from_static("dpop");
 
 /// `value` as `application/x-www-form-urlencoded` wants it, which RFC 6749 section 2.3.1
 /// asks of a client id and secret before they go into HTTP Basic.
