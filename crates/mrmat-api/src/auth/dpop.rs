@@ -342,6 +342,12 @@ impl Default for Replays {
             seen: Cache::builder()
                 .max_capacity(REPLAY_CAPACITY)
                 .time_to_live(MAX_AGE + MAX_AHEAD)
+                // Every proof is admitted and the oldest go first: moka's default
+                // (TinyLFU) may refuse to admit a new key under pressure, and a proof
+                // refused admission could be replayed at once. Beyond the capacity within
+                // a proof's life (about 14,000 proofs a second on one instance), the
+                // oldest proofs are forgotten early (docs/dpop.md).
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build(),
         }
     }
