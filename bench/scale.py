@@ -16,11 +16,9 @@ import argparse
 import concurrent.futures
 import contextlib
 import datetime
-import http.client
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -244,30 +242,6 @@ def plan(dbname: str, n: int, depth: int, after: int, run_sql) -> str:
 # --- (b) the introspection cache with many tokens ------------------------------------------
 
 
-class Pool:
-    """Keep-alive HTTP connections to one port, one per worker thread."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.local = threading.local()
-
-    def call(self, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, bytes]:
-        for attempt in (1, 2):
-            conn = getattr(self.local, "conn", None)
-            if conn is None:
-                conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                r = conn.getresponse()
-                return r.status, r.read()
-            except (http.client.HTTPException, OSError):
-                conn.close()
-                self.local.conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-
 def part_b(args, procs, tmp, server_bin, idp) -> str:
     import json
     import urllib.parse
@@ -277,7 +251,7 @@ def part_b(args, procs, tmp, server_bin, idp) -> str:
     # a longer one keeps every entry alive until the RSS is read.
     s = h.start_server(procs, server_bin, tmp, "tokens", idp=idp, workers=args.workers, extra=["--oidc-cache-ttl", "3600"])
     idp_port = urllib.parse.urlsplit(idp.issuer).port
-    mint_pool, api_pool = Pool(idp_port), Pool(s.port)
+    mint_pool, api_pool = h.Pool(idp_port), h.Pool(s.port)
     basic = h.basic(h.RW_CLIENT)
 
     def mint(_i: int) -> str:
