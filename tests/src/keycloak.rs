@@ -24,6 +24,8 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub use crate::credentials::Credentials;
+
 use clap::Parser;
 use mrmat_api::cli::Cli;
 use mrmat_api::settings::{OidcSettings, Settings};
@@ -202,33 +204,6 @@ pub fn distribution() -> Result<PathBuf, String> {
     let _ = std::fs::remove_dir_all(&download);
     std::fs::write(&done, VERSION).map_err(|e| format!("write {}: {e}", done.display()))?;
     Ok(home)
-}
-
-/// A client id and its secret.
-#[derive(Clone)]
-pub struct Credentials {
-    /// Client id.
-    pub client_id: String,
-    /// Client secret.
-    pub client_secret: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Credentials {
-    fn random(client_id: &str) -> Self {
-        // Secrets of this instance only: nothing usable is published with the tests.
-        Self {
-            client_id: client_id.to_owned(),
-            client_secret: uuid::Uuid::new_v4().simple().to_string(),
-        }
-    }
 }
 
 /// Keycloak's client id of a test client (`test-clients.json`).

@@ -15,6 +15,7 @@
 
 pub mod app;
 pub mod client_home;
+pub mod credentials;
 pub mod db;
 pub mod glewlwyd;
 pub mod idp;

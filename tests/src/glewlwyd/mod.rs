@@ -21,6 +21,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub use crate::credentials::Credentials;
+
 use clap::Parser;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, sqlite::SqliteConnection};
@@ -81,33 +83,6 @@ impl Default for GlewlwydOptions {
             access_token_ttl: 3600,
             basic_introspection: false,
             resources: Vec::new(),
-        }
-    }
-}
-
-/// A client id and its secret.
-#[derive(Clone)]
-pub struct Credentials {
-    /// Client id.
-    pub client_id: String,
-    /// Client secret.
-    pub client_secret: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Credentials {
-    fn random(client_id: &str) -> Self {
-        // Secrets of this instance only: nothing usable is published with the tests.
-        Self {
-            client_id: client_id.to_owned(),
-            client_secret: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
 }
