@@ -572,7 +572,7 @@ ${form}
 // --- 8. stats -------------------------------------------------------------------
 const stats = {
   introspections: 0, revocations: 0, device_authorizations: 0, device_requests: [], token_requests: [],
-  jwks_requests: 0, dpop_revocations: 0,
+  jwks_requests: 0, dpop_revocations: 0, trace_contexts: [],
 };
 function resetStats() {
   stats.introspections = 0;
@@ -582,6 +582,7 @@ function resetStats() {
   stats.device_authorizations = 0;
   stats.device_requests = [];
   stats.token_requests = [];
+  stats.trace_contexts = [];
 }
 
 // The resource indicator (RFC 8707 `resource`, or Auth0's `audience`) a request sent, as
@@ -718,6 +719,13 @@ provider.use(async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = stats;
     return;
+  }
+  // W3C trace context a caller sent (a traced server passes its trace on).
+  if (ctx.get('traceparent') && !ctx.path.startsWith('/__')) {
+    stats.trace_contexts.push({
+      method: ctx.method, path: ctx.path, traceparent: ctx.get('traceparent'),
+      tracestate: ctx.get('tracestate') || null,
+    });
   }
   if (ctx.path === '/__stats/reset') {
     if (ctx.method !== 'POST') { ctx.status = 405; ctx.set('Allow', 'POST'); return; }

@@ -176,6 +176,22 @@ pub struct Stats {
     /// Revocation calls that carried a `DPoP` proof header.
     #[serde(default)]
     pub dpop_revocations: u64,
+    /// Every request that carried W3C trace context.
+    #[serde(default)]
+    pub trace_contexts: Vec<TraceContextSeen>,
+}
+
+/// A request to the provider with a `traceparent` header.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TraceContextSeen {
+    /// Its method.
+    pub method: String,
+    /// Its path.
+    pub path: String,
+    /// `traceparent`, as sent.
+    pub traceparent: String,
+    /// `tracestate`, as sent.
+    pub tracestate: Option<String>,
 }
 
 /// One token endpoint request.

@@ -22,6 +22,7 @@ pub mod idp;
 pub mod keycloak;
 pub mod nginx;
 pub mod oidc;
+pub mod otlp;
 pub mod pg_server;
 pub mod process;
 pub mod proxy;

@@ -25,14 +25,18 @@ const ACCESS_LOG_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the async waits look again.
 const POLL: Duration = Duration::from_millis(20);
 
-/// `binary` in `dir`, with no inherited `MRMAT_API_*`, `PORT` or `RUST_LOG`, and no drain
+/// `binary` in `dir`, with no inherited `MRMAT_API_*`, `OTEL_*`, `PORT` or `RUST_LOG`, and no drain
 /// on SIGTERM (`MRMAT_API_SHUTDOWN_DELAY=0`: a test that stops a server gracefully would
 /// otherwise wait out the default delay; the tests of the drain pass `--shutdown-delay`).
 pub fn command(binary: &str, dir: &Path) -> Command {
     let mut command = Command::new(binary);
     command.current_dir(dir);
     for (key, _) in std::env::vars() {
-        if key.starts_with("MRMAT_API_") || key == "PORT" || key == "RUST_LOG" {
+        if key.starts_with("MRMAT_API_")
+            || key.starts_with("OTEL_")
+            || key == "PORT"
+            || key == "RUST_LOG"
+        {
             command.env_remove(key);
         }
     }
@@ -62,7 +66,7 @@ pub fn socket_dir() -> tempfile::TempDir {
 }
 
 /// One access-log line of the server:
-/// `[ts INFO  mrmat_api::access] CLIENT "METHOD PATH" STATUS LATENCY request_id=ID [subject=S]`.
+/// `[ts INFO  mrmat_api::access] CLIENT "METHOD PATH" STATUS LATENCY request_id=ID [trace_id=T] [subject=S]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessLine {
     /// The client address the server logged.
@@ -75,6 +79,8 @@ pub struct AccessLine {
     pub status: u16,
     /// The request id.
     pub request_id: String,
+    /// The trace id, when the server traces.
+    pub trace_id: Option<String>,
 }
 
 impl AccessLine {
@@ -88,12 +94,17 @@ impl AccessLine {
         let mut words = rest.split_whitespace();
         let status = words.next()?.parse().ok()?;
         let request_id = words.find_map(|w| w.strip_prefix("request_id="))?;
+        let trace_id = words
+            .next()
+            .and_then(|w| w.strip_prefix("trace_id="))
+            .map(str::to_owned);
         Some(Self {
             client: client.to_owned(),
             method: method.to_owned(),
             path: path.to_owned(),
             status,
             request_id: request_id.to_owned(),
+            trace_id,
         })
     }
 }
@@ -322,7 +333,13 @@ mod tests {
                 path: "/api/".to_owned(),
                 status: 200,
                 request_id: "abc".to_owned(),
+                trace_id: None,
             })
+        );
+        let traced = line.replace("abc ", "abc trace_id=4bf92f3577b34da6a3ce929d0e0e4736 ");
+        assert_eq!(
+            AccessLine::parse(&traced).and_then(|l| l.trace_id),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned())
         );
     }
 

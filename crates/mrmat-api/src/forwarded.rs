@@ -199,7 +199,8 @@ impl TrustedProxies {
         matches!(node, Node::Addr(addr) if self.trusts(*addr))
     }
 
-    fn peer_is_trusted(&self, req: &HttpRequest) -> bool {
+    /// Whether the peer itself is one of these proxies (or on the unix socket).
+    pub(crate) fn peer_is_trusted(&self, req: &HttpRequest) -> bool {
         match req.peer_addr() {
             Some(peer) => self.trusts(peer.ip()),
             None => self.unix_peers,

@@ -26,6 +26,7 @@ mod outage;
 mod rate_limit;
 mod request_id;
 mod state;
+mod telemetry;
 mod trust;
 
 pub use cors::CorsOrigins;
@@ -34,3 +35,4 @@ pub use forwarded::{ForwardedHeaders, TrustedProxy};
 pub use rate_limit::RateLimit;
 pub use settings::Settings;
 pub use startup::{Application, StartupError, migrate, openapi_json};
+pub use telemetry::Telemetry;

@@ -83,6 +83,9 @@ impl std::fmt::Write for Escaping<'_> {
 }
 
 /// What the writer writes.
+// Access records are most of what goes through the queue, and they move into its slots as
+// they are: boxing them would cost an allocation per request to shrink the rare others.
+#[allow(clippy::large_enum_variant)]
 enum Entry {
     /// A formatted line.
     Line(String),
@@ -114,6 +117,8 @@ pub(crate) struct AccessRecord {
     pub(crate) request_id: HeaderValue,
     /// Who the bearer token said the caller is, when a token was checked.
     pub(crate) subject: Option<Arc<str>>,
+    /// The trace of the request, when tracing is on.
+    pub(crate) trace_id: Option<opentelemetry::trace::TraceId>,
 }
 
 struct Logger {
@@ -337,7 +342,7 @@ impl Clock {
     }
 }
 
-/// `[ts INFO  mrmat_api::access] CLIENT "METHOD PATH" STATUS 1.2ms request_id=ID [subject=S]`
+/// `[ts INFO  mrmat_api::access] CLIENT "METHOD PATH" STATUS 1.2ms request_id=ID [trace_id=T] [subject=S]`
 ///
 /// Every field from outside is escaped as a field (see [`push_escaped`]): the client (a
 /// proxy's header may name it), the path (the server answers 404 to any path outside
@@ -362,6 +367,9 @@ fn format_access(buffer: &mut String, stamp: &str, record: &AccessRecord) {
         record.took.as_secs_f64() * 1000.0,
         record.request_id.to_str().unwrap_or("-"),
     );
+    if let Some(trace_id) = &record.trace_id {
+        let _ = write!(buffer, " trace_id={trace_id}");
+    }
     if let Some(subject) = &record.subject {
         buffer.push_str(" subject=");
         push_escaped(buffer, subject, true);
@@ -405,11 +413,12 @@ mod tests {
                 took: Duration::from_micros(1234),
                 request_id: HeaderValue::from_static("abc"),
                 subject: Some(Arc::from("alice\n")),
+                trace_id: Some(opentelemetry::trace::TraceId::from_bytes([0xab; 16])),
             },
         );
         assert_eq!(
             buffer,
-            "[2026-12-01T21:00:00Z INFO  mrmat_api::access] 127.0.0.1 \"GET /api/\" 200 1.2ms request_id=abc subject=alice\\u{a}\n"
+            "[2026-12-01T21:00:00Z INFO  mrmat_api::access] 127.0.0.1 \"GET /api/\" 200 1.2ms request_id=abc trace_id=abababababababababababababababab subject=alice\\u{a}\n"
         );
     }
 
@@ -429,6 +438,7 @@ mod tests {
                 subject: Some(Arc::from(
                     "eve\u{202e}\n[2026 INFO  mrmat_api::access] x \\u{a}",
                 )),
+                trace_id: None,
             },
         );
         assert_eq!(

@@ -21,6 +21,7 @@ use crate::forwarded::TrustedProxies;
 use crate::logging::{self, AccessRecord, Subject};
 use crate::metrics::{self, Metrics, RouteName};
 use crate::request_id::{RequestId, X_REQUEST_ID};
+use crate::telemetry::RequestTrace;
 
 /// Tags the request with an id, echoes it on the response and logs the outcome.
 pub(crate) async fn request_context<B: MessageBody + 'static>(
@@ -38,7 +39,8 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
             Some(proxies) => proxies.client_addr(req.request()),
             None => TrustedProxies::default().client_addr(req.request()),
         };
-        (client, req.uri().clone())
+        let trace = req.extensions().get::<RequestTrace>().map(|t| t.0);
+        (client, req.uri().clone(), trace)
     });
     let finish = |status: u16, request: Option<&HttpRequest>, error: Option<&Error>| {
         let took = started.elapsed();
@@ -54,7 +56,7 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
         {
             log::log!(level, "request_id={} {cause}", id.as_str());
         }
-        if let Some((client, uri)) = access {
+        if let Some((client, uri, trace_id)) = access {
             logging::access(AccessRecord {
                 client,
                 method: method.clone(),
@@ -63,6 +65,7 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
                 took,
                 request_id: id.0.clone(),
                 subject: request.and_then(|r| r.extensions().get::<Subject>().map(|s| s.0.clone())),
+                trace_id,
             });
         }
     };

@@ -23,6 +23,7 @@ use crate::middleware::request_context;
 use crate::rate_limit::{RateLimiter, rate_limit};
 use crate::settings::{ConfigError, OidcSettings, Settings, UnixSocket};
 use crate::state::AppState;
+use crate::telemetry::{Telemetry, trace_request};
 
 /// Why the server could not start. Each is a configuration problem the operator fixes.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +139,8 @@ pub struct Application {
     state: web::Data<AppState>,
     /// `--shutdown-delay`.
     shutdown_delay: Duration,
+    /// The trace exporter, flushed at exit; `None` without an OTLP endpoint.
+    telemetry: Option<Telemetry>,
 }
 
 impl std::fmt::Debug for Application {
@@ -153,6 +156,9 @@ impl Application {
     /// Opens the database, binds the listeners and builds the server. Binding port 0 picks
     /// a free port; [`Application::port`] tells which.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // First: the database and the provider are traced from their first call.
+        let telemetry = Telemetry::from_env()?;
+        let tracing = telemetry.is_some();
         let metrics = Arc::new(Metrics::new());
         let db = prepare_database(&settings, metrics.clone())?;
         settings.oidc.iter().for_each(warn_about);
@@ -232,6 +238,8 @@ impl Application {
             .wrap(Condition::new(limiter.is_some(), from_fn(rate_limit)))
             .wrap(Condition::new(cors_policy.is_some(), from_fn(cors)))
             .wrap(from_fn(request_context))
+            // Outside the request context, so the access line can name the trace.
+            .wrap(Condition::new(tracing, from_fn(trace_request)))
             .wrap(from_fn(close_while_draining))
         })
         .workers(settings.workers)
@@ -309,6 +317,7 @@ impl Application {
             metrics_server,
             state,
             shutdown_delay: settings.shutdown_delay,
+            telemetry,
         })
     }
 
@@ -365,6 +374,10 @@ impl Application {
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
             let _ = task.await;
+        }
+        if let Some(telemetry) = self.telemetry {
+            // Waits for the exporter's thread: off the async worker.
+            let _ = actix_web::rt::task::spawn_blocking(move || telemetry.shutdown()).await;
         }
         result
     }

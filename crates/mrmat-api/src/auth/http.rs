@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::settings::OidcSettings;
+use crate::telemetry;
 
 /// Largest discovery document, token or introspection answer read. Real ones are a few KiB.
 pub(crate) const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -62,6 +63,24 @@ impl ProviderHttp {
     /// A POST request.
     pub(crate) fn post(&self, url: &str) -> reqwest::RequestBuilder {
         self.client.post(url)
+    }
+
+    /// Sends `request` (built by [`Self::get`] or [`Self::post`]), the `what` call to the
+    /// provider: with tracing on, in a client span of the current trace whose context the
+    /// request carries (`traceparent`).
+    pub(crate) async fn send(
+        &self,
+        what: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        if telemetry::tracer().is_none() {
+            return request.send().await;
+        }
+        let mut request = request.build()?;
+        let span = telemetry::provider_call(what, &mut request);
+        let result = self.client.execute(request).await;
+        telemetry::provider_answered(span, result.as_ref().map(|response| response.status()));
+        result
     }
 }
 

@@ -493,7 +493,7 @@ impl Authenticator {
                     Some(super::form_encode(credentials.client_secret.secret())),
                 ),
             };
-            let response = match request.send().await {
+            let response = match self.http.send("introspection", request).await {
                 Ok(response) => response,
                 // A pooled connection the provider closed while idle fails at once; one
                 // fresh attempt tells that apart from a provider that is really down.

@@ -213,8 +213,7 @@ pub(crate) async fn fetch(http: &ProviderHttp, uri: &Url) -> Result<KeySet, Prov
     let unreachable =
         |reason: String| ProviderError::Unreachable(format!("JWKS at {uri}: {reason}"));
     let response = http
-        .get(uri.as_str())
-        .send()
+        .send("jwks", http.get(uri.as_str()))
         .await
         .map_err(|e| unreachable(e.without_url().to_string()))?;
     let status = response.status();

@@ -144,7 +144,7 @@ async fn discover(
         option: "--oidc-issuer",
         reason,
     };
-    let response = http.get(&url).send().await.map_err(|e| {
+    let response = http.send("discovery", http.get(&url)).await.map_err(|e| {
         ProviderError::Unreachable(format!("discovery at {url}: {}", e.without_url()))
     })?;
     let status = response.status();

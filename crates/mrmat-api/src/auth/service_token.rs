@@ -35,14 +35,15 @@ pub(crate) async fn fetch(
     if let Some(scope) = scope {
         form.push(("scope", scope));
     }
-    let response = http
+    let request = http
         .post(token_endpoint.as_str())
         .basic_auth(
             super::form_encode(&credentials.client_id),
             Some(super::form_encode(credentials.client_secret.secret())),
         )
-        .form(&form)
-        .send()
+        .form(&form);
+    let response = http
+        .send("token", request)
         .await
         .map_err(|e| ProviderError::Unreachable(format!("token endpoint: {}", e.without_url())))?;
     let status = response.status();

@@ -30,6 +30,43 @@ use crate::error::{ApiError, Dependency};
 use crate::metrics::Metrics;
 use crate::outage::{Outage, Part};
 use crate::settings::DatabaseUrl;
+use crate::telemetry::{self, DbTarget};
+
+/// The kind of failure a database span records: the database's failures, not a 404 or
+/// 403 a query's answer leads to.
+fn failure_kind(error: &ApiError) -> Option<&'static str> {
+    match error {
+        ApiError::Unavailable { .. } => Some("unavailable"),
+        ApiError::StorageFull(_) => Some("storage_full"),
+        ApiError::Internal(_) => Some("internal"),
+        _ => None,
+    }
+}
+
+/// The database as spans describe it: the system, and for PostgreSQL the database name,
+/// host and port (never the URL: it may hold a password).
+fn db_target(url: &DatabaseUrl) -> DbTarget {
+    match url {
+        DatabaseUrl::Sqlite(_) => DbTarget {
+            system: "sqlite",
+            namespace: None,
+            server: None,
+        },
+        DatabaseUrl::Postgres(secret) => {
+            let parsed = url::Url::parse(secret.expose()).ok();
+            DbTarget {
+                system: "postgresql",
+                namespace: parsed
+                    .as_ref()
+                    .map(|u| u.path().trim_start_matches('/').to_owned())
+                    .filter(|name| !name.is_empty()),
+                server: parsed
+                    .as_ref()
+                    .and_then(|u| Some((u.host_str()?.to_owned(), u.port().unwrap_or(5432)))),
+            }
+        }
+    }
+}
 
 /// A connection to either backend. Queries written once against it run on both.
 #[derive(diesel::MultiConnection)]
@@ -118,6 +155,42 @@ pub(crate) enum Access {
     Write,
 }
 
+/// One call through [`Db::run`]: whether it writes, and what a trace calls it (the
+/// database semantic conventions' operation and collection, e.g. `SELECT resources`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Work {
+    access: Access,
+    operation: &'static str,
+    collection: Option<&'static str>,
+}
+
+impl Work {
+    /// A read: `operation` on `collection`.
+    pub(crate) const fn read(operation: &'static str, collection: &'static str) -> Self {
+        Self {
+            access: Access::Read,
+            operation,
+            collection: Some(collection),
+        }
+    }
+
+    /// A write: `operation` on `collection`.
+    pub(crate) const fn write(operation: &'static str, collection: &'static str) -> Self {
+        Self {
+            access: Access::Write,
+            operation,
+            collection: Some(collection),
+        }
+    }
+}
+
+/// The readiness probe's `SELECT 1`.
+const PING: Work = Work {
+    access: Access::Read,
+    operation: "SELECT",
+    collection: None,
+};
+
 /// The database as handlers see it: a bounded, failure-mapping front of the pool.
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
@@ -136,6 +209,8 @@ pub(crate) struct Db {
     /// A full disk is an outage of its own, logged at ERROR: an operator must free space.
     storage: Arc<Outage>,
     metrics: Arc<Metrics>,
+    /// What database spans say of the database.
+    target: DbTarget,
 }
 
 /// Routes the pool's own connection errors (opening connections in the background) to the
@@ -201,20 +276,26 @@ impl Db {
                 ("is full", "takes writes again"),
             )),
             metrics,
+            target: db_target(url),
         })
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool (SQLite writes: on the
     /// writer thread). Every wait (for the SQLite write turn, a free connection, a lock,
     /// the query) ends by `--db-timeout`.
-    pub(crate) async fn run<T, E, F>(&self, access: Access, f: F) -> Result<T, ApiError>
+    /// With tracing on, it is a client span of the request's trace, from the wait to the
+    /// answer.
+    pub(crate) async fn run<T, E, F>(&self, work: Work, f: F) -> Result<T, ApiError>
     where
         F: Fn(&mut DbConnection) -> Result<T, E> + Send + 'static,
         E: Into<ApiError>,
         T: Send + 'static,
     {
+        let access = work.access;
+        let span = telemetry::db_call(&self.target, work.operation, work.collection);
         let deadline = Instant::now() + self.timeout;
         let result = self.run_until(deadline, access, f).await;
+        telemetry::db_answered(span, result.as_ref().err().and_then(failure_kind));
         let part = match access {
             Access::Read => Part::READS,
             Access::Write => Part::WRITES,
@@ -319,7 +400,7 @@ impl Db {
 
     /// Whether the database answers; for the readiness check.
     pub(crate) async fn ping(&self) -> Result<(), ApiError> {
-        self.run(Access::Read, |conn| {
+        self.run(PING, |conn| {
             conn.ping().map(|_| ()).map_err(DbFailure::from)
         })
         .await
@@ -408,7 +489,7 @@ mod tests {
         inline_ready(&db);
         let worker = std::thread::current().id();
         let ran_on = db
-            .run(Access::Read, |_conn| {
+            .run(Work::read("SELECT", "t"), |_conn| {
                 Ok::<_, ApiError>(std::thread::current().id())
             })
             .await
@@ -425,7 +506,7 @@ mod tests {
         let seen = attempts.clone();
         let worker = std::thread::current().id();
         let ran_on = db
-            .run(Access::Read, move |_conn| {
+            .run(Work::read("SELECT", "t"), move |_conn| {
                 match seen.fetch_add(1, Ordering::SeqCst) {
                     0 => Err(ApiError::Unavailable {
                         dependency: Dependency::Database,
@@ -457,7 +538,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sqlite(&dir);
         let name = db
-            .run(Access::Write, |_conn| {
+            .run(Work::write("INSERT", "t"), |_conn| {
                 Ok::<_, ApiError>(std::thread::current().name().map(str::to_owned))
             })
             .await

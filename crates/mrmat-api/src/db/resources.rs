@@ -17,7 +17,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::schema::{owners, resources};
 use super::transaction;
-use super::{DbConnection, DbFailure};
+use super::{DbConnection, DbFailure, Work};
 use crate::error::ApiError;
 
 /// The columns of `owners` an answer shows or a write checks. Not `created_at`: no answer
@@ -128,6 +128,17 @@ impl From<StoreError> for ApiError {
 
 /// A resource joined with its owner.
 pub(crate) type ResourceWithOwner = (ResourceRow, OwnerRow);
+
+/// [`list`] as [`Db::run`](super::Db::run) runs and traces it.
+pub(crate) const LIST: Work = Work::read("SELECT", "resources");
+/// [`get`], likewise.
+pub(crate) const GET: Work = Work::read("SELECT", "resources");
+/// [`create`], likewise.
+pub(crate) const CREATE: Work = Work::write("INSERT", "resources");
+/// [`update`], likewise.
+pub(crate) const UPDATE: Work = Work::write("UPDATE", "resources");
+/// [`delete`], likewise.
+pub(crate) const DELETE: Work = Work::write("DELETE", "resources");
 
 /// Now, at the microsecond precision both backends store, so what is returned on create
 /// equals what is read back later.

@@ -11,3 +11,4 @@ mod listeners;
 mod logs;
 mod process;
 mod shutdown;
+mod tracing;

@@ -11,7 +11,6 @@ use utoipa::OpenApi;
 use crate::api::Mount;
 use crate::api::route::Endpoint;
 use crate::auth::{Authorized, Principal, ResourceRead, ResourceWrite};
-use crate::db::Access;
 use crate::db::resources::{self as store, OwnerIdentity, ResourceWithOwner};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Paging, parse_id};
@@ -95,7 +94,7 @@ async fn list(
     // One row more than asked tells whether a next page exists without counting.
     let mut rows = state
         .db
-        .run(Access::Read, move |conn| {
+        .run(store::LIST, move |conn| {
             store::list(
                 conn,
                 paging.after.unwrap_or(0),
@@ -141,7 +140,7 @@ async fn get(
     let id = parse_id(&id)?;
     let row = state
         .db
-        .run(Access::Read, move |conn| store::get(conn, id))
+        .run(store::GET, move |conn| store::get(conn, id))
         .await?;
     Ok(web::Json(to_wire(row)))
 }
@@ -167,7 +166,7 @@ async fn create(
     let principal = auth.principal;
     let row = state
         .db
-        .run(Access::Write, move |conn| {
+        .run(store::CREATE, move |conn| {
             store::create(conn, &owner(&principal), &input.name)
         })
         .await?;
@@ -206,7 +205,7 @@ async fn update(
     let principal = auth.principal;
     let row = state
         .db
-        .run(Access::Write, move |conn| {
+        .run(store::UPDATE, move |conn| {
             store::update(conn, &owner(&principal), id, &input.name)
         })
         .await?;
@@ -233,7 +232,7 @@ async fn delete(
     let principal = auth.principal;
     state
         .db
-        .run(Access::Write, move |conn| {
+        .run(store::DELETE, move |conn| {
             store::delete(conn, &owner(&principal), id)
         })
         .await?;
