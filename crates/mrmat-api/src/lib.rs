@@ -4,8 +4,8 @@
 //! [`Application`] is the server; `main.rs` only parses the command line and runs it, and
 //! the tests build the very same thing. The modules form a stack, each importing only
 //! from below: `error`, `outage`, `request_id`, `forwarded`, `logging`, `cli` and
-//! `settings` at the bottom; then `extract`, `db` and `auth`; then `state` and
-//! `middleware`; then `api`; then `startup`.
+//! `settings` at the bottom; then `telemetry`; then `extract`, `db` and `auth`; then
+//! `rate_limit` and `cors`; then `state` and `middleware`; then `api`; then `startup`.
 
 pub mod cli;
 pub mod doctor;
