@@ -141,6 +141,8 @@ pub struct Application {
     shutdown_delay: Duration,
     /// The trace exporter, flushed at exit; `None` without an OTLP endpoint.
     telemetry: Option<Telemetry>,
+    /// The TCP listeners again (the same sockets), for [`shut_the_door`].
+    doors: Vec<TcpListener>,
 }
 
 impl std::fmt::Debug for Application {
@@ -260,10 +262,13 @@ impl Application {
             address: address.clone(),
             reason: e.to_string(),
         };
+        // Second handles on the TCP listeners, to shut the door at the end of the drain.
+        let mut doors = Vec::new();
         let server = match bound {
             Bound::Tcp(listeners) => {
                 let mut server = server;
                 for listener in listeners {
+                    doors.push(listener.try_clone().map_err(fail)?);
                     server = server.listen(listener).map_err(fail)?;
                 }
                 server
@@ -318,6 +323,7 @@ impl Application {
             state,
             shutdown_delay: settings.shutdown_delay,
             telemetry,
+            doors,
         })
     }
 
@@ -366,6 +372,7 @@ impl Application {
             handle,
             self.state.clone(),
             self.shutdown_delay,
+            self.doors,
         ));
         let result = (&mut server)
             .await
@@ -384,7 +391,12 @@ impl Application {
 }
 
 /// Waits for SIGTERM or SIGINT, drains and stops the server through `handle`.
-async fn stop_on_signals(handle: ServerHandle, state: web::Data<AppState>, delay: Duration) {
+async fn stop_on_signals(
+    handle: ServerHandle,
+    state: web::Data<AppState>,
+    delay: Duration,
+    doors: Vec<TcpListener>,
+) {
     let (mut term, mut int) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -415,7 +427,11 @@ async fn stop_on_signals(handle: ServerHandle, state: web::Data<AppState>, delay
         name = next_signal() => log::info!("{name} again: ending the drain early"),
     }
     log::info!("no longer accepting connections; finishing the requests in flight");
+    shut_the_door(&doors).await;
     let stopped = handle.stop(true);
+    // The server closes its handles of the listeners; with these gone too, the sockets
+    // close, and a connection attempt is refused, which a proxy retries elsewhere.
+    drop(doors);
     tokio::select! {
         () = stopped => log::info!("stopped {:?} after the signal", started.elapsed()),
         name = next_signal() => {
@@ -423,6 +439,31 @@ async fn stop_on_signals(handle: ServerHandle, state: web::Data<AppState>, delay
             handle.stop(false).await;
         }
     }
+}
+
+/// How long the accept loop gets to take the connections already queued once no new
+/// ones can complete. It takes them as they come; this is slack for a loaded machine.
+const ACCEPT_QUEUE_GRACE: Duration = Duration::from_millis(200);
+
+/// Lets no new connection in, then waits for the server to accept the ones already in the
+/// kernel's queue. Closing a listener resets the connections still queued on it, and a
+/// proxy may have sent a request on one already (the handshake completes in the kernel):
+/// nginx does not retry a POST it sent, so that request would fail. With a filter that
+/// drops every packet to the listener, a new handshake cannot complete (the caller's SYN
+/// is retransmitted after a second, and finds the port closed or the next process), and
+/// the queue empties into the server, which answers what it accepted.
+async fn shut_the_door(doors: &[TcpListener]) {
+    // One classic BPF instruction, `ret #0`: keep no byte of any packet.
+    const DROP_ALL: [socket2::SockFilter; 1] = [socket2::SockFilter::new(0x06, 0, 0, 0)];
+    if doors.is_empty() {
+        return;
+    }
+    for door in doors {
+        if let Err(e) = socket2::SockRef::from(door).attach_filter(&DROP_ALL) {
+            log::warn!("cannot stop new connections before closing the listener: {e}");
+        }
+    }
+    tokio::time::sleep(ACCEPT_QUEUE_GRACE).await;
 }
 
 /// While the server drains, every answer closes its connection: a client or proxy
