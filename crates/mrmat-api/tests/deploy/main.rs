@@ -10,5 +10,6 @@
 
 mod openapi;
 mod proxy;
+mod rolling;
 mod scale_out;
 mod support;

@@ -2,191 +2,34 @@
 //! `mrmat-api migrate` and serving with `--no-migrate`, behind nginx balancing round robin
 //! over the shipped snippets, with the real test provider.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use mrmat_api_testkit::nginx::Scheme;
-use mrmat_api_testkit::process::run_with_deadline;
-use mrmat_api_testkit::server_process::{Listen, ServerProcess};
-use mrmat_api_testkit::{Backend, Nginx, Oidc, TestClient, TestDb, tools};
+use mrmat_api_testkit::{Oidc, TestClient};
 use reqwest::header::{LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tempfile::TempDir;
 
-use crate::support::{PROXY_ADDR, client, command, shipped_site, start_server};
+use crate::support::{Cluster, migrate, unique_name};
 
 const INSTANCES: usize = 3;
 
 /// A short introspection cache ceiling, so revocation reaches every instance quickly.
 const CACHE_TTL_SECONDS: u64 = 2;
 
-/// Three instances, their database and the balancer in front.
-struct Cluster {
-    instances: Vec<ServerProcess>,
-    nginx: Nginx,
-    db: TestDb,
-    dir: TempDir,
-    http: reqwest::Client,
-}
-
-/// Runs `mrmat-api migrate` on `db` and returns what it printed.
-fn migrate(dir: &Path, db: &TestDb) -> String {
-    let mut command = command(dir);
-    command.arg("migrate").arg("--db").arg(db.url_string());
-    let finished = run_with_deadline(&mut command, Duration::from_secs(60));
-    assert!(finished.success, "migrate failed: {}", finished.output);
-    finished.output
-}
-
-impl Cluster {
-    /// The cluster, or `None` after a skip line when PostgreSQL or nginx is missing
-    /// (both fail the test under CI).
-    async fn start() -> Option<Self> {
-        if !Backend::Postgres.available() {
-            tools::skip("MRMAT_TEST_POSTGRES_URL is not set (scale-out needs PostgreSQL)");
-            return None;
-        }
-        let nginx_binary = Nginx::binary()?;
-        let oidc = Oidc::shared();
-        let db = TestDb::new(Backend::Postgres);
-        let dir = tempfile::tempdir().unwrap();
-        let migrated = migrate(dir.path(), &db);
-        assert!(migrated.contains("applied"), "first migrate: {migrated}");
-
-        let url = db.url_string();
-        let ttl = CACHE_TTL_SECONDS.to_string();
-        let options = [
-            "--no-migrate",
-            "--db",
-            url.as_str(),
-            "--oidc-cache-ttl",
-            ttl.as_str(),
-            "--trusted-proxies",
-            PROXY_ADDR,
-        ];
-        let instances = join_all((0..INSTANCES).map(|i| {
-            let instance_dir = dir.path().join(format!("instance-{i}"));
-            std::fs::create_dir_all(&instance_dir).unwrap();
-            async move { start_server(&instance_dir, Listen::Loopback, oidc, &options).await }
-        }))
-        .await;
-        let upstream: Vec<String> = instances
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port))
-            .collect();
-        let nginx = Nginx::start(&nginx_binary, Scheme::Http, |site| {
-            shipped_site(site, &upstream)
-        })
-        .await;
-        Some(Self {
-            instances,
-            nginx,
-            db,
-            dir,
-            http: client(),
-        })
-    }
-
-    /// A request through the balancer.
-    fn balanced(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
-        with_token(self.http.request(method, self.nginx.url(path)), token)
-    }
-
-    /// A request straight to instance `i`.
-    fn direct(
-        &self,
-        i: usize,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-    ) -> reqwest::RequestBuilder {
-        with_token(
-            self.http.request(method, self.instances[i].url(path)),
-            token,
-        )
-    }
-
-    /// Instance `i`'s metrics, scraped from its public port.
-    async fn metrics(&self, i: usize) -> String {
-        let response = self
-            .http
-            .get(self.instances[i].url("/metrics"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::OK,
-            "/metrics of instance {i}"
-        );
-        response.text().await.unwrap()
-    }
-
-    /// Per instance, the sum of the samples of the counter `name` whose labels contain
-    /// every one of `labels` (e.g. `method="POST"`). A server counts a request before
-    /// its response leaves, so a count read after the responses is complete.
-    async fn counted(&self, name: &str, labels: &[&str]) -> Vec<u64> {
-        let mut counts = Vec::new();
-        for i in 0..self.instances.len() {
-            counts.push(sum_of(&self.metrics(i).await, name, labels));
-        }
-        counts
-    }
-
-    /// Requests to the resource API each instance served.
-    async fn resource_requests(&self, labels: &[&str]) -> Vec<u64> {
-        let mut with_route = vec![r#"route="/api/resource/v1"#];
-        with_route.extend(labels);
-        self.counted("mrmat_api_http_requests_total", &with_route)
-            .await
-    }
-
-    /// Introspection calls each instance made to the provider.
-    async fn introspections(&self) -> Vec<u64> {
-        self.counted("mrmat_api_introspection_requests_total", &[])
-            .await
-    }
-}
-
-/// The sum of the samples of `name` in Prometheus text whose label set contains every one
-/// of `labels` as a substring.
-fn sum_of(text: &str, name: &str, labels: &[&str]) -> u64 {
-    text.lines()
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let rest = series.strip_prefix(name)?;
-            // `name{...}` or `name` alone, not a longer name sharing the prefix.
-            (rest.is_empty() || rest.starts_with('{')).then_some(())?;
-            labels
-                .iter()
-                .all(|l| rest.contains(l))
-                .then(|| value.parse::<f64>().ok())?
-        })
-        // Counters are whole numbers written as floats.
-        .map(|v| v as u64)
-        .sum()
-}
-
-fn with_token(request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
-    match token {
-        Some(token) => request.bearer_auth(token),
-        None => request,
-    }
+/// The cluster of these tests: three instances, each with the short cache ceiling.
+async fn start() -> Option<Cluster> {
+    let ttl = CACHE_TTL_SECONDS.to_string();
+    Cluster::start(INSTANCES, &["--oidc-cache-ttl", &ttl]).await
 }
 
 async fn json(response: reqwest::Response) -> serde_json::Value {
     response.json().await.expect("JSON body")
 }
 
-fn unique_name(what: &str) -> String {
-    format!("{what}-{}", uuid::Uuid::new_v4().simple())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_resource_contract_holds_through_the_balancer() {
-    let Some(cluster) = Cluster::start().await else {
+    let Some(cluster) = start().await else {
         return;
     };
     let oidc = Oidc::shared();
@@ -309,7 +152,7 @@ async fn the_resource_contract_holds_through_the_balancer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_created_on_one_instance_is_read_renamed_and_deleted_on_the_others() {
-    let Some(cluster) = Cluster::start().await else {
+    let Some(cluster) = start().await else {
         return;
     };
     let rw = Oidc::shared().token(TestClient::Rw).await;
@@ -386,7 +229,7 @@ async fn a_resource_created_on_one_instance_is_read_renamed_and_deleted_on_the_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_creates_of_one_name_through_the_balancer_give_one_201() {
-    let Some(cluster) = Cluster::start().await else {
+    let Some(cluster) = start().await else {
         return;
     };
     let oidc = Oidc::shared();
@@ -450,7 +293,7 @@ async fn twenty_concurrent_creates_of_one_name_through_the_balancer_give_one_201
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_migrate_while_instances_serve_changes_nothing() {
-    let Some(cluster) = Cluster::start().await else {
+    let Some(cluster) = start().await else {
         return;
     };
     let second = migrate(cluster.dir.path(), &cluster.db);
@@ -469,7 +312,7 @@ async fn a_second_migrate_while_instances_serve_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_stops_working_on_every_instance_within_the_cache_ceiling() {
-    let Some(cluster) = Cluster::start().await else {
+    let Some(cluster) = start().await else {
         return;
     };
     let oidc = Oidc::shared();
