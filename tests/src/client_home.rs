@@ -65,14 +65,22 @@ impl ClientHome {
         }
         command
             .env_remove("COLUMNS")
-            .env("HOME", self.dir.path())
-            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
-            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .envs(self.environment())
             .args(["--server", server])
             .args(args)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         command
+    }
+
+    /// The variables that make this home the client's: its home, cache and config
+    /// directories. For a client started another way (in a terminal, by a shell).
+    pub fn environment(&self) -> [(&'static str, PathBuf); 3] {
+        [
+            ("HOME", self.dir.path().to_owned()),
+            ("XDG_CACHE_HOME", self.dir.path().join("cache")),
+            ("XDG_CONFIG_HOME", self.dir.path().join("config")),
+        ]
     }
 
     /// Runs to the end.

@@ -368,6 +368,33 @@ impl Cli {
     }
 }
 
+/// The completion script for `shell`, of every command and option.
+///
+/// Bash: clap_complete (4.6) names the function of a subcommand after the binary with its
+/// hyphens turned into `__`, but labels the `case` branch that completes it with the
+/// hyphens turned into `__subcmd__`, so past the first word nothing matched and bash fell
+/// back to file names. The labels are renamed here to the names the script sets. This
+/// keeps the static script (`source <(mrmat-api-client completion bash)`, nothing run at
+/// each Tab) rather than clap_complete's dynamic completion, still behind an unstable
+/// feature; a test runs the script in a real bash and fails if clap_complete changes.
+pub fn completion_script(shell: clap_complete::Shell) -> String {
+    const BIN: &str = "mrmat-api-client";
+    let mut command = Cli::full_command();
+    let mut script = Vec::new();
+    // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+    clap_complete::generate(shell, &mut command, BIN, &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    if shell != clap_complete::Shell::Bash {
+        return script;
+    }
+    let set = BIN.replace('-', "__");
+    let labelled = BIN.replace('-', "__subcmd__");
+    script.replace(
+        &format!("{labelled}__subcmd__"),
+        &format!("{set}__subcmd__"),
+    )
+}
+
 /// `command` with hidden copies of its global options in every subcommand. Clap copies a
 /// global option into a subcommand only where it is missing, so the hidden copy stays
 /// (and still parses, its value reaching the top level like any global's).
@@ -405,6 +432,24 @@ mod tests {
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
         hide_globals_below(Cli::command()).debug_assert();
+    }
+
+    #[test]
+    fn every_command_the_bash_script_reaches_has_its_case_branch() {
+        let script = completion_script(clap_complete::Shell::Bash);
+        let reached: Vec<&str> = script
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("cmd=\""))
+            .filter_map(|l| l.strip_suffix('"'))
+            .filter(|name| !name.is_empty())
+            .collect();
+        assert!(reached.len() > 10, "{script}");
+        for name in reached {
+            assert!(
+                script.contains(&format!("\n        {name})\n")),
+                "no branch for {name}"
+            );
+        }
     }
 
     #[test]

@@ -32,11 +32,7 @@ pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
 pub async fn run(cli: Cli) -> Result<(), (String, u8)> {
     if let Command::Completion { shell } = cli.command {
         // Before anything else: a broken config must not break completions.
-        // Into memory first: clap_complete panics when its writer fails (a closed pipe).
-        let mut command = Cli::full_command();
-        let mut script = Vec::new();
-        clap_complete::generate(shell, &mut command, "mrmat-api-client", &mut script);
-        return output::write(&String::from_utf8_lossy(&script))
+        return output::write(&crate::cli::completion_script(shell))
             .map_err(|error| (error.to_string(), error.exit_code()));
     }
     let progress = Arc::new(Progress::new(cli.global.quiet));

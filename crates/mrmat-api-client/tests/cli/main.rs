@@ -14,5 +14,6 @@ mod paging;
 mod session;
 mod status;
 mod table;
+mod terminal;
 mod trust;
 mod waiting;
