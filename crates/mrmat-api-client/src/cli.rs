@@ -239,6 +239,26 @@ Examples:
     },
 }
 
+impl Command {
+    /// The command as typed, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Login(_) => "login",
+            Self::Logout(_) => "logout",
+            Self::Auth(AuthCommand::Status(_)) => "auth status",
+            Self::Whoami(_) => "whoami",
+            Self::Token => "token",
+            Self::Greeting { .. } => "greeting",
+            Self::Resource(ResourceCommand::List(_)) => "resource list",
+            Self::Resource(ResourceCommand::Get { .. }) => "resource get",
+            Self::Resource(ResourceCommand::Create { .. }) => "resource create",
+            Self::Resource(ResourceCommand::Update { .. }) => "resource update",
+            Self::Resource(ResourceCommand::Delete { .. }) => "resource delete",
+            Self::Completion { .. } => "completion",
+        }
+    }
+}
+
 /// Options of `login`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {

@@ -122,8 +122,13 @@ pub enum ClientError {
     #[error("{0}; the tokens were not revoked and the login is kept")]
     LogoutIncomplete(Box<ClientError>),
     /// The person pressed Ctrl-C.
-    #[error("{0} cancelled")]
-    Cancelled(&'static str),
+    #[error("{what} cancelled{aftermath}")]
+    Cancelled {
+        /// The command, as typed: `login`, `resource list`.
+        what: &'static str,
+        /// What was undone, as `; ...`, or nothing.
+        aftermath: String,
+    },
     /// Results could not be written.
     #[error("cannot write the output: {0}")]
     Output(String),
@@ -172,7 +177,7 @@ impl ClientError {
             | Self::Api { status: 401, .. } => 3,
             Self::Api { status: 404, .. } => 4,
             Self::Api { status: 403, .. } => 5,
-            Self::Cancelled(_) => 130,
+            Self::Cancelled { .. } => 130,
             _ => 1,
         }
     }
@@ -308,7 +313,11 @@ mod tests {
         assert_eq!(api(404).exit_code(), 4);
         assert_eq!(api(403).exit_code(), 5);
         assert_eq!(api(409).exit_code(), 1);
-        assert_eq!(ClientError::Cancelled("login").exit_code(), 130);
+        let cancelled = ClientError::Cancelled {
+            what: "login",
+            aftermath: String::new(),
+        };
+        assert_eq!(cancelled.exit_code(), 130);
         // A server that lies about what it is, not the person's configuration.
         assert_eq!(
             ClientError::ResourceMismatch {

@@ -20,7 +20,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let result = runtime.block_on(commands::run(cli));
+    // Not waiting for blocking tasks: a question's read of stdin, cancelled by Ctrl-C,
+    // would keep the process alive until the next line typed, and swallow it.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err((message, code)) => {
             output::write_err(&format!("error: {message}\n"));

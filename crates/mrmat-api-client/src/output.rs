@@ -228,7 +228,7 @@ impl Table {
 }
 
 /// `text` cut to at most `width` columns, ending in `…` when cut.
-fn cut(text: &str, width: usize) -> String {
+pub fn cut(text: &str, width: usize) -> String {
     if text.width() <= width {
         return text.to_owned();
     }

@@ -70,12 +70,24 @@ impl Context {
         self.progress.clear();
         let login = login?;
 
-        if let Some(previous) = self.session.current().ok().flatten()
-            && previous.ended.is_none()
-            && !same_user(&previous, &login)
-            && !args.switch_account
-            && !self.confirm_switch(&previous, &login).await
-        {
+        if let Ok(mut unkept) = self.unkept.lock() {
+            *unkept = Some(login.clone());
+        }
+        let refused = match self.session.current().ok().flatten() {
+            Some(previous)
+                if previous.ended.is_none()
+                    && !same_user(&previous, &login)
+                    && !args.switch_account =>
+            {
+                (!self.confirm_switch(&previous, &login).await).then_some(previous)
+            }
+            _ => None,
+        };
+        // Kept from here on, or revoked below: Ctrl-C no longer needs to revoke it.
+        if let Ok(mut unkept) = self.unkept.lock() {
+            unkept.take();
+        }
+        if let Some(previous) = refused {
             // The unwanted login is not left live at the provider.
             if let Err(e) = self.session.revoke(&login).await {
                 self.warn(format!("revoking the new login failed: {e}"));
@@ -133,13 +145,14 @@ impl Context {
             previous.who(),
             new.who()
         ));
-        output::write_err(&question);
+        self.progress.ask(&question);
         // Off the runtime's thread, so Ctrl-C still cancels while the person thinks.
         let answer = tokio::task::spawn_blocking(|| {
             let mut line = String::new();
             std::io::stdin().read_line(&mut line).map(|_| line)
         })
         .await;
+        self.progress.asked();
         matches!(answer, Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
     }
 

@@ -8,22 +8,26 @@ mod status;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use mrmat_api_client::authorized::TOKEN_ENV;
 use mrmat_api_client::binding::IndicatorOptions;
 use mrmat_api_client::config::{ClientSettings, DEFAULT_CLIENT_ID, DEFAULT_SERVER, Overrides};
 use mrmat_api_client::error::{Hint, display_url};
 use mrmat_api_client::http::{DEFAULT_TIMEOUT, Http, HttpEvent, HttpOptions};
+use mrmat_api_client::revocation::Revocation;
 use mrmat_api_client::sanitise::printable;
 use mrmat_api_client::server_url::ServerUrl;
 use mrmat_api_client::session::Session;
-use mrmat_api_client::token_cache::{self, Loaded, TokenCache};
+use mrmat_api_client::token_cache::{self, CachedSession, Loaded, TokenCache};
 use mrmat_api_client::{ApiClient, AuthorizedApi, ClientError, TokenSource};
 
 use crate::cli::{AuthCommand, Cli, Command, Global, OutputFormat};
 use crate::output;
 use crate::progress::Progress;
+
+/// How long Ctrl-C waits for the revocation of a login nobody kept.
+const REVOKE_ON_CANCEL: std::time::Duration = std::time::Duration::from_millis(700);
 
 /// How tables show times; JSON keeps RFC 3339.
 pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
@@ -40,22 +44,12 @@ pub async fn run(cli: Cli) -> Result<(), (String, u8)> {
         Ok(context) => context,
         Err(error) => return Err((printable(&error.to_string()), error.exit_code())),
     };
-    let what = match &cli.command {
-        Command::Login(_) => "login",
-        Command::Logout(_) => "logout",
-        _ => "the command",
-    };
+    let what = cli.command.name();
     let result = tokio::select! {
         result = context.dispatch(cli.command) => result,
-        _ = tokio::signal::ctrl_c() => Err(ClientError::Cancelled(what)),
+        _ = tokio::signal::ctrl_c() => Err(context.cancel(what).await),
     };
     progress.clear();
-    if let Err(ClientError::Cancelled(_)) = &result
-        && std::io::stderr().is_terminal()
-    {
-        // The terminal echoed ^C where the cursor was; start the message on a line of its own.
-        output::write_err("\n");
-    }
     result.map_err(|error| (context.explain(&error), error.exit_code()))
 }
 
@@ -71,6 +65,9 @@ pub struct Context {
     /// The options a pasted command needs to reach the same login, for hints.
     prefix: String,
     session: Session,
+    /// A login the provider issued that nobody has agreed to keep yet (one waiting for
+    /// "replace the login of ...?"): Ctrl-C revokes it.
+    unkept: Mutex<Option<CachedSession>>,
 }
 
 impl Context {
@@ -136,6 +133,7 @@ impl Context {
             progress,
             prefix,
             session,
+            unkept: Mutex::new(None),
         };
         context.trace(format!(
             "server {}, client {}, token cache {}",
@@ -166,6 +164,35 @@ impl Context {
             // Handled before a context exists.
             Command::Completion { .. } => Ok(()),
         }
+    }
+
+    /// Ctrl-C was pressed during `what`: the screen made ready for the last line, and
+    /// a login issued but not kept revoked, in the time a person waits for a Ctrl-C
+    /// (the process ends within a second).
+    async fn cancel(&self, what: &'static str) -> ClientError {
+        self.progress.cancelled();
+        let unkept = self.unkept.lock().ok().and_then(|mut u| u.take());
+        let aftermath = match unkept {
+            None => String::new(),
+            Some(login) => {
+                let who = login.who().to_owned();
+                match tokio::time::timeout(REVOKE_ON_CANCEL, self.session.revoke(&login)).await {
+                    Ok(Ok(Revocation::Revoked)) => {
+                        format!("; the new login of {who} is revoked and the previous login kept")
+                    }
+                    Ok(Ok(_)) => format!(
+                        "; the new login of {who} is not kept (the provider cannot revoke it: it expires on its own)"
+                    ),
+                    Ok(Err(e)) => format!(
+                        "; the new login of {who} is not kept, but revoking it failed ({e}): it expires on its own"
+                    ),
+                    Err(_) => format!(
+                        "; the new login of {who} is not kept, but the provider did not confirm its revocation in time: it expires on its own"
+                    ),
+                }
+            }
+        };
+        ClientError::Cancelled { what, aftermath }
     }
 
     /// A message for the person, on stderr, unless `--quiet`.

@@ -5,6 +5,7 @@
 mod account;
 mod binding;
 mod completion;
+mod ctrl_c;
 mod dpop;
 mod harness;
 mod hostile;
