@@ -23,7 +23,8 @@ Examples:
   mrmat-api-client auth status --check
 
 Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 not logged in or session ended,
-4 not found, 5 forbidden, 130 cancelled."
+4 not found, 5 forbidden, 6 the login could not be checked (auth status --check: the
+provider did not answer), 130 cancelled."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -280,7 +281,8 @@ pub struct LogoutArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
     /// Every cached login (server, provider, user, scopes, expiry) and whether it works.
-    /// Exits 3 when the login to the chosen server is missing or has ended.
+    /// Exits 3 when the login to the chosen server is missing or has ended, 6 when
+    /// --check cannot tell (the provider did not answer).
     #[command(after_help = "\
 Examples:
   mrmat-api-client auth status

@@ -81,6 +81,15 @@ pub enum ClientError {
     /// The device code expired before approval.
     #[error("login expired: the code was not approved in time")]
     LoginExpired,
+    /// `auth status --check` could not learn whether the login still works: the
+    /// provider did not answer.
+    #[error("cannot tell whether the login to {server} still works: {reason}")]
+    Unchecked {
+        /// The server of the login.
+        server: String,
+        /// Why the check failed.
+        reason: String,
+    },
     /// A login as another user would have replaced the cached one, and nobody could be
     /// asked. The new login was revoked; the old one is kept.
     #[error(
@@ -165,7 +174,8 @@ pub enum Hint {
 
 impl ClientError {
     /// The process exit code: 2 usage or configuration, 3 not logged in or session ended,
-    /// 4 not found, 5 forbidden, 130 cancelled, 1 anything else.
+    /// 4 not found, 5 forbidden, 6 a login that could not be checked, 130 cancelled,
+    /// 1 anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::InsecureUrl { .. } | Self::NotMrmatApi { .. } => 2,
@@ -177,6 +187,7 @@ impl ClientError {
             | Self::Api { status: 401, .. } => 3,
             Self::Api { status: 404, .. } => 4,
             Self::Api { status: 403, .. } => 5,
+            Self::Unchecked { .. } => 6,
             Self::Cancelled { .. } => 130,
             _ => 1,
         }

@@ -169,6 +169,11 @@ impl Context {
                 server: self.settings.server.to_string(),
                 reason: login.reason.clone().unwrap_or_default(),
             }),
+            // A script asked to know: "cannot tell" must not read as "works".
+            Some(login) if login.state == State::Unknown => Err(ClientError::Unchecked {
+                server: self.settings.server.to_string(),
+                reason: login.reason.clone().unwrap_or_default(),
+            }),
             Some(_) => Ok(()),
         }
     }
@@ -298,6 +303,10 @@ fn binding_text(login: &LoginStatus) -> String {
 }
 
 fn access_text(login: &LoginStatus) -> String {
+    if login.state == State::Ended {
+        // Its expiry no longer matters: the provider refuses the whole session.
+        return "unusable: the session has ended".into();
+    }
     match login.expires_at {
         Some(at) => {
             let left = at - Utc::now();

@@ -143,6 +143,14 @@ async fn an_ended_session_is_found_by_check_and_exits_3_with_the_login_command()
         "{message}"
     );
 
+    // The table does not call the access token of an ended session valid.
+    let table = stdout(&home.run(&["--output", "table", "auth", "status"]).await);
+    assert!(
+        table.contains("access token:   unusable: the session has ended"),
+        "{table}"
+    );
+    assert!(!table.contains("valid until"), "{table}");
+
     // Remembered: the next command says so without asking the provider again.
     let before = refresh_grants(&idp.stats().await);
     let (status, code) = home.status(&[]).await;
@@ -179,4 +187,31 @@ async fn status_for_a_server_without_a_login_lists_the_others_and_explains_local
             app.address
         )
     );
+}
+
+#[tokio::test]
+async fn check_with_the_provider_down_says_unknown_and_exits_6() {
+    let oidc = Oidc::local(Idp::start());
+    let idp = oidc.idp.as_ref().unwrap();
+    let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
+    let home = Home::new(&app.address);
+    home.login(idp, "alice").await;
+    idp.stop();
+
+    let output = home
+        .run(&["--output", "json", "auth", "status", "--check"])
+        .await;
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(status["logins"][0]["state"], "unknown");
+    let message = stderr(&output);
+    assert!(
+        message.starts_with(&format!(
+            "error: cannot tell whether the login to {} still works: cannot reach the identity provider",
+            app.address
+        )),
+        "{message}"
+    );
+    // Without --check nothing is asked of the provider, and the cache says active.
+    assert_eq!(home.status(&[]).await.1, Some(0));
 }
