@@ -4,7 +4,8 @@
 
 use mrmat_api_client::ClientError;
 use mrmat_api_client::api::{GreetingVersion, ListQuery};
-use mrmat_api_types::resource::{Resource, ResourceList};
+use mrmat_api_types::resource::Resource;
+use serde::Serialize;
 
 use super::{Context, TIME_FORMAT};
 use crate::cli::{ApiVersion, ListArgs, ResourceCommand};
@@ -112,12 +113,20 @@ impl Context {
                 next = page.next;
             }
         }
-        let list = ResourceList { resources, next };
+        let next_after = next
+            .map(|link| next_cursor(&link, &resources))
+            .transpose()?;
+        let list = Listed {
+            resources,
+            next_after,
+        };
         output::print(self.output, &list, resource_table)?;
-        if list.next.is_some() {
+        if let (Some(after), Some(limit)) = (list.next_after, args.limit) {
+            let count = list.resources.len();
+            let noun = if count == 1 { "resource" } else { "resources" };
             self.note(format!(
-                "Showing {} resources; there are more: {}",
-                list.resources.len(),
+                "Showing {count} {noun}; the next page: {}, or all of them: {}",
+                self.command(&format!(" resource list --limit {limit} --after {after}")),
                 self.command(" resource list --all")
             ));
         }
@@ -125,7 +134,36 @@ impl Context {
     }
 }
 
-fn resource_table(list: &ResourceList) -> Table {
+/// What `resource list` prints: the resources, and where the next page starts (the
+/// value for `--after`) when it stopped short. The server's `next` is a path for
+/// itself; a person or a script passes back the cursor instead.
+#[derive(Debug, Serialize)]
+struct Listed {
+    resources: Vec<Resource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<i64>,
+}
+
+/// The `after` cursor of the server's `next` link.
+fn next_cursor(link: &str, resources: &[Resource]) -> Result<i64, ClientError> {
+    let url = url::Url::parse("http://server/")
+        .and_then(|base| base.join(link))
+        .ok();
+    let after = url.as_ref().and_then(|url| {
+        url.query_pairs()
+            .find(|(k, _)| k == "after")
+            .and_then(|(_, v)| v.parse().ok())
+    });
+    // The keyset cursor is the last id shown; a link without one still pages from there.
+    after
+        .or_else(|| resources.last().map(|r| r.id))
+        .ok_or_else(|| ClientError::Protocol {
+            what: "the server",
+            reason: format!("its next page ({link}) names no place to start"),
+        })
+}
+
+fn resource_table(list: &Listed) -> Table {
     if list.resources.is_empty() {
         return Table::line("No resources.");
     }

@@ -38,7 +38,7 @@ async fn resource_list_follows_the_pages_to_the_end() {
         ids.windows(2).all(|w| w[0] < w[1]),
         "in id order, no repeats"
     );
-    assert!(list.get("next").is_none(), "nothing left to fetch");
+    assert!(list.get("next_after").is_none(), "nothing left to fetch");
     let pages = stderr(&output)
         .lines()
         .filter(|l| {
@@ -76,16 +76,39 @@ async fn a_limited_list_says_there_are_more_and_how_to_list_them_all() {
     assert!(output.status.success(), "{}", stderr(&output));
     let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(list["resources"].as_array().unwrap().len(), 10);
-    assert!(
-        list["next"].as_str().unwrap().contains("after="),
-        "scripts get the cursor: {list}"
-    );
+    let after = list["next_after"].as_i64().expect("scripts get the cursor");
+    assert_eq!(Some(after), list["resources"][9]["id"].as_i64(), "{list}");
     assert_eq!(
         stderr(&output),
         format!(
-            "Showing 10 resources; there are more: `mrmat-api-client --server {} resource list --all`\n",
+            "Showing 10 resources; the next page: `mrmat-api-client --server {0} resource list --limit 10 --after {after}`, or all of them: `mrmat-api-client --server {0} resource list --all`\n",
             app.address
         )
+    );
+
+    // The hinted command, as pasted, gives the rest; one resource is said as one.
+    let after = after.to_string();
+    let rest = home
+        .run_with_env(
+            &[
+                "--output", "json", "resource", "list", "--limit", "10", "--after", &after,
+            ],
+            &env,
+        )
+        .await;
+    let rest: serde_json::Value = serde_json::from_slice(&rest.stdout).unwrap();
+    assert_eq!(rest["resources"].as_array().unwrap().len(), 5);
+    assert!(rest.get("next_after").is_none(), "the last page: {rest}");
+    let one = home
+        .run_with_env(
+            &["--output", "json", "resource", "list", "--limit", "1"],
+            &env,
+        )
+        .await;
+    assert!(
+        stderr(&one).starts_with("Showing 1 resource; the next page: "),
+        "{}",
+        stderr(&one)
     );
 
     let all = home
