@@ -39,11 +39,25 @@ pub struct Cli {
 #[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Print only results and errors.
-    #[arg(short, long, global = true)]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_QUIET",
+        value_parser = BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
     pub quiet: bool,
 
     /// Print what the client does, and every HTTP call (never tokens).
-    #[arg(short, long, global = true)]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_DEBUG",
+        value_parser = BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
     pub debug: bool,
 
     /// The API server [default: http://localhost:8080].
@@ -56,7 +70,13 @@ pub struct Global {
     pub server: Option<String>,
 
     /// Output format [default: table on a terminal, json otherwise].
-    #[arg(long, global = true, env = "MRMAT_API_CLIENT_OUTPUT", value_enum)]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "MRMAT_API_CLIENT_OUTPUT",
+        value_enum
+    )]
     pub output: Option<OutputFormat>,
 
     /// Config file in the original's JSON shape: {"client_id", "client_secret", "discovery_url"}
@@ -205,10 +225,12 @@ Examples:
     /// Same as `auth status`.
     Whoami(StatusArgs),
     /// Print a valid access token (refreshed if needed), for scripts.
-    /// MRMAT_API_TOKEN in the environment is used instead of the login.
+    /// MRMAT_API_TOKEN in the environment is used instead of the login. With
+    /// `--output json` (only when asked for): {"access_token", "token_type", "expires_at"}.
     #[command(after_help = "\
 Examples:
-  curl -H \"Authorization: Bearer $(mrmat-api-client token)\" http://localhost:8080/api/greeting/v3/")]
+  curl -H \"Authorization: Bearer $(mrmat-api-client token)\" http://localhost:8080/api/greeting/v3/
+  mrmat-api-client token -o json | jq -r .expires_at")]
     Token,
     /// Call the greeting API.
     #[command(after_help = "\
@@ -247,6 +269,9 @@ impl Command {
             Self::Login(_) => "login",
             Self::Logout(_) => "logout",
             Self::Auth(AuthCommand::Status(_)) => "auth status",
+            Self::Auth(AuthCommand::Login(_)) => "auth login",
+            Self::Auth(AuthCommand::Logout(_)) => "auth logout",
+            Self::Auth(AuthCommand::Token) => "auth token",
             Self::Whoami(_) => "whoami",
             Self::Token => "token",
             Self::Greeting { .. } => "greeting",
@@ -289,6 +314,12 @@ Examples:
   mrmat-api-client auth status --check     # refresh once to prove each session still works
   mrmat-api-client whoami --output json")]
     Status(StatusArgs),
+    /// Same as `login` (as gh spells it).
+    Login(LoginArgs),
+    /// Same as `logout`.
+    Logout(LogoutArgs),
+    /// Same as `token`.
+    Token,
 }
 
 /// Options of `auth status`.

@@ -21,8 +21,10 @@ pub const DEFAULT_CLIENT_ID: &str = "mrmat-api-cli";
 /// The server used when none is configured.
 pub const DEFAULT_SERVER: &str = "http://localhost:8080";
 
-/// The config file.
+/// The config file. A key it does not know is an error: a misspelt one would otherwise
+/// be ignored, and the login go elsewhere than meant.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ConfigFile {
     client_id: Option<String>,
     client_secret: Option<Secret>,
@@ -143,11 +145,47 @@ fn read(path: &Path) -> Result<ConfigFile, ClientError> {
         |reason: String| ClientError::Config(format!("--config {}: {reason}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     serde_json::from_str(&text).map_err(|e| {
-        fail(format!(
-            "not a client config ({{\"client_id\", \"client_secret\", \"discovery_url\"}}): {}",
-            without_values(&e.to_string())
-        ))
+        let message = without_values(&e.to_string());
+        let suggestion = suggestion(&message)
+            .map(|key| format!(" (did you mean \"{key}\"?)"))
+            .unwrap_or_default();
+        fail(format!("not a client config: {message}{suggestion}"))
     })
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`, ...": the known key within
+/// two edits of `x`, the nearest. The known keys are read from the message, so the
+/// struct stays the one list of them.
+fn suggestion(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let (_, expected) = rest.split_once("expected ")?;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|known| (edit_distance(key, known), known))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, known)| known.to_owned())
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -207,6 +245,45 @@ mod tests {
         };
         let text = format!("{overrides:?}");
         assert!(!text.contains("hunter2-flag"), "{text}");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_that_names_it_and_the_right_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"sever": "http://localhost:9000"}"#).unwrap();
+        let error = ClientSettings::load(Some(&path), Overrides::default()).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("unknown field `sever`"), "{message}");
+        assert!(message.ends_with("(did you mean \"server\"?)"), "{message}");
+        assert_eq!(error.exit_code(), 2);
+
+        std::fs::write(&path, r#"{"colour": "blue"}"#).unwrap();
+        let message = ClientSettings::load(Some(&path), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("did you mean"), "{message}");
+    }
+
+    #[test]
+    fn the_server_comes_from_the_file_and_the_flag_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"server": "http://localhost:9000"}"#).unwrap();
+        let load = |server: Option<&str>| {
+            ClientSettings::load(
+                Some(&path),
+                Overrides {
+                    server: server.map(str::to_owned),
+                    ..Overrides::default()
+                },
+            )
+            .unwrap()
+            .server
+            .to_string()
+        };
+        assert_eq!(load(None), "http://localhost:9000");
+        assert_eq!(load(Some("http://127.0.0.1:1")), "http://127.0.0.1:1");
     }
 
     #[test]

@@ -244,6 +244,23 @@ impl ClientError {
             "request failed"
         };
         let cause = root_cause(error);
+        // rustls's words for a TLS handshake answered in plain HTTP.
+        if cause.contains("InvalidContentType")
+            && let Ok(mut plain) = url::Url::parse(url)
+            && plain.scheme() == "https"
+            && plain.set_scheme("http").is_ok()
+        {
+            plain.set_path("");
+            plain.set_query(None);
+            return Self::Unreachable {
+                what,
+                url: display_url(url),
+                reason: format!(
+                    "it answers in plain HTTP, not HTTPS; try {}",
+                    plain.as_str().trim_end_matches('/')
+                ),
+            };
+        }
         Self::Unreachable {
             what,
             url: display_url(url),

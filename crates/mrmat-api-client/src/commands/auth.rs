@@ -13,7 +13,7 @@ use mrmat_api_client::session::{Adopted, Logout, same_user};
 use mrmat_api_client::token_cache::CachedSession;
 
 use super::{Context, TIME_FORMAT};
-use crate::cli::{LoginArgs, LogoutArgs};
+use crate::cli::{LoginArgs, LogoutArgs, OutputFormat};
 use crate::output;
 
 impl Context {
@@ -215,12 +215,28 @@ impl Context {
     }
 
     pub(super) async fn token(&self) -> Result<(), ClientError> {
-        let token = match self.tokens() {
-            TokenSource::Fixed(token) => token,
-            TokenSource::Session(session) => session.valid_token(None).await?,
+        let (token, login) = match self.tokens() {
+            TokenSource::Fixed(token) => (token, None),
+            TokenSource::Session(session) => {
+                let token = session.valid_token(None).await?;
+                // The login the token came from, for its expiry and binding.
+                let login = session.current().ok().flatten();
+                (token, login)
+            }
         };
         // Printing the token is this command's whole purpose.
-        output::write(&format!("{}\n", token.expose()))
+        if !(self.output_asked && self.output == OutputFormat::Json) {
+            return output::write(&format!("{}\n", token.expose()));
+        }
+        let login = login.filter(|l| l.access_token.expose() == token.expose());
+        let json = serde_json::json!({
+            "access_token": token.expose(),
+            "token_type": if login.as_ref().is_some_and(|l| l.dpop_key.is_some()) { "DPoP" } else { "Bearer" },
+            "expires_at": login
+                .and_then(|l| l.expires_at)
+                .and_then(|at| DateTime::<Utc>::from_timestamp(at, 0)),
+        });
+        output::write(&format!("{json:#}\n"))
     }
 }
 

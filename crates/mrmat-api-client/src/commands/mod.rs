@@ -60,6 +60,8 @@ pub struct Context {
     quiet: bool,
     debug: bool,
     output: OutputFormat,
+    /// `--output` (or its variable) was given: `token` prints JSON only when asked.
+    output_asked: bool,
     cache_dir: PathBuf,
     progress: Arc<Progress>,
     /// The options a pasted command needs to reach the same login, for hints.
@@ -102,6 +104,7 @@ impl Context {
                 no_dpop: global.no_dpop,
             },
         )?;
+        let output_asked = global.output.is_some();
         let output = global.output.unwrap_or(if std::io::stdout().is_terminal() {
             OutputFormat::Table
         } else {
@@ -129,6 +132,7 @@ impl Context {
             quiet: global.quiet,
             debug: global.debug,
             output,
+            output_asked,
             cache_dir,
             progress,
             prefix,
@@ -158,7 +162,9 @@ impl Context {
             Command::Auth(AuthCommand::Status(args)) | Command::Whoami(args) => {
                 self.status(args).await
             }
-            Command::Token => self.token().await,
+            Command::Token | Command::Auth(AuthCommand::Token) => self.token().await,
+            Command::Auth(AuthCommand::Login(args)) => self.login(args).await,
+            Command::Auth(AuthCommand::Logout(args)) => self.logout(args).await,
             Command::Greeting { api, name } => self.greeting(api, name).await,
             Command::Resource(command) => self.resource(command).await,
             // Handled before a context exists.

@@ -7,6 +7,7 @@ mod binding;
 mod completion;
 mod ctrl_c;
 mod dpop;
+mod first_day;
 mod harness;
 mod hostile;
 mod login;
