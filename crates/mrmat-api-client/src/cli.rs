@@ -211,7 +211,9 @@ pub enum Command {
 Examples:
   mrmat-api-client login
   mrmat-api-client --server https://api.example.com login
-  mrmat-api-client login --switch-account     # replace another user's login without asking")]
+  mrmat-api-client login --switch-account     # replace another user's login without asking
+  mrmat-api-client login --no-browser         # on a remote shell: only print the page
+  mrmat-api-client login --scopes mrmat-api-resource-read     # a read-only login")]
     Login(LoginArgs),
     /// Revoke the cached tokens at the provider and delete the login.
     #[command(after_help = "\
@@ -288,6 +290,21 @@ impl Command {
 /// Options of `login`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
+    /// Do not open the login page in a browser (a remote shell): only print it. Otherwise
+    /// a login on a terminal opens it with $BROWSER, or the desktop's opener.
+    #[arg(
+        long,
+        env = "MRMAT_API_CLIENT_NO_BROWSER",
+        value_parser = BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    pub no_browser: bool,
+
+    /// Ask only for these of the server's scopes (comma-separated), for example only
+    /// mrmat-api-resource-read for a read-only login [default: all the server offers].
+    #[arg(long, value_name = "SCOPE,...", value_delimiter = ',')]
+    pub scopes: Vec<String>,
+
     /// Replace the login of another user without asking (and revoke its tokens).
     #[arg(long)]
     pub switch_account: bool,

@@ -1,6 +1,7 @@
 //! The `mrmat-api-client` binary: parse the command line, run, and end with one clear line
 //! and the exit code of its kind on failure.
 
+mod browser;
 mod cli;
 mod commands;
 mod output;

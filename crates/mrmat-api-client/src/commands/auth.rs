@@ -18,7 +18,10 @@ use crate::output;
 
 impl Context {
     /// The provider, the scopes to ask for, and whether to ask for DPoP-bound tokens.
-    async fn provider(&self) -> Result<(Provider, Vec<String>, bool), ClientError> {
+    async fn provider(
+        &self,
+        chosen: &[String],
+    ) -> Result<(Provider, Vec<String>, bool), ClientError> {
         let (provider, api_scopes, metadata) = match &self.settings.discovery_url {
             Some(url) => {
                 self.trace(format!("discovery at {url}"));
@@ -44,6 +47,7 @@ impl Context {
                 (provider, scopes, Some(metadata))
             }
         };
+        let api_scopes = choose_scopes(api_scopes, chosen)?;
         let scopes = provider::login_scopes(&provider, &api_scopes);
         let dpop = !self.settings.no_dpop
             && metadata.is_some_and(|m| dpop::supported(&m.dpop_signing_alg_values_supported));
@@ -51,7 +55,7 @@ impl Context {
     }
 
     pub(super) async fn login(&self, args: LoginArgs) -> Result<(), ClientError> {
-        let (provider, scopes, dpop) = self.provider().await?;
+        let (provider, scopes, dpop) = self.provider(&args.scopes).await?;
         self.trace(format!("asking for the scopes {}", scopes.join(" ")));
         if dpop {
             self.trace(format!(
@@ -63,6 +67,9 @@ impl Context {
         let login = session
             .device_login(&provider, &scopes, |prompt: &DevicePrompt| {
                 self.show_prompt(prompt);
+                if !args.no_browser {
+                    self.open_browser(prompt);
+                }
                 self.progress
                     .start("Waiting for the login to be approved...");
             })
@@ -156,6 +163,31 @@ impl Context {
         matches!(answer, Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
     }
 
+    /// Opens the login page for a person at a terminal, where there is a browser.
+    fn open_browser(&self, prompt: &DevicePrompt) {
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return;
+        }
+        let Some(command) = crate::browser::command() else {
+            return;
+        };
+        let page = prompt
+            .verification_uri_complete
+            .as_deref()
+            .unwrap_or(&prompt.verification_uri);
+        match crate::browser::open(&command, page) {
+            Ok(()) => self.note(format!(
+                "Opened the page in your browser ({}); check that it shows the code {}.",
+                command.join(" "),
+                prompt.user_code
+            )),
+            Err(e) => self.warn(format!(
+                "cannot open a browser ({}: {e}): open the page yourself",
+                command.join(" ")
+            )),
+        }
+    }
+
     fn show_prompt(&self, prompt: &DevicePrompt) {
         // Shown even with --quiet: there is no login without it.
         let mut text = String::from("\n");
@@ -165,12 +197,14 @@ impl Context {
                     "To log in, open this page in a browser:\n\n    {complete}\n\n"
                 ));
                 text.push_str(&format!(
-                    "or open {} and enter the code {}\n",
+                    "or open {} and enter the code\n\n    {}\n\n",
                     prompt.verification_uri, prompt.user_code
                 ));
             }
+            // The code on a line of its own, where the eye finds it and a double click
+            // selects it whole.
             None => text.push_str(&format!(
-                "To log in, open {} in a browser and enter the code {}\n",
+                "To log in, open {} in a browser and enter the code\n\n    {}\n\n",
                 prompt.verification_uri, prompt.user_code
             )),
         }
@@ -249,4 +283,27 @@ pub(super) fn expiry_text(session: &CachedSession) -> String {
         Some(at) => at.format(TIME_FORMAT).to_string(),
         None => "an unknown time".into(),
     }
+}
+
+/// The API scopes a login asks for: `chosen` when given (each one the server offers),
+/// else all of `offered`.
+fn choose_scopes(offered: Vec<String>, chosen: &[String]) -> Result<Vec<String>, ClientError> {
+    let chosen: Vec<String> = chosen
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if chosen.is_empty() {
+        return Ok(offered);
+    }
+    if let Some(unknown) = chosen
+        .iter()
+        .find(|s| !offered.is_empty() && !offered.contains(s))
+    {
+        return Err(ClientError::Config(format!(
+            "--scopes: the server offers no scope {unknown}; it offers {}",
+            offered.join(", ")
+        )));
+    }
+    Ok(chosen)
 }

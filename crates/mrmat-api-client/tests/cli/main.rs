@@ -4,6 +4,7 @@
 
 mod account;
 mod binding;
+mod browser;
 mod completion;
 mod ctrl_c;
 mod dpop;
