@@ -60,7 +60,8 @@ pub struct Global {
     )]
     pub debug: bool,
 
-    /// The API server [default: http://localhost:8080].
+    /// The API server [default: http://localhost:8080]. To change the default, set
+    /// MRMAT_API_CLIENT_SERVER, or "server" in the config file.
     #[arg(
         long,
         global = true,
