@@ -342,6 +342,15 @@ impl Clock {
     }
 }
 
+/// `bytes` in lower-case hex: a third of the instructions of `{:032x}` on a u128.
+fn push_hex(buffer: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        buffer.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        buffer.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+}
+
 /// `[ts INFO  mrmat_api::access] CLIENT "METHOD PATH" STATUS 1.2ms request_id=ID [trace_id=T] [subject=S]`
 ///
 /// Every field from outside is escaped as a field (see [`push_escaped`]): the client (a
@@ -368,7 +377,8 @@ fn format_access(buffer: &mut String, stamp: &str, record: &AccessRecord) {
         record.request_id.to_str().unwrap_or("-"),
     );
     if let Some(trace_id) = &record.trace_id {
-        let _ = write!(buffer, " trace_id={trace_id}");
+        buffer.push_str(" trace_id=");
+        push_hex(buffer, &trace_id.to_bytes());
     }
     if let Some(subject) = &record.subject {
         buffer.push_str(" subject=");

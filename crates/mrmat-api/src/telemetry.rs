@@ -151,6 +151,9 @@ fn variable_name(name: &str) -> &'static str {
     }
 }
 
+/// W3C Trace Context's header.
+const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
+
 /// The trace a request belongs to, as its extensions carry it for the access log.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestTrace(pub(crate) TraceId);
@@ -214,52 +217,65 @@ pub(crate) async fn trace_request<B: MessageBody + 'static>(
         Some(proxies) => proxies.peer_is_trusted(req.request()),
         None => false,
     };
-    let incoming = TraceContextPropagator::new().extract(&RequestHeaders(req.headers()));
+    // Most requests carry no trace context: the propagator's header lookups by string
+    // cost more than this one by a constant name.
+    let incoming = if req.headers().contains_key(&TRACEPARENT) {
+        TraceContextPropagator::new().extract(&RequestHeaders(req.headers()))
+    } else {
+        Context::new()
+    };
     let remote = incoming.span().span_context().clone();
     let (parent, links) = match (trusted, remote.is_valid()) {
         (true, _) => (incoming, Vec::new()),
         (false, true) => (Context::new(), vec![Link::with_context(remote)]),
         (false, false) => (Context::new(), Vec::new()),
     };
-    let mut attributes = vec![
-        KeyValue::new("http.request.method", method),
-        KeyValue::new("url.path", req.path().to_owned()),
-        KeyValue::new("url.scheme", "http"),
-        KeyValue::new("network.protocol.name", "http"),
-        KeyValue::new("network.protocol.version", protocol_version(req.version())),
-    ];
-    let local = req.app_config().local_addr();
-    attributes.push(KeyValue::new("server.address", local.ip().to_string()));
-    attributes.push(KeyValue::new("server.port", i64::from(local.port())));
-    if let Some(peer) = req.peer_addr() {
-        attributes.push(KeyValue::new("network.peer.address", peer.ip().to_string()));
-        attributes.push(KeyValue::new("network.peer.port", i64::from(peer.port())));
-    }
-    if let Some(proxies) = req.app_data::<web::Data<TrustedProxies>>() {
-        attributes.push(KeyValue::new(
-            "client.address",
-            proxies.client_addr(req.request()).to_string(),
-        ));
-    }
-    if let Some(agent) = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
-    }
-    let span = tracer
+    let mut span = tracer
         .span_builder(method)
         .with_kind(SpanKind::Server)
-        .with_attributes(attributes)
         .with_links(links)
         .start_with_context(tracer, &parent);
+    // Attributes only on a span the sampler kept: an unsampled request builds none (a
+    // sampler that decides by attributes would not see them; the SDK's samplers do not
+    // look). Each costs its export too, so the set is the semantic conventions' required
+    // and the recommended ones that say something the trace does not already.
+    if span.is_recording() {
+        let mut attributes = Vec::with_capacity(9);
+        attributes.extend([
+            KeyValue::new("http.request.method", method),
+            KeyValue::new("url.path", req.path().to_owned()),
+            KeyValue::new("url.scheme", "http"),
+            KeyValue::new("network.protocol.version", protocol_version(req.version())),
+        ]);
+        if let Some(proxies) = req.app_data::<web::Data<TrustedProxies>>() {
+            attributes.push(KeyValue::new(
+                "client.address",
+                proxies.client_addr(req.request()).to_string(),
+            ));
+            // The peer, when it is a proxy and not the client itself.
+            if let Some(peer) = req.peer_addr().filter(|_| trusted) {
+                attributes.push(KeyValue::new("network.peer.address", peer.ip().to_string()));
+            }
+        }
+        if let Some(agent) = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+        }
+        span.set_attributes(attributes);
+    }
     let trace_id = span.span_context().trace_id();
     req.extensions_mut().insert(RequestTrace(trace_id));
     let cx = parent.with_span(span);
 
     let result = opentelemetry::context::FutureExt::with_context(next.call(req), cx.clone()).await;
     let span = cx.span();
+    if !span.is_recording() {
+        span.end();
+        return result;
+    }
     let status = match &result {
         Ok(response) => {
             if let Some(route) = response.request().match_pattern() {
@@ -305,6 +321,16 @@ pub(crate) fn provider_call(
     request: &mut reqwest::Request,
 ) -> Option<ChildSpan> {
     let tracer = tracer()?;
+    let parent = Context::current();
+    let mut span = tracer
+        .span_builder(request.method().as_str().to_owned())
+        .with_kind(SpanKind::Client)
+        .start_with_context(tracer, &parent);
+    let cx = parent.with_remote_span_context(span.span_context().clone());
+    TraceContextPropagator::new().inject_context(&cx, &mut OutgoingHeaders(request.headers_mut()));
+    if !span.is_recording() {
+        return Some(span);
+    }
     let url = request.url();
     let mut attributes = vec![
         KeyValue::new("http.request.method", request.method().as_str().to_owned()),
@@ -321,14 +347,7 @@ pub(crate) fn provider_call(
     if let Some(port) = url.port_or_known_default() {
         attributes.push(KeyValue::new("server.port", i64::from(port)));
     }
-    let parent = Context::current();
-    let span = tracer
-        .span_builder(request.method().as_str().to_owned())
-        .with_kind(SpanKind::Client)
-        .with_attributes(attributes)
-        .start_with_context(tracer, &parent);
-    let cx = parent.with_remote_span_context(span.span_context().clone());
-    TraceContextPropagator::new().inject_context(&cx, &mut OutgoingHeaders(request.headers_mut()));
+    span.set_attributes(attributes);
     Some(span)
 }
 
@@ -338,6 +357,9 @@ pub(crate) fn provider_answered(
     outcome: Result<reqwest::StatusCode, &reqwest::Error>,
 ) {
     let Some(mut span) = span else { return };
+    if !span.is_recording() {
+        return span.end();
+    }
     match outcome {
         Ok(status) => {
             span.set_attribute(KeyValue::new(
@@ -384,17 +406,24 @@ pub(crate) fn db_call(
     collection: Option<&'static str>,
 ) -> Option<ChildSpan> {
     let tracer = tracer()?;
+    let name = match collection {
+        Some(collection) => format!("{operation} {collection}"),
+        None => operation.to_owned(),
+    };
+    let mut span = tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Client)
+        .start_with_context(tracer, &Context::current());
+    if !span.is_recording() {
+        return Some(span);
+    }
     let mut attributes = vec![
         KeyValue::new("db.system.name", target.system),
         KeyValue::new("db.operation.name", operation),
     ];
-    let name = match collection {
-        Some(collection) => {
-            attributes.push(KeyValue::new("db.collection.name", collection));
-            format!("{operation} {collection}")
-        }
-        None => operation.to_owned(),
-    };
+    if let Some(collection) = collection {
+        attributes.push(KeyValue::new("db.collection.name", collection));
+    }
     if let Some(namespace) = &target.namespace {
         attributes.push(KeyValue::new("db.namespace", namespace.clone()));
     }
@@ -402,13 +431,8 @@ pub(crate) fn db_call(
         attributes.push(KeyValue::new("server.address", host.clone()));
         attributes.push(KeyValue::new("server.port", i64::from(*port)));
     }
-    Some(
-        tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Client)
-            .with_attributes(attributes)
-            .start_with_context(tracer, &Context::current()),
-    )
+    span.set_attributes(attributes);
+    Some(span)
 }
 
 /// Ends a database span; `error` names the failure's kind, if it failed.
