@@ -34,6 +34,15 @@ GOAL_IDLE_MIB = 20
 # Issue 18's targets: greeting v3 with a JWT checked locally, warm, against v1; distinct
 # JWTs cost no introspection and at most one JWKS fetch.
 GOAL_V3JWT_V1 = 0.85
+# Issue 23: greeting v1 with CORS and a rate limit on ÷ off, and with traces exported ÷ off.
+GOAL_OPS_V1 = 0.9
+GOAL_TRACED_V1 = 0.8
+# The origin the CORS server allows and wrk sends, and a limit the load never reaches (per
+# client address: wrk is one), so every request pays the check and none is refused.
+OPS_ORIGIN = "https://app.example"
+OPS_RATE = "1000000000/s"
+# The traced server's sampling ratio (OTEL_TRACES_SAMPLER_ARG).
+TRACE_SAMPLE_RATIO = 0.1
 GOAL_DISTINCT_INTROSPECTIONS = 0
 GOAL_DISTINCT_JWKS = 1
 # Issue 20: greeting v3 with a DPoP-bound (opaque) token and a fresh proof per request, against
@@ -64,13 +73,14 @@ BUSY_OTHER_PCT = 15
 class Target:
     """One thing wrk measures: a path on one server, at some concurrencies."""
 
-    key: str  # "floor", "v1", "v3", "v3jwt", "v3dpop", "list", "get", "create"
+    key: str  # "floor", "v1", "v3", "v3jwt", "v3dpop", "v1ops", "v1traced", "list", "get", "create"
     db: str  # "-", "SQLite", "PostgreSQL"
     server: h.Server
     path: str
     concs: list[int]
     token: str | None = None
     create: bool = False
+    headers: list[str] | None = None
 
     @property
     def name(self) -> str:
@@ -83,6 +93,9 @@ LABELS = {
     "v3": "greeting v3, warm cache",
     "v3jwt": "greeting v3, JWT, warm",
     "v3dpop": "greeting v3, DPoP, warm",
+    "v1ops": "greeting v1, CORS and rate limit on, `Origin` sent",
+    "v1traced": "greeting v1, traces exported (1 request in 10 sampled)",
+    "v1tracedall": "greeting v1, traces exported (every request sampled)",
     "list": "resource list, `?limit=10`",
     "get": "resource get",
     "create": "resource create",
@@ -377,6 +390,35 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
             Target("create", dbname, srv, "/api/resource/v1/", [1, 32], token, create=True),
         ]
 
+    # Issue 23: the same greeting on a server with CORS and a rate limit on, and on two
+    # exporting spans to an OTLP sink: one sampling a request in ten
+    # (parentbased_traceidratio 0.1, how a busy service runs; judged), one every request
+    # (the SDK's default sampler; shown). Both with the SDK's batch of at most 512 spans
+    # and its queue of 2,048 that drops what overflows.
+    ops = h.start_server(
+        procs, server_bin, tmp, "ops", workers=args.workers, rust_log=args.rust_log,
+        extra=["--cors-origins", OPS_ORIGIN, "--rate-limit", OPS_RATE],
+    )
+    sink = h.OtlpSink()
+    stack.callback(sink.close)
+    traced = h.start_server(
+        procs, server_bin, tmp, "traced", workers=args.workers, rust_log=args.rust_log,
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(TRACE_SAMPLE_RATIO),
+        },
+    )
+    traced_all = h.start_server(
+        procs, server_bin, tmp, "traced-all", workers=args.workers, rust_log=args.rust_log,
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint},
+    )
+    targets += [
+        Target("v1ops", "SQLite", ops, "/api/greeting/v1/", [JUDGE_C], headers=[f"Origin: {OPS_ORIGIN}"]),
+        Target("v1traced", "SQLite", traced, "/api/greeting/v1/", [JUDGE_C]),
+        Target("v1tracedall", "SQLite", traced_all, "/api/greeting/v1/", [JUDGE_C]),
+    ]
+
     # The DPoP target's first proof count: a short calibration run (not reported).
     for t in targets:
         if t.key == "v3dpop":
@@ -397,12 +439,12 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
                     if t.server.proc.poll() is not None:
                         raise h.BenchError(f"{t.server.name} died under load ({t.name} c={c})")
                     continue
-                headers, script, sargs = [], "report.lua", None
+                headers, script, sargs = list(t.headers or []), "report.lua", None
                 if t.token:
                     if t.key in ("v3", "v3jwt"):
                         warm(t.server, t.token)  # the cache may have expired since the last run
                         auth_requests[t.db] += 1
-                    headers = [f"Authorization: Bearer {t.token}"]
+                    headers.append(f"Authorization: Bearer {t.token}")
                 if t.create:
                     script, sargs = "create.lua", [f"r{rnd}c{c}"]
                 r = h.wrk(
@@ -547,6 +589,24 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
         f"{ratio[('v3jwt@SQLite', JUDGE_C)]:.2f}",
         f"≥ {GOAL_V3JWT_V1}",
         ratio[("v3jwt@SQLite", JUDGE_C)] >= GOAL_V3JWT_V1,
+    )
+    goal(
+        f"greeting v1, CORS and rate limit on ÷ off (c={JUDGE_C})",
+        f"{ratio[('v1ops@SQLite', JUDGE_C)]:.2f}",
+        f"≥ {GOAL_OPS_V1}",
+        ratio[("v1ops@SQLite", JUDGE_C)] >= GOAL_OPS_V1,
+    )
+    goal(
+        f"greeting v1, traces exported, 1 in {round(1 / TRACE_SAMPLE_RATIO)} sampled ÷ off (c={JUDGE_C})",
+        f"{ratio[('v1traced@SQLite', JUDGE_C)]:.2f}",
+        f"≥ {GOAL_TRACED_V1}",
+        ratio[("v1traced@SQLite", JUDGE_C)] >= GOAL_TRACED_V1,
+    )
+    goal(
+        f"greeting v1, traces exported, every request sampled ÷ off (c={JUDGE_C})",
+        f"{ratio[('v1tracedall@SQLite', JUDGE_C)]:.2f} (both traced servers: {sink.requests:,} exports, {sink.bytes / 2**20:,.1f} MiB)",
+        "none (shown: what a span per request costs)",
+        None,
     )
     dpop_rps, v3_rps = med("v3dpop@SQLite", JUDGE_C, "rps"), med("v3@SQLite", JUDGE_C, "rps")
     goal(
@@ -709,7 +769,7 @@ it.
 
 {load_note}
 
-## Targets (issues 13, 18 and 20)
+## Targets (issues 13, 18, 20 and 23)
 
 Judged at c={JUDGE_C}, with default settings, i.e. on SQLite. The PostgreSQL list is
 shown as context: its database server runs on the same cores as the server and wrk.

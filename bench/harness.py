@@ -118,7 +118,9 @@ def clean_env() -> dict[str, str]:
     return {
         k: v
         for k, v in os.environ.items()
-        if not (k.startswith("MRMAT_API_") or k.startswith("MRMAT_FLOOR_") or k in ("PORT", "RUST_LOG"))
+        if not (
+            k.startswith("MRMAT_API_") or k.startswith("MRMAT_FLOOR_") or k.startswith("OTEL_") or k in ("PORT", "RUST_LOG")
+        )
     }
 
 
@@ -512,6 +514,7 @@ def start_server(
     rust_log: str | None = None,
     timeout: float = 20,
     port: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> Server:
     """The release server on 127.0.0.1 with a fresh instance directory; waits for /healthz/.
     `port`: one picked beforehand (e.g. with free_port(), to name it in --public-url)."""
@@ -529,7 +532,8 @@ def start_server(
         # benchmark would wait out at every stop: it does not serve requests then.
         args += ["--shutdown-delay", "0"]
     args += extra or []
-    env = clean_env()
+    extra_env = env or {}
+    env = clean_env() | extra_env
     if rust_log:
         env["RUST_LOG"] = rust_log
     out = tmp / f"{name}.log"
@@ -830,3 +834,45 @@ def main(run, args) -> int:
             log(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class OtlpSink:
+    """An OTLP/HTTP endpoint on loopback that takes every export (`POST /v1/traces`) and
+    answers as a collector does (200, an empty `ExportTraceServiceResponse`), counting the
+    requests and bytes: what a traced server pays to export, without a collector's own
+    cost in the figures. A thread of this process; stopped with `close()`."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        sink = self
+        self.requests = 0
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                n = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(n)
+                with sink.lock:
+                    sink.requests += 1
+                    sink.bytes += n
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
