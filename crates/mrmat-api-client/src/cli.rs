@@ -212,17 +212,20 @@ pub enum Command {
 Examples:
   mrmat-api-client login
   mrmat-api-client --server https://api.example.com login
-  mrmat-api-client login --switch-account     # replace another user's login without asking
+  mrmat-api-client login                      # as another user too: both are kept, the new one active
   mrmat-api-client login --no-browser         # on a remote shell: only print the page
   mrmat-api-client login --scopes mrmat-api-resource-read     # a read-only login")]
     Login(LoginArgs),
-    /// Revoke the cached tokens at the provider and delete the login.
+    /// Revoke the active account's tokens at the provider and delete its login; another
+    /// account logged in to the server, if any, becomes active.
     #[command(after_help = "\
 Examples:
   mrmat-api-client logout
+  mrmat-api-client logout --user bob  # another account than the active one
+  mrmat-api-client logout --all       # every account logged in to the server
   mrmat-api-client logout --local     # the provider is gone: only forget the login here")]
     Logout(LogoutArgs),
-    /// Logins and whether they work.
+    /// Logins and whether they work; switching between accounts.
     #[command(subcommand)]
     Auth(AuthCommand),
     /// Same as `auth status`.
@@ -272,6 +275,7 @@ impl Command {
             Self::Login(_) => "login",
             Self::Logout(_) => "logout",
             Self::Auth(AuthCommand::Status(_)) => "auth status",
+            Self::Auth(AuthCommand::Switch(_)) => "auth switch",
             Self::Auth(AuthCommand::Login(_)) => "auth login",
             Self::Auth(AuthCommand::Logout(_)) => "auth logout",
             Self::Auth(AuthCommand::Token) => "auth token",
@@ -306,8 +310,9 @@ pub struct LoginArgs {
     #[arg(long, value_name = "SCOPE,...", value_delimiter = ',')]
     pub scopes: Vec<String>,
 
-    /// Replace the login of another user without asking (and revoke its tokens).
-    #[arg(long)]
+    /// Accepted for scripts written when a login as another user replaced the cached
+    /// one; logins as another user are now kept alongside, so it changes nothing.
+    #[arg(long, hide = true)]
     pub switch_account: bool,
 }
 
@@ -318,12 +323,30 @@ pub struct LogoutArgs {
     /// until they expire.
     #[arg(long)]
     pub local: bool,
+
+    /// Log out this account (its user name or subject) instead of the active one.
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
+    pub user: Option<String>,
+
+    /// Log out every account logged in to the server.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Options of `auth switch`.
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// The account to make active (its user name or subject). Without it: the other
+    /// account when there are two; a numbered choice on a terminal when there are more.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 /// `auth` commands.
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
-    /// Every cached login (server, provider, user, scopes, expiry) and whether it works.
+    /// Every cached login (server, user, which account is active, provider, scopes,
+    /// expiry) and whether it works.
     /// Exits 3 when the login to the chosen server is missing or has ended, 6 when
     /// --check cannot tell (the provider did not answer).
     #[command(after_help = "\
@@ -332,6 +355,13 @@ Examples:
   mrmat-api-client auth status --check     # refresh once to prove each session still works
   mrmat-api-client whoami --output json")]
     Status(StatusArgs),
+    /// Make another account logged in to the server the active one: the one `token`,
+    /// `whoami` and every API call use.
+    #[command(after_help = "\
+Examples:
+  mrmat-api-client auth switch                # two accounts: the other one
+  mrmat-api-client auth switch --user alice")]
+    Switch(SwitchArgs),
     /// Same as `login` (as gh spells it).
     Login(LoginArgs),
     /// Same as `logout`.
@@ -550,7 +580,8 @@ mod tests {
             .unwrap()
             .render_help()
             .to_string();
-        assert!(help.contains("--switch-account"), "{help}");
+        assert!(help.contains("--no-browser"), "{help}");
+        assert!(!help.contains("--switch-account"), "{help}");
         assert!(!help.contains("--client-secret"), "{help}");
         assert!(help.contains("Examples:"), "{help}");
         assert!(help.contains("mrmat-api-client --help"), "{help}");

@@ -90,18 +90,34 @@ pub enum ClientError {
         /// Why the check failed.
         reason: String,
     },
-    /// A login as another user would have replaced the cached one, and nobody could be
-    /// asked. The new login was revoked; the old one is kept.
+    /// `--user` names no account logged in to the server.
     #[error(
-        "you are logged in to {server} as {old}, and this login is {new}: the login of {old} is kept and the new one revoked"
+        "no account {user} is logged in to {server}; its accounts: {}",
+        list(known)
     )]
-    AccountSwitch {
+    UnknownAccount {
         /// The server.
         server: String,
-        /// Who is logged in.
-        old: String,
-        /// Who just logged in.
-        new: String,
+        /// The name given.
+        user: String,
+        /// Who is logged in there, the active account first.
+        known: Vec<String>,
+    },
+    /// `auth switch` without `--user`, more than two accounts, and nobody to ask.
+    #[error("{} accounts are logged in to {server} ({}): say which with --user", known.len(), list(known))]
+    WhichAccount {
+        /// The server.
+        server: String,
+        /// Who is logged in there, the active account first.
+        known: Vec<String>,
+    },
+    /// `auth switch` with one account: there is no other.
+    #[error("only {user} is logged in to {server}: there is no other account to switch to")]
+    NoOtherAccount {
+        /// The server.
+        server: String,
+        /// The one account.
+        user: String,
     },
     /// The identity provider refused a request.
     #[error("the identity provider refused the request: {0}")]
@@ -164,12 +180,30 @@ pub enum ClientError {
 pub enum Hint {
     /// Log in (again).
     Login,
-    /// Log in, replacing another user's login.
-    SwitchAccount,
+    /// Log in as another user, to have an account to switch to.
+    AddAccount,
+    /// Name the account to switch to.
+    NameAccount,
     /// Log out again, or remove the login without revoking.
     LogoutLocal,
     /// Fix or unset `MRMAT_API_TOKEN`.
     TokenEnv,
+}
+
+/// Accounts for messages: `alice (active), bob`.
+fn list(known: &[String]) -> String {
+    known
+        .iter()
+        .enumerate()
+        .map(|(i, who)| {
+            if i == 0 {
+                format!("{who} (active)")
+            } else {
+                who.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl ClientError {
@@ -178,7 +212,12 @@ impl ClientError {
     /// 1 anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::InsecureUrl { .. } | Self::NotMrmatApi { .. } => 2,
+            Self::Config(_)
+            | Self::InsecureUrl { .. }
+            | Self::NotMrmatApi { .. }
+            | Self::UnknownAccount { .. }
+            | Self::WhichAccount { .. }
+            | Self::NoOtherAccount { .. } => 2,
             Self::NotLoggedIn { .. }
             | Self::SessionEnded { .. }
             | Self::ServerMismatch { .. }
@@ -202,7 +241,8 @@ impl ClientError {
             | Self::LoginExpired
             | Self::CacheUnusable { .. }
             | Self::Api { status: 401, .. } => Some(Hint::Login),
-            Self::AccountSwitch { .. } => Some(Hint::SwitchAccount),
+            Self::NoOtherAccount { .. } => Some(Hint::AddAccount),
+            Self::WhichAccount { .. } => Some(Hint::NameAccount),
             Self::LogoutIncomplete(_) => Some(Hint::LogoutLocal),
             Self::TokenRefused { .. } => Some(Hint::TokenEnv),
             _ => None,

@@ -1,6 +1,7 @@
-//! Keeping a login to one server: the cached tokens, refreshed with rotation before they
-//! expire, replaced by a new login, ended by logout. A session only ever hands out tokens
-//! of a login made for its own server.
+//! Keeping the logins to one server: its accounts' cached tokens, refreshed with rotation
+//! before they expire, added to by a new login, switched between, ended by logout. A
+//! session hands out the active account's tokens, and only ever those of a login made for
+//! its own server.
 
 use std::sync::Arc;
 
@@ -18,44 +19,61 @@ use crate::http::{Http, StatusCell};
 use crate::oauth::{Origin, oauth_client, provider_text, session_from, token_error};
 use crate::revocation::Revocation;
 use crate::server_url::ServerUrl;
-use crate::token_cache::{CachedSession, Loaded, TokenCache};
+use crate::token_cache::{Accounts, Added, CachedSession, Loaded, TokenCache, same_user};
 
 /// What logging out did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Logout {
-    /// Tokens revoked at the provider and the login deleted.
-    Revoked,
-    /// The provider has no revocation endpoint; only the login was deleted.
-    CacheOnly,
-    /// Asked to: the login was deleted without revoking.
-    Local(CachedSession),
-    /// The provider does not let this public client revoke; the login was deleted, its
-    /// tokens stay valid until they expire.
-    RefusedToPublicClient(CachedSession),
-    /// The session had already ended; its tokens were dead, the login was deleted.
-    AlreadyEnded,
+    /// Accounts logged out, each with what became of its tokens, and the account active
+    /// afterwards, if any remains.
+    Done {
+        /// The accounts logged out, in the order they were.
+        accounts: Vec<LoggedOut>,
+        /// The active account now, when one remains.
+        active: Option<Box<CachedSession>>,
+        /// Whether the active account changed (it was logged out, another took over).
+        active_changed: bool,
+    },
     /// Nobody was logged in.
     NotLoggedIn,
     /// The cache file was unreadable; it was deleted, nothing could be revoked.
     Unreadable,
 }
 
-/// What storing a new login did to the one before it.
+/// One account logged out.
 #[derive(Debug)]
-pub enum Adopted {
-    /// There was none (or it had ended).
-    First,
-    /// The same user logged in again; the old tokens were dropped without revoking,
-    /// because providers that tie both logins to one browser session would end the new
-    /// one too.
-    SameUser,
-    /// Another user's login was replaced; this is what revoking it came to.
-    Switched {
-        /// The login replaced.
-        previous: Box<CachedSession>,
-        /// Revoking its tokens.
-        revocation: Result<Revocation, ClientError>,
-    },
+pub struct LoggedOut {
+    /// The account.
+    pub account: CachedSession,
+    /// What became of its tokens.
+    pub tokens: Tokens,
+}
+
+/// What became of a logged-out account's tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tokens {
+    /// Revoked at the provider.
+    Revoked,
+    /// The provider has no revocation endpoint; they expire on their own.
+    NotOffered,
+    /// Asked to (`--local`): not revoked, only forgotten.
+    Kept,
+    /// The provider does not let this public client revoke; they stay valid until they
+    /// expire.
+    RefusedToPublicClient,
+    /// The session had already ended; its tokens were dead.
+    AlreadyEnded,
+}
+
+/// Which accounts to log out.
+#[derive(Debug, Clone, Copy)]
+pub enum Which<'a> {
+    /// The active one.
+    Active,
+    /// The one this names (its name or subject).
+    User(&'a str),
+    /// Every one.
+    All,
 }
 
 /// A client's login to one server.
@@ -183,23 +201,30 @@ impl Session {
         })
     }
 
-    /// The stored login, if any. An unusable cache file is an error a new login fixes; a
-    /// login recorded for another server is never handed out.
-    pub fn current(&self) -> Result<Option<CachedSession>, ClientError> {
+    /// The stored accounts, if any. An unusable cache file is an error a new login
+    /// fixes; logins recorded for another server are never handed out.
+    pub fn accounts(&self) -> Result<Option<Accounts>, ClientError> {
         match self.cache.load()? {
             Loaded::Missing => Ok(None),
-            Loaded::Found(session) if session.server != self.server.as_str() => {
-                Err(ClientError::ServerMismatch {
-                    login: session.server.clone(),
-                    server: self.server.to_string(),
-                })
+            Loaded::Found(accounts) => {
+                if let Some(other) = accounts.iter().find(|a| a.server != self.server.as_str()) {
+                    return Err(ClientError::ServerMismatch {
+                        login: other.server.clone(),
+                        server: self.server.to_string(),
+                    });
+                }
+                Ok(Some(*accounts))
             }
-            Loaded::Found(session) => Ok(Some(*session)),
             Loaded::Unusable(reason) => Err(ClientError::CacheUnusable {
                 path: self.cache.path().display().to_string(),
                 reason,
             }),
         }
+    }
+
+    /// The active account's login, if any: the one commands use.
+    pub fn current(&self) -> Result<Option<CachedSession>, ClientError> {
+        Ok(self.accounts()?.map(|a| a.active))
     }
 
     fn not_logged_in(&self) -> ClientError {
@@ -254,11 +279,17 @@ impl Session {
         Ok((token, key))
     }
 
-    /// Refreshes now, whatever the access token's expiry: whether the session still works
-    /// (`auth status --check`). `None` when nobody is logged in.
-    pub async fn check(&self) -> Result<Option<CachedSession>, ClientError> {
+    /// Refreshes `account` now, whatever its access token's expiry: whether it still
+    /// works (`auth status --check`). `None` when that account is no longer logged in.
+    pub async fn check(
+        &self,
+        account: &CachedSession,
+    ) -> Result<Option<CachedSession>, ClientError> {
         let _guard = self.lock().await?;
-        let Some(session) = self.current()? else {
+        let Some(session) = self
+            .accounts()?
+            .and_then(|all| all.iter().find(|a| same_user(a, account)).cloned())
+        else {
             return Ok(None);
         };
         if let Some(reason) = &session.ended {
@@ -336,8 +367,21 @@ impl Session {
         };
         let refreshed = session_from(&token, Some(session), &origin)?;
         // Store first: the old refresh token is already dead if the provider rotates them.
-        self.cache.store(&refreshed)?;
+        self.put(&refreshed)?;
         Ok(refreshed)
+    }
+
+    /// Stores `updated` in the place of its account, the others as they are; the caller
+    /// holds the lock, so no other process changed them since they were read.
+    fn put(&self, updated: &CachedSession) -> Result<(), ClientError> {
+        let mut accounts = match self.cache.load()? {
+            Loaded::Found(accounts) => *accounts,
+            // Not reached under the lock after a read that found the account; stored
+            // all the same, as the old refresh token may already be dead.
+            Loaded::Missing | Loaded::Unusable(_) => Accounts::new(updated.clone()),
+        };
+        accounts.replace(updated.clone());
+        self.cache.store(&accounts)
     }
 
     /// Records that `session` ended, and the error that says so.
@@ -345,79 +389,109 @@ impl Session {
         let mut ended = session.clone();
         ended.ended = Some(reason.to_owned());
         // Best effort: if the mark cannot be written, the next command asks again.
-        let _ = self.cache.store(&ended);
+        let _ = self.put(&ended);
         self.ended(reason)
     }
 
-    /// Stores `login`, a new login, in place of the cached one. A previous login of
-    /// another user has its tokens revoked once the new one is stored.
-    pub async fn adopt(&self, login: &CachedSession) -> Result<Adopted, ClientError> {
-        let previous = {
-            let _guard = self.lock().await?;
-            // An unusable file or a login recorded for another server is replaced as is.
-            let previous = self.current().ok().flatten();
-            self.cache.store(login)?;
-            previous
-        };
-        match previous {
-            Some(previous) if previous.ended.is_none() => {
-                if same_user(&previous, login) {
-                    Ok(Adopted::SameUser)
-                } else {
-                    let revocation = self.revoke(&previous).await;
-                    Ok(Adopted::Switched {
-                        previous: Box::new(previous),
-                        revocation,
-                    })
-                }
+    /// Stores `login`, a new login, as the active account. The same user's old tokens
+    /// are replaced; another user's account stays, inactive, with its tokens.
+    pub async fn adopt(&self, login: &CachedSession) -> Result<Added, ClientError> {
+        let _guard = self.lock().await?;
+        // An unusable file or logins recorded for another server are replaced as they are.
+        let (accounts, added) = match self.accounts().ok().flatten() {
+            Some(mut accounts) => {
+                let added = accounts.add(login.clone());
+                (accounts, added)
             }
-            _ => Ok(Adopted::First),
-        }
+            None => (Accounts::new(login.clone()), Added::First),
+        };
+        self.cache.store(&accounts)?;
+        Ok(added)
     }
 
-    /// Revokes the tokens at the provider and deletes the login. When revocation fails the
-    /// login stays, so logout can be tried again; `local` deletes it without revoking.
-    pub async fn logout(&self, local: bool) -> Result<Logout, ClientError> {
+    /// Makes the account of `user` (as [`same_user`] tells) the active one; the accounts
+    /// afterwards. Not logged in when there are none, and `None` when that account is no
+    /// longer there (another process logged it out).
+    pub async fn switch(&self, user: &CachedSession) -> Result<Option<Accounts>, ClientError> {
         let _guard = self.lock().await?;
-        let session = match self.cache.load()? {
-            Loaded::Found(session) => *session,
+        let mut accounts = self.accounts()?.ok_or_else(|| self.not_logged_in())?;
+        if !accounts.activate(user) {
+            return Ok(None);
+        }
+        self.cache.store(&accounts)?;
+        Ok(Some(accounts))
+    }
+
+    /// Logs out `which` accounts: revokes their tokens at the provider and deletes them;
+    /// when the active one goes, the most recently active other account takes over. When
+    /// revocation fails the account stays, so logout can be tried again, and the error
+    /// says so; `local` deletes without revoking.
+    pub async fn logout(&self, which: Which<'_>, local: bool) -> Result<Logout, ClientError> {
+        let _guard = self.lock().await?;
+        let accounts = match self.cache.load()? {
+            Loaded::Found(accounts) => *accounts,
             Loaded::Missing => return Ok(Logout::NotLoggedIn),
             Loaded::Unusable(_) => {
                 self.cache.remove()?;
                 return Ok(Logout::Unreadable);
             }
         };
-        if local {
-            self.cache.remove()?;
-            return Ok(Logout::Local(session));
+        let chosen: Vec<CachedSession> = match which {
+            Which::Active => vec![accounts.active.clone()],
+            Which::User(user) => match accounts.named(user) {
+                Some(account) => vec![account.clone()],
+                None => {
+                    return Err(ClientError::UnknownAccount {
+                        server: self.server.to_string(),
+                        user: user.to_owned(),
+                        known: accounts.names(),
+                    });
+                }
+            },
+            Which::All => accounts.iter().cloned().collect(),
+        };
+        let was_active = accounts.active.clone();
+        let mut remaining = Some(accounts);
+        let mut done = Vec::new();
+        for account in chosen {
+            let tokens = if local {
+                Tokens::Kept
+            } else if account.ended.is_some() {
+                Tokens::AlreadyEnded
+            } else {
+                match self.revoke(&account).await {
+                    Ok(Revocation::Revoked) => Tokens::Revoked,
+                    Ok(Revocation::NotOffered) => Tokens::NotOffered,
+                    Ok(Revocation::RefusedToPublicClient) => Tokens::RefusedToPublicClient,
+                    // Stops at the first failure: the accounts of one server share their
+                    // provider, so the next would fail alike. Those logged out so far stay
+                    // logged out.
+                    Err(e) => {
+                        self.keep(remaining.as_ref())?;
+                        return Err(ClientError::LogoutIncomplete(Box::new(e)));
+                    }
+                }
+            };
+            remaining = remaining.and_then(|r| r.without(&account));
+            done.push(LoggedOut { account, tokens });
         }
-        if session.ended.is_some() {
-            self.cache.remove()?;
-            return Ok(Logout::AlreadyEnded);
-        }
-        let outcome = self
-            .revoke(&session)
-            .await
-            .map_err(|e| ClientError::LogoutIncomplete(Box::new(e)))?;
-        self.cache.remove()?;
-        Ok(match outcome {
-            Revocation::Revoked => Logout::Revoked,
-            Revocation::NotOffered => Logout::CacheOnly,
-            Revocation::RefusedToPublicClient => Logout::RefusedToPublicClient(session),
+        self.keep(remaining.as_ref())?;
+        let active_changed = remaining
+            .as_ref()
+            .is_none_or(|r| !same_user(&r.active, &was_active));
+        Ok(Logout::Done {
+            accounts: done,
+            active: remaining.map(|r| Box::new(r.active)),
+            active_changed,
         })
     }
-}
 
-/// Whether two logins are the same person, as far as can be told.
-pub fn same_user(a: &CachedSession, b: &CachedSession) -> bool {
-    match (&a.subject, &b.subject) {
-        (Some(x), Some(y)) => x == y && a.issuer == b.issuer,
-        // Without subjects, the names decide; without those either, nothing tells them
-        // apart and nothing is asked.
-        _ => match (&a.name, &b.name) {
-            (Some(x), Some(y)) => x == y,
-            _ => true,
-        },
+    /// Stores what remains after a logout, or deletes the file when nothing does.
+    fn keep(&self, remaining: Option<&Accounts>) -> Result<(), ClientError> {
+        match remaining {
+            Some(accounts) => self.cache.store(accounts),
+            None => self.cache.remove(),
+        }
     }
 }
 
@@ -458,25 +532,6 @@ mod tests {
     fn short_lived_tokens_get_half_their_life_as_margin() {
         assert!(!needs_refresh(&session(9, 10)));
         assert!(needs_refresh(&session(4, 10)));
-    }
-
-    #[test]
-    fn users_are_told_apart_by_subject_then_name() {
-        let user = |subject: Option<&str>, name: Option<&str>| CachedSession {
-            subject: subject.map(str::to_owned),
-            name: name.map(str::to_owned),
-            ..session(0, 0)
-        };
-        assert!(same_user(
-            &user(Some("a"), None),
-            &user(Some("a"), Some("x"))
-        ));
-        assert!(!same_user(&user(Some("a"), None), &user(Some("b"), None)));
-        assert!(!same_user(
-            &user(None, Some("bob")),
-            &user(None, Some("alice"))
-        ));
-        assert!(same_user(&user(None, None), &user(Some("b"), None)));
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The per-user token cache: one JSON file per server and client, mode 0600 in a 0700
-//! directory, written atomically (temporary file, then rename) so it is never readable by
-//! others, not even for a moment, and never half-written. A lock file keeps two processes
-//! from refreshing at once. Each login records the server it was made for: its tokens are
-//! sent nowhere else.
+//! The per-user token cache: one JSON file per server and client, holding every account
+//! logged in there (one of them active), mode 0600 in a 0700 directory, written
+//! atomically (temporary file, then rename) so it is never readable by others, not even
+//! for a moment, and never half-written. A lock file keeps two processes from changing it
+//! at once. Each login records the server it was made for: its tokens are sent nowhere
+//! else.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
@@ -19,6 +20,8 @@ use crate::dpop::DpopKey;
 use crate::error::ClientError;
 
 /// The format version this build writes and reads. Version 1 had no server binding.
+/// Accounts did not change it: a file of one login is still exactly what it was (see
+/// [`Accounts`]).
 pub const CACHE_VERSION: u32 = 2;
 
 /// The longest access-token lifetime (`expires_in`) the client accepts: ten years. Real
@@ -83,6 +86,140 @@ impl CachedSession {
             .or(self.subject.as_deref())
             .unwrap_or("an unknown user")
     }
+
+    /// Whether `user`, as a person types it (`--user`), names this login: its name or
+    /// its subject.
+    pub fn is_named(&self, user: &str) -> bool {
+        self.name.as_deref() == Some(user) || self.subject.as_deref() == Some(user)
+    }
+}
+
+/// Whether two logins are the same person, as far as can be told: one account.
+pub fn same_user(a: &CachedSession, b: &CachedSession) -> bool {
+    match (&a.subject, &b.subject) {
+        (Some(x), Some(y)) => x == y && a.issuer == b.issuer,
+        // Without subjects, the names decide; without those either, nothing tells them
+        // apart: one account.
+        _ => match (&a.name, &b.name) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        },
+    }
+}
+
+/// Every account logged in to one server with one client, as its file holds them. The
+/// active account is the file's top level, where a file written before there were
+/// accounts kept its only login: such a file is one account as it stands (no migration,
+/// no new version), and a client that knows nothing of accounts still finds the active
+/// one. Such a client drops the others when it rewrites the file; they are not revoked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Accounts {
+    /// The account commands use.
+    #[serde(flatten)]
+    pub active: CachedSession,
+    /// The other accounts, the most recently active first: the one that becomes active
+    /// when the active one logs out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inactive: Vec<CachedSession>,
+}
+
+/// What adding a login to the accounts did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// There was no account.
+    First,
+    /// The active account's user logged in again: its tokens were replaced.
+    SameUser,
+    /// Another user's login, now active; the one active before stays, inactive.
+    Another(Box<CachedSession>),
+}
+
+impl Accounts {
+    /// One account, active.
+    pub fn new(active: CachedSession) -> Self {
+        Self {
+            active,
+            inactive: Vec::new(),
+        }
+    }
+
+    /// Every account, the active one first.
+    pub fn iter(&self) -> impl Iterator<Item = &CachedSession> {
+        std::iter::once(&self.active).chain(&self.inactive)
+    }
+
+    /// The account `user` names (`--user`): its name or subject.
+    pub fn named(&self, user: &str) -> Option<&CachedSession> {
+        self.iter().find(|a| a.is_named(user))
+    }
+
+    /// Who each account is, the active one first, for messages.
+    pub fn names(&self) -> Vec<String> {
+        self.iter().map(|a| a.who().to_owned()).collect()
+    }
+
+    /// `login` as the active account. The old tokens of the same user are dropped without
+    /// revoking, because providers that tie both logins to one browser session would end
+    /// the new one too; another user's account stays, inactive.
+    pub fn add(&mut self, login: CachedSession) -> Added {
+        if same_user(&self.active, &login) {
+            self.active = login;
+            return Added::SameUser;
+        }
+        // A user logging in again whose account was inactive: one account still.
+        self.inactive.retain(|a| !same_user(a, &login));
+        let previous = std::mem::replace(&mut self.active, login);
+        self.inactive.insert(0, previous.clone());
+        Added::Another(Box::new(previous))
+    }
+
+    /// Makes the account of `user` (as [`same_user`] tells) active; false when there is
+    /// none.
+    pub fn activate(&mut self, user: &CachedSession) -> bool {
+        if same_user(&self.active, user) {
+            return true;
+        }
+        let Some(index) = self.inactive.iter().position(|a| same_user(a, user)) else {
+            return false;
+        };
+        let chosen = self.inactive.remove(index);
+        let before = std::mem::replace(&mut self.active, chosen);
+        self.inactive.insert(0, before);
+        true
+    }
+
+    /// Puts `updated` (refreshed, or marked ended) in the place of its account; false
+    /// when it has none.
+    pub fn replace(&mut self, updated: CachedSession) -> bool {
+        if same_user(&self.active, &updated) {
+            self.active = updated;
+            return true;
+        }
+        match self.inactive.iter_mut().find(|a| same_user(a, &updated)) {
+            Some(slot) => {
+                *slot = updated;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Without the account of `user`: the most recently active other account becomes
+    /// active when it was the active one. `None` when no account remains.
+    pub fn without(mut self, user: &CachedSession) -> Option<Self> {
+        if !same_user(&self.active, user) {
+            self.inactive.retain(|a| !same_user(a, user));
+            return Some(self);
+        }
+        if self.inactive.is_empty() {
+            return None;
+        }
+        let active = self.inactive.remove(0);
+        Some(Self {
+            active,
+            inactive: self.inactive,
+        })
+    }
 }
 
 /// Why the times in `session` cannot be believed, if they cannot: an expiry before 1970
@@ -109,8 +246,8 @@ fn out_of_range(session: &CachedSession) -> Option<String> {
 pub enum Loaded {
     /// No cache file.
     Missing,
-    /// A usable session.
-    Found(Box<CachedSession>),
+    /// Usable accounts.
+    Found(Box<Accounts>),
     /// A file that cannot be used (corrupt, another version); it will be replaced.
     Unusable(String),
 }
@@ -200,7 +337,7 @@ impl TokenCache {
             .map_err(|e| self.error(format!("cannot restrict its directory: {e}")))
     }
 
-    /// Reads the session.
+    /// Reads the accounts.
     pub fn load(&self) -> Result<Loaded, ClientError> {
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,
@@ -230,8 +367,8 @@ impl TokenCache {
             }
             None => return Ok(Loaded::Unusable("not a token cache".into())),
         }
-        let session: CachedSession = match serde_json::from_value(value) {
-            Ok(session) => session,
+        let accounts: Accounts = match serde_json::from_value(value) {
+            Ok(accounts) => accounts,
             Err(e) => {
                 return Ok(Loaded::Unusable(format!(
                     "incomplete ({})",
@@ -239,17 +376,17 @@ impl TokenCache {
                 )));
             }
         };
-        if let Some(reason) = out_of_range(&session) {
+        if let Some(reason) = accounts.iter().find_map(out_of_range) {
             return Ok(Loaded::Unusable(reason));
         }
-        Ok(Loaded::Found(Box::new(session)))
+        Ok(Loaded::Found(Box::new(accounts)))
     }
 
-    /// Writes the session: a uniquely named temporary file, 0600 from its creation, then
-    /// renamed over the old one, so readers see the old or the new session, never a part.
-    pub fn store(&self, session: &CachedSession) -> Result<(), ClientError> {
+    /// Writes the accounts: a uniquely named temporary file, 0600 from its creation, then
+    /// renamed over the old one, so readers see the old or the new accounts, never a part.
+    pub fn store(&self, accounts: &Accounts) -> Result<(), ClientError> {
         self.ensure_dir()?;
-        let json = serde_json::to_vec_pretty(session).map_err(|e| self.error(e))?;
+        let json = serde_json::to_vec_pretty(accounts).map_err(|e| self.error(e))?;
         let write = || -> std::io::Result<()> {
             let mut file =
                 tempfile::NamedTempFile::new_in(self.dir().map_err(std::io::Error::other)?)?;
@@ -318,8 +455,10 @@ mod tests {
     fn stored_session_reads_back_and_is_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let cache = TokenCache::new(&dir.path().join("tokens"), "key");
-        cache.store(&session()).unwrap();
-        assert!(matches!(cache.load().unwrap(), Loaded::Found(s) if *s == session()));
+        cache.store(&Accounts::new(session())).unwrap();
+        assert!(
+            matches!(cache.load().unwrap(), Loaded::Found(s) if *s == Accounts::new(session()))
+        );
         let mode = fs::metadata(cache.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let dir_mode = fs::metadata(dir.path().join("tokens"))
@@ -338,7 +477,7 @@ mod tests {
         assert!(matches!(cache.load().unwrap(), Loaded::Unusable(_)));
         fs::write(cache.path(), r#"{"version": 99}"#).unwrap();
         assert!(matches!(cache.load().unwrap(), Loaded::Unusable(r) if r.contains("99")));
-        cache.store(&session()).unwrap();
+        cache.store(&Accounts::new(session())).unwrap();
         assert!(matches!(cache.load().unwrap(), Loaded::Found(_)));
     }
 
@@ -346,7 +485,7 @@ mod tests {
     fn a_file_opened_to_others_is_closed_again_on_read() {
         let dir = tempfile::tempdir().unwrap();
         let cache = TokenCache::new(dir.path(), "key");
-        cache.store(&session()).unwrap();
+        cache.store(&Accounts::new(session())).unwrap();
         fs::set_permissions(cache.path(), fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(cache.load().unwrap(), Loaded::Found(_)));
         assert_eq!(
@@ -359,8 +498,8 @@ mod tests {
     fn no_temporary_files_are_left_behind() {
         let dir = tempfile::tempdir().unwrap();
         let cache = TokenCache::new(dir.path(), "key");
-        cache.store(&session()).unwrap();
-        cache.store(&session()).unwrap();
+        cache.store(&Accounts::new(session())).unwrap();
+        cache.store(&Accounts::new(session())).unwrap();
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
@@ -392,8 +531,8 @@ mod tests {
             Loaded::Found(loaded) => *loaded,
             other => panic!("{other:?}"),
         };
-        assert_eq!(loaded, session());
-        assert_eq!(loaded.access_token.expose(), "secret-access");
+        assert_eq!(loaded, Accounts::new(session()));
+        assert_eq!(loaded.active.access_token.expose(), "secret-access");
         cache.store(&loaded).unwrap();
         assert_eq!(fs::read_to_string(cache.path()).unwrap(), WRITTEN_BEFORE);
     }
@@ -404,7 +543,9 @@ mod tests {
         let cache = TokenCache::new(dir.path(), "key");
         let text = WRITTEN_BEFORE.replace(r#""secret-refresh""#, "null");
         fs::write(cache.path(), text).unwrap();
-        assert!(matches!(cache.load().unwrap(), Loaded::Found(s) if s.refresh_token.is_none()));
+        assert!(
+            matches!(cache.load().unwrap(), Loaded::Found(s) if s.active.refresh_token.is_none())
+        );
     }
 
     #[test]
@@ -416,11 +557,11 @@ mod tests {
             dpop_key: Some(key.clone()),
             ..session()
         };
-        cache.store(&bound).unwrap();
+        cache.store(&Accounts::new(bound.clone())).unwrap();
         let mode = fs::metadata(cache.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         match cache.load().unwrap() {
-            Loaded::Found(loaded) => assert_eq!(loaded.dpop_key, Some(key)),
+            Loaded::Found(loaded) => assert_eq!(loaded.active.dpop_key, Some(key)),
             other => panic!("{other:?}"),
         }
         let stored: serde_json::Value =
@@ -435,7 +576,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = TokenCache::new(dir.path(), "key");
         fs::write(cache.path(), WRITTEN_BEFORE).unwrap();
-        assert!(matches!(cache.load().unwrap(), Loaded::Found(s) if s.dpop_key.is_none()));
+        assert!(matches!(cache.load().unwrap(), Loaded::Found(s) if s.active.dpop_key.is_none()));
     }
 
     #[test]
@@ -448,7 +589,7 @@ mod tests {
     fn every_cache_file_is_listed_with_what_it_holds() {
         let dir = tempfile::tempdir().unwrap();
         TokenCache::for_login(dir.path(), "http://a", "cli")
-            .store(&session())
+            .store(&Accounts::new(session()))
             .unwrap();
         fs::write(dir.path().join("damaged.json"), "{").unwrap();
         let all = TokenCache::all(dir.path()).unwrap();
@@ -482,6 +623,131 @@ mod tests {
                 other => panic!("{field} {value}: {other:?}"),
             }
         }
+    }
+
+    fn user(name: &str) -> CachedSession {
+        CachedSession {
+            subject: Some(format!("sub-{name}")),
+            name: Some(name.into()),
+            access_token: Secret::new(format!("access-{name}")),
+            ..session()
+        }
+    }
+
+    #[test]
+    fn a_file_written_before_accounts_is_one_active_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "key");
+        fs::write(cache.path(), WRITTEN_BEFORE).unwrap();
+        match cache.load().unwrap() {
+            Loaded::Found(accounts) => {
+                assert_eq!(accounts.active, session());
+                assert!(accounts.inactive.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn accounts_keep_the_active_one_at_the_top_level_where_older_clients_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "key");
+        let mut accounts = Accounts::new(user("alice"));
+        assert_eq!(
+            accounts.add(user("bob")),
+            Added::Another(Box::new(user("alice")))
+        );
+        cache.store(&accounts).unwrap();
+        let stored: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(cache.path()).unwrap()).unwrap();
+        assert_eq!(stored["name"], "bob");
+        assert_eq!(stored["inactive"][0]["name"], "alice");
+        assert!(matches!(cache.load().unwrap(), Loaded::Found(a) if *a == accounts));
+        assert_eq!(
+            fs::metadata(cache.path()).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn logging_in_again_replaces_that_account_and_makes_it_active() {
+        let mut accounts = Accounts::new(user("alice"));
+        accounts.add(user("bob"));
+        let again = CachedSession {
+            access_token: Secret::new("alice-again"),
+            ..user("alice")
+        };
+        assert!(matches!(accounts.add(again), Added::Another(p) if p.is_named("bob")));
+        assert_eq!(accounts.active.access_token.expose(), "alice-again");
+        assert_eq!(accounts.names(), ["alice", "bob"]);
+        let bob_again = user("bob");
+        assert!(matches!(accounts.add(bob_again), Added::Another(p) if p.is_named("alice")));
+        assert_eq!(accounts.names(), ["bob", "alice"]);
+        assert_eq!(accounts.add(user("bob")), Added::SameUser);
+        assert_eq!(accounts.names(), ["bob", "alice"]);
+    }
+
+    #[test]
+    fn switching_refreshing_and_removing_keep_every_other_account() {
+        let mut accounts = Accounts::new(user("alice"));
+        accounts.add(user("bob"));
+        accounts.add(user("carol"));
+        assert_eq!(accounts.names(), ["carol", "bob", "alice"]);
+        assert!(accounts.activate(&user("alice")));
+        assert_eq!(accounts.names(), ["alice", "carol", "bob"]);
+        assert!(!accounts.activate(&user("dave")));
+        let refreshed = CachedSession {
+            access_token: Secret::new("bob-refreshed"),
+            ..user("bob")
+        };
+        assert!(accounts.replace(refreshed));
+        assert_eq!(
+            accounts.named("bob").unwrap().access_token.expose(),
+            "bob-refreshed"
+        );
+        assert_eq!(accounts.named("sub-carol").unwrap().who(), "carol");
+        let accounts = accounts.without(&user("alice")).unwrap();
+        assert_eq!(
+            accounts.names(),
+            ["carol", "bob"],
+            "the last active one takes over"
+        );
+        let accounts = accounts.without(&user("bob")).unwrap();
+        assert_eq!(accounts.names(), ["carol"]);
+        assert!(accounts.without(&user("carol")).is_none());
+    }
+
+    #[test]
+    fn an_inactive_account_out_of_range_makes_the_file_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "key");
+        let mut accounts = Accounts::new(user("alice"));
+        accounts.add(CachedSession {
+            expires_at: Some(-1),
+            ..user("bob")
+        });
+        accounts.activate(&user("alice"));
+        cache.store(&accounts).unwrap();
+        assert!(matches!(cache.load().unwrap(), Loaded::Unusable(r) if r.contains("out of range")));
+    }
+
+    #[test]
+    fn users_are_told_apart_by_subject_then_name() {
+        let user = |subject: Option<&str>, name: Option<&str>| CachedSession {
+            subject: subject.map(str::to_owned),
+            name: name.map(str::to_owned),
+            ..session()
+        };
+        assert!(same_user(
+            &user(Some("a"), None),
+            &user(Some("a"), Some("x"))
+        ));
+        assert!(!same_user(&user(Some("a"), None), &user(Some("b"), None)));
+        assert!(!same_user(
+            &user(None, Some("bob")),
+            &user(None, Some("alice"))
+        ));
+        assert!(same_user(&user(None, None), &user(Some("b"), None)));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `login`, `logout` and `token`: getting, ending and handing out a login.
+//! `login`, `logout`, `auth switch` and `token`: getting, ending, choosing between and
+//! handing out logins.
 
 use std::io::IsTerminal;
 
@@ -8,12 +9,11 @@ use mrmat_api_client::TokenSource;
 use mrmat_api_client::device_login::{DevicePrompt, expiry_words};
 use mrmat_api_client::dpop;
 use mrmat_api_client::provider::{self, Provider};
-use mrmat_api_client::revocation::Revocation;
-use mrmat_api_client::session::{Adopted, Logout, same_user};
-use mrmat_api_client::token_cache::CachedSession;
+use mrmat_api_client::session::{LoggedOut, Logout, Tokens, Which};
+use mrmat_api_client::token_cache::{Accounts, Added, CachedSession, same_user};
 
 use super::{Context, TIME_FORMAT};
-use crate::cli::{LoginArgs, LogoutArgs, OutputFormat};
+use crate::cli::{LoginArgs, LogoutArgs, OutputFormat, SwitchArgs};
 use crate::output;
 
 impl Context {
@@ -77,62 +77,34 @@ impl Context {
         self.progress.clear();
         let login = login?;
 
-        if let Ok(mut unkept) = self.unkept.lock() {
-            *unkept = Some(login.clone());
-        }
-        let refused = match self.session.current().ok().flatten() {
-            Some(previous)
-                if previous.ended.is_none()
-                    && !same_user(&previous, &login)
-                    && !args.switch_account =>
-            {
-                (!self.confirm_switch(&previous, &login).await).then_some(previous)
+        // Issued but not stored yet: Ctrl-C until it is revokes it.
+        self.hold(Some(&login));
+        let added = self.session.adopt(&login).await;
+        self.hold(None);
+        let added = match added {
+            Ok(added) => added,
+            Err(e) => {
+                // Not stored, so nobody could use or log out of it: not left live.
+                if let Err(revoking) = self.session.revoke(&login).await {
+                    self.warn(format!(
+                        "revoking the login that could not be stored failed: {revoking}"
+                    ));
+                }
+                return Err(e);
             }
-            _ => None,
         };
-        // Kept from here on, or revoked below: Ctrl-C no longer needs to revoke it.
-        if let Ok(mut unkept) = self.unkept.lock() {
-            unkept.take();
-        }
-        if let Some(previous) = refused {
-            // The unwanted login is not left live at the provider.
-            if let Err(e) = self.session.revoke(&login).await {
-                self.warn(format!("revoking the new login failed: {e}"));
-            }
-            return Err(ClientError::AccountSwitch {
-                server: self.settings.server.to_string(),
-                old: previous.who().to_owned(),
-                new: login.who().to_owned(),
-            });
-        }
-
-        let adopted = self.session.adopt(&login).await?;
         self.note(format!(
             "Logged in to {} as {}; the access token is valid until {}.",
             self.settings.server,
             login.who(),
             expiry_text(&login)
         ));
-        if let Adopted::Switched {
-            previous,
-            revocation,
-        } = adopted
-        {
-            let who = previous.who();
-            match revocation {
-                Ok(Revocation::Revoked) => {
-                    self.note(format!("The login of {who} is replaced and its tokens revoked."));
-                }
-                Ok(Revocation::NotOffered) => self.note(format!(
-                    "The login of {who} is replaced; the provider cannot revoke tokens, they expire on their own."
-                )),
-                Ok(Revocation::RefusedToPublicClient) => self.warn(format!(
-                    "the login of {who} is replaced, but the provider does not let this client revoke its tokens: they stay valid until they expire"
-                )),
-                Err(e) => self.warn(format!(
-                    "the login of {who} is replaced, but revoking its tokens failed ({e}): they stay valid until they expire"
-                )),
-            }
+        if let Added::Another(previous) = added {
+            self.note(format!(
+                "{} stays logged in too: {} makes that account active again.",
+                previous.who(),
+                self.command(" auth switch")
+            ));
         }
         if login.refresh_token.is_none() {
             self.note("The provider issued no refresh token: log in again when the token expires.");
@@ -140,19 +112,22 @@ impl Context {
         Ok(())
     }
 
-    /// Asks, on a terminal, whether `new` may replace `previous`. Without a terminal
-    /// nobody can answer: no.
-    async fn confirm_switch(&self, previous: &CachedSession, new: &CachedSession) -> bool {
-        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-            return false;
+    /// Records `login` as issued but not kept (Ctrl-C revokes it), or, with `None`, that
+    /// there is none.
+    fn hold(&self, login: Option<&CachedSession>) {
+        if let Ok(mut unkept) = self.unkept.lock() {
+            *unkept = login.cloned();
         }
-        let question = mrmat_api_client::sanitise::printable(&format!(
-            "You are logged in to {} as {}. Replace that login with {} (and revoke its tokens)? [y/N] ",
-            self.settings.server,
-            previous.who(),
-            new.who()
-        ));
-        self.progress.ask(&question);
+    }
+
+    /// Asks `question` on stderr and reads the answer from stdin; `None` when there is no
+    /// terminal to ask on, or nothing could be read.
+    async fn ask(&self, question: &str) -> Option<String> {
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return None;
+        }
+        self.progress
+            .ask(&mrmat_api_client::sanitise::printable(question));
         // Off the runtime's thread, so Ctrl-C still cancels while the person thinks.
         let answer = tokio::task::spawn_blocking(|| {
             let mut line = String::new();
@@ -160,7 +135,103 @@ impl Context {
         })
         .await;
         self.progress.asked();
-        matches!(answer, Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
+        match answer {
+            Ok(Ok(line)) => Some(line.trim().to_owned()),
+            _ => None,
+        }
+    }
+
+    pub(super) async fn switch(&self, args: SwitchArgs) -> Result<(), ClientError> {
+        let server = self.settings.server.to_string();
+        let accounts = self
+            .session
+            .accounts()?
+            .ok_or_else(|| ClientError::NotLoggedIn {
+                server: server.clone(),
+            })?;
+        let unknown = |user: &str, accounts: &Accounts| ClientError::UnknownAccount {
+            server: server.clone(),
+            user: user.to_owned(),
+            known: accounts.names(),
+        };
+        let target = match (&args.user, accounts.inactive.as_slice()) {
+            (Some(user), _) => accounts
+                .named(user)
+                .cloned()
+                .ok_or_else(|| unknown(user, &accounts))?,
+            (None, []) => {
+                return Err(ClientError::NoOtherAccount {
+                    server,
+                    user: accounts.active.who().to_owned(),
+                });
+            }
+            // Two accounts: the other one, as `cd -` goes back.
+            (None, [other]) => other.clone(),
+            (None, _) => self.choose_account(&accounts).await?,
+        };
+        if same_user(&accounts.active, &target) {
+            self.note(format!(
+                "{} is already the active account on {server}.",
+                target.who()
+            ));
+            return Ok(());
+        }
+        match self.session.switch(&target).await? {
+            Some(_) => {
+                self.note(format!(
+                    "Switched the active account on {server} to {}.",
+                    target.who()
+                ));
+                Ok(())
+            }
+            // Logged out by another command meanwhile.
+            None => {
+                let now = self.session.accounts()?.unwrap_or(accounts);
+                Err(unknown(target.who(), &now))
+            }
+        }
+    }
+
+    /// Asks a person at a terminal which of the accounts to switch to; without a terminal,
+    /// the error that lists them.
+    async fn choose_account(&self, accounts: &Accounts) -> Result<CachedSession, ClientError> {
+        let server = self.settings.server.to_string();
+        let all: Vec<&CachedSession> = accounts.iter().collect();
+        let which = || ClientError::WhichAccount {
+            server: server.clone(),
+            known: accounts.names(),
+        };
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return Err(which());
+        }
+        // A line each, each made printable on its own: a name is the provider's text.
+        self.progress
+            .println(&mrmat_api_client::sanitise::printable(&format!(
+                "Accounts logged in to {server}:"
+            )));
+        for (i, account) in all.iter().enumerate() {
+            let marker = if i == 0 { "  (active)" } else { "" };
+            self.progress
+                .println(&mrmat_api_client::sanitise::printable(&format!(
+                    "  {}  {}{marker}",
+                    i + 1,
+                    account.who()
+                )));
+        }
+        let question = format!("Switch to which account? [1-{}] ", all.len());
+        let answer = self.ask(&question).await.ok_or_else(which)?;
+        let chosen = answer
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| all.get(i).copied())
+            .or_else(|| accounts.named(&answer));
+        chosen.cloned().ok_or_else(|| {
+            ClientError::Config(format!(
+                "{answer:?} is none of the accounts 1-{}; nothing was switched",
+                all.len()
+            ))
+        })
     }
 
     /// Opens the login page for a person at a terminal, where there is a browser.
@@ -221,29 +292,62 @@ impl Context {
 
     pub(super) async fn logout(&self, args: LogoutArgs) -> Result<(), ClientError> {
         let server = &self.settings.server;
-        match self.session.logout(args.local).await? {
-            Logout::Revoked => self.note(format!("Logged out of {server}; the tokens are revoked.")),
-            Logout::CacheOnly => self.note(format!(
-                "Logged out of {server}; the provider cannot revoke tokens, they expire on their own."
-            )),
-            Logout::Local(session) => self.note(format!(
-                "Forgot the login to {server} on this machine; its tokens were not revoked and stay valid until they expire (the access token at {}).",
-                expiry_text(&session)
-            )),
-            Logout::RefusedToPublicClient(session) => {
-                self.warn(format!(
-                    "the identity provider does not let this client revoke its tokens: they stay valid until they expire (the access token at {})",
-                    expiry_text(&session)
-                ));
-                self.note(format!("Logged out of {server} on this machine."));
+        let which = match (&args.user, args.all) {
+            (Some(user), _) => Which::User(user),
+            (None, true) => Which::All,
+            (None, false) => Which::Active,
+        };
+        let (accounts, active, active_changed) = match self
+            .session
+            .logout(which, args.local)
+            .await?
+        {
+            Logout::Done {
+                accounts,
+                active,
+                active_changed,
+            } => (accounts, active, active_changed),
+            Logout::NotLoggedIn => {
+                self.note(format!("Not logged in to {server}."));
+                return Ok(());
             }
-            Logout::AlreadyEnded => self.note(format!(
-                "Logged out of {server}; the session had already ended."
-            )),
-            Logout::NotLoggedIn => self.note(format!("Not logged in to {server}.")),
-            Logout::Unreadable => self.note(
-                "Logged out; the cache was unreadable and is deleted, nothing could be revoked.",
-            ),
+            Logout::Unreadable => {
+                self.note(
+                    "Logged out; the cache was unreadable and is deleted, nothing could be revoked.",
+                );
+                return Ok(());
+            }
+        };
+        for LoggedOut { account, tokens } in &accounts {
+            let who = account.who();
+            match tokens {
+                Tokens::Revoked => {
+                    self.note(format!("Logged out of {server} as {who}; the tokens are revoked."));
+                }
+                Tokens::NotOffered => self.note(format!(
+                    "Logged out of {server} as {who}; the provider cannot revoke tokens, they expire on their own."
+                )),
+                Tokens::Kept => self.note(format!(
+                    "Forgot the login of {who} to {server} on this machine; its tokens were not revoked and stay valid until they expire (the access token at {}).",
+                    expiry_text(account)
+                )),
+                Tokens::RefusedToPublicClient => {
+                    self.warn(format!(
+                        "the identity provider does not let this client revoke its tokens: they stay valid until they expire (the access token at {})",
+                        expiry_text(account)
+                    ));
+                    self.note(format!("Logged out of {server} as {who} on this machine."));
+                }
+                Tokens::AlreadyEnded => self.note(format!(
+                    "Logged out of {server} as {who}; the session had already ended."
+                )),
+            }
+        }
+        if active_changed && let Some(active) = active {
+            self.note(format!(
+                "{} is now the active account on {server}.",
+                active.who()
+            ));
         }
         Ok(())
     }

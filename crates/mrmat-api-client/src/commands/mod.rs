@@ -67,8 +67,7 @@ pub struct Context {
     /// The options a pasted command needs to reach the same login, for hints.
     prefix: String,
     session: Session,
-    /// A login the provider issued that nobody has agreed to keep yet (one waiting for
-    /// "replace the login of ...?"): Ctrl-C revokes it.
+    /// A login the provider issued that is not stored yet: Ctrl-C revokes it.
     unkept: Mutex<Option<CachedSession>>,
 }
 
@@ -163,6 +162,7 @@ impl Context {
                 self.status(args).await
             }
             Command::Token | Command::Auth(AuthCommand::Token) => self.token().await,
+            Command::Auth(AuthCommand::Switch(args)) => self.switch(args).await,
             Command::Auth(AuthCommand::Login(args)) => self.login(args).await,
             Command::Auth(AuthCommand::Logout(args)) => self.logout(args).await,
             Command::Greeting { api, name } => self.greeting(api, name).await,
@@ -259,10 +259,22 @@ impl Context {
                 ClientError::SessionEnded { .. } => format!(": {}", self.command(" login")),
                 _ => format!("; log in again: {}", self.command(" login")),
             },
-            Some(Hint::SwitchAccount) => format!(
-                "; to switch accounts, log in again with {}",
-                self.command(" login --switch-account")
+            Some(Hint::AddAccount) => format!(
+                "; to add another, log in as that user: {}",
+                self.command(" login")
             ),
+            Some(Hint::NameAccount) => match error {
+                ClientError::WhichAccount { known, .. } => known
+                    .get(1)
+                    .map(|other| {
+                        format!(
+                            "; for example {}",
+                            self.command(&format!(" auth switch --user {}", quote(other)))
+                        )
+                    })
+                    .unwrap_or_default(),
+                _ => String::new(),
+            },
             Some(Hint::LogoutLocal) => format!(
                 "; try again later with {}, or forget the login on this machine only (its tokens then stay valid until they expire) with {}",
                 self.command(" logout"),
@@ -285,8 +297,8 @@ impl Context {
         let others: Vec<ServerUrl> = all
             .into_iter()
             .filter_map(|(_, loaded)| match loaded {
-                Loaded::Found(s) if s.client_id == self.settings.client_id => {
-                    ServerUrl::parse("cache", &s.server).ok()
+                Loaded::Found(a) if a.active.client_id == self.settings.client_id => {
+                    ServerUrl::parse("cache", &a.active.server).ok()
                 }
                 _ => None,
             })

@@ -1,4 +1,5 @@
-//! `auth status` (and `whoami`): every cached login, and whether it works. Without
+//! `auth status` (and `whoami`): every cached login, every account of each server with
+//! the active one marked, and whether it works. Without
 //! `--check` that is judged from the cache (an expired access token with a refresh token
 //! is "refreshable", not "expired"); with `--check` each login is refreshed once, which
 //! is the only way to know the provider still honours it.
@@ -13,7 +14,7 @@ use mrmat_api_client::session::{Session, needs_refresh};
 use mrmat_api_client::token_cache::{CachedSession, Loaded, TokenCache};
 use serde::Serialize;
 
-use super::{Context, TIME_FORMAT};
+use super::{Context, TIME_FORMAT, quote};
 use crate::cli::StatusArgs;
 use crate::output::{self, Table};
 
@@ -37,7 +38,9 @@ enum State {
 #[derive(Debug, Serialize)]
 struct LoginStatus {
     server: Option<String>,
-    /// The chosen server's login (of the chosen client).
+    /// The account its server's commands use.
+    active: bool,
+    /// The chosen server's active account (of the chosen client): the login commands use.
     current: bool,
     provider: Option<String>,
     client_id: Option<String>,
@@ -74,7 +77,7 @@ struct Status {
 }
 
 impl LoginStatus {
-    fn of(session: &CachedSession, current: bool) -> Self {
+    fn of(session: &CachedSession, active: bool, current: bool) -> Self {
         let (state, reason) = match &session.ended {
             Some(reason) => (State::Ended, Some(reason.clone())),
             None if !needs_refresh(session) => (State::Active, None),
@@ -86,6 +89,7 @@ impl LoginStatus {
         };
         Self {
             server: Some(session.server.clone()),
+            active,
             current,
             provider: Some(session.issuer.clone()),
             client_id: Some(session.client_id.clone()),
@@ -110,6 +114,7 @@ impl LoginStatus {
     fn unusable(cache: &TokenCache, reason: String) -> Self {
         Self {
             server: None,
+            active: false,
             current: false,
             provider: None,
             client_id: None,
@@ -140,21 +145,29 @@ impl Context {
         let mut logins = Vec::new();
         for (cache, loaded) in TokenCache::all(&self.cache_dir)? {
             match loaded {
-                Loaded::Found(session) => {
-                    let current = cache.path() == self.session.cache().path()
-                        && session.server == self.settings.server.as_str();
-                    let mut status = LoginStatus::of(&session, current);
-                    if args.check && status.state != State::Ended {
-                        self.check(&session, &cache, &mut status).await;
+                Loaded::Found(accounts) => {
+                    let chosen = cache.path() == self.session.cache().path()
+                        && accounts.active.server == self.settings.server.as_str();
+                    for (i, session) in accounts.iter().enumerate() {
+                        let active = i == 0;
+                        let mut status = LoginStatus::of(session, active, chosen && active);
+                        if args.check && status.state != State::Ended {
+                            self.check(session, &cache, &mut status).await;
+                        }
+                        logins.push(status);
                     }
-                    logins.push(status);
                 }
                 Loaded::Unusable(reason) => logins.push(LoginStatus::unusable(&cache, reason)),
                 Loaded::Missing => {}
             }
         }
-        // The chosen server's login first; the others by server.
-        logins.sort_by(|a, b| (!a.current, &a.server).cmp(&(!b.current, &b.server)));
+        // The chosen server's accounts first; the others by server. Stable: each server's
+        // active account stays ahead of its others.
+        let chosen = Some(self.settings.server.as_str());
+        logins.sort_by(|a, b| {
+            (a.server.as_deref() != chosen, &a.server)
+                .cmp(&(b.server.as_deref() != chosen, &b.server))
+        });
         let status = Status {
             server: self.settings.server.to_string(),
             logins,
@@ -199,10 +212,9 @@ impl Context {
             return;
         }
         status.checked = true;
-        match checker.check().await {
+        match checker.check(session).await {
             Ok(Some(refreshed)) => {
-                let current = status.current;
-                *status = LoginStatus::of(&refreshed, current);
+                *status = LoginStatus::of(&refreshed, status.active, status.current);
                 status.checked = true;
                 status.state = State::Active;
             }
@@ -235,7 +247,8 @@ impl Context {
                 ));
                 continue;
             };
-            let marker = if login.current { "  (this server)" } else { "" };
+            let this_server = server == status.server.as_str();
+            let marker = if this_server { "  (this server)" } else { "" };
             lines.push(("server", format!("{server}{marker}")));
             let user = match (&login.name, &login.subject) {
                 (Some(name), Some(subject)) if name != subject => {
@@ -245,7 +258,23 @@ impl Context {
                 (None, Some(subject)) => subject.clone(),
                 (None, None) => "-".into(),
             };
-            lines.push(("user", user));
+            let account = if login.active {
+                "  (active)".to_owned()
+            } else {
+                let name = login
+                    .name
+                    .as_deref()
+                    .or(login.subject.as_deref())
+                    .unwrap_or("");
+                let args = format!(" auth switch --user {}", quote(name));
+                let switch = if this_server {
+                    self.command(&args)
+                } else {
+                    format!("`mrmat-api-client --server {server}{args}`")
+                };
+                format!("  (inactive; to use it: {switch})")
+            };
+            lines.push(("user", format!("{user}{account}")));
             lines.push(("provider", login.provider.clone().unwrap_or_default()));
             lines.push(("client", login.client_id.clone().unwrap_or_default()));
             lines.push(("scopes", login.scopes.join(" ")));
@@ -266,7 +295,7 @@ impl Context {
 
     fn state_text(&self, login: &LoginStatus, server: &str) -> String {
         let reason = login.reason.as_deref().unwrap_or("");
-        let login_command = if login.current {
+        let login_command = if server == self.settings.server.as_str() {
             self.command(" login")
         } else {
             format!("`mrmat-api-client --server {server} login`")

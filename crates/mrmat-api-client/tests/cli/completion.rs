@@ -21,10 +21,7 @@ async fn completions_generate_for_every_shell_even_with_a_broken_config() {
         );
         let script = stdout(&output);
         assert!(script.contains("mrmat-api-client"), "{shell}");
-        assert!(
-            script.contains("switch-account"),
-            "{shell}: subcommand options"
-        );
+        assert!(script.contains("no-browser"), "{shell}: subcommand options");
         assert!(
             script.contains("allow-insecure-http"),
             "{shell}: global options"
@@ -58,7 +55,7 @@ async fn help_shows_global_options_once_and_examples() {
 
     let login = stdout(&home.run(&["login", "--help"]).await);
     assert!(!login.contains("--client-secret"), "{login}");
-    assert!(login.contains("--switch-account"), "{login}");
+    assert!(login.contains("--no-browser"), "{login}");
     assert!(login.contains("Examples:"), "{login}");
     assert!(login.lines().count() < 25, "{login}");
     assert!(login.contains("see `mrmat-api-client --help`"), "{login}");

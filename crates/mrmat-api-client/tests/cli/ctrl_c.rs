@@ -1,11 +1,11 @@
 //! Ctrl-C in a real terminal, at each prompt and during each wait: the client ends with
 //! 130 within a second, the screen keeps no spinner (nor the `^C` the terminal echoed
-//! over it), the shell gets the next line typed, and a login nobody agreed to keep is
-//! revoked.
+//! over it), the shell gets the next line typed, and nothing changes that the person did
+//! not choose.
 
 use std::time::Duration;
 
-use mrmat_api_testkit::idp::{Approval, Idp};
+use mrmat_api_testkit::idp::Idp;
 use mrmat_api_testkit::{Backend, Oidc, TestApp};
 
 use crate::harness::Home;
@@ -113,75 +113,38 @@ async fn ctrl_c_during_a_slow_call_ends_at_once_and_leaves_only_the_message() {
     holder.abort();
 }
 
-/// Logs `alice` in, then starts a login in `terminal` that `bob` approves, and waits for
-/// the question whether bob replaces alice.
-async fn bob_asks_to_replace_alice(idp: &Idp, home: &Home, terminal: &Terminal) {
-    home.login(idp, "alice").await;
-    terminal.run(&format!(
-        "clear; mrmat-api-client --server {} login; echo exit=$?",
-        home.server
-    ));
-    let (screen, _) = terminal
-        .wait_for("the login prompt", |s| s.contains("user_code="))
-        .await;
-    let uri = screen
-        .split_whitespace()
-        .find(|w| w.contains("user_code="))
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        idp.approve(&uri, "bob", "bob-password", Approval::Approve)
-            .await,
-        0
-    );
-    terminal
-        .wait_for("the question", |s| s.contains("[y/N]"))
-        .await;
-    idp.reset_stats().await;
-}
-
 #[tokio::test]
-async fn ctrl_c_at_the_replace_question_revokes_the_new_login_and_keeps_the_old() {
+async fn ctrl_c_at_the_account_choice_exits_130_and_changes_nothing() {
     let oidc = Oidc::local(Idp::start());
     let idp = oidc.idp.as_ref().unwrap();
     let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
     let home = Home::new(&app.address);
+    for user in ["alice", "bob", crate::account::THIRD] {
+        home.login(idp, user).await;
+    }
+    let before = std::fs::read(home.cache_file().unwrap()).unwrap();
     let terminal = Terminal::start("bash", 100, &home, &[]);
-    bob_asks_to_replace_alice(idp, &home, &terminal).await;
+    terminal.run(&format!(
+        "clear; mrmat-api-client --server {} auth switch; echo exit=$?",
+        app.address
+    ));
+    terminal
+        .wait_for("the choice", |s| s.contains("[1-3]"))
+        .await;
 
     let screen = ctrl_c(&terminal).await;
     println!("{screen}");
-    let tail = from(&screen, "[y/N]");
-    assert!(tail[0].ends_with("[y/N] ^C"), "{screen}");
+    let tail = from(&screen, "[1-3]");
+    assert!(tail[0].ends_with("[1-3] ^C"), "{screen}");
     assert_eq!(
         tail[1..3],
-        [
-            "error: login cancelled; the new login of bob is revoked and the previous login kept",
-            "exit=130"
-        ],
+        ["error: auth switch cancelled", "exit=130"],
         "{screen}"
     );
-    assert!(
-        idp.stats().await.revocations >= 1,
-        "bob's new tokens revoked at the provider"
+    assert_eq!(
+        std::fs::read(home.cache_file().unwrap()).unwrap(),
+        before,
+        "the accounts as they were"
     );
-    assert_eq!(home.current_login().await["name"], "alice");
-}
-
-#[tokio::test]
-async fn answering_no_at_the_replace_question_revokes_the_new_login_and_keeps_the_old() {
-    let oidc = Oidc::local(Idp::start());
-    let idp = oidc.idp.as_ref().unwrap();
-    let app = TestApp::spawn_with_auth(Backend::Sqlite, oidc.settings()).await;
-    let home = Home::new(&app.address);
-    let terminal = Terminal::start("bash", 100, &home, &[]);
-    bob_asks_to_replace_alice(idp, &home, &terminal).await;
-
-    terminal.run("n");
-    let (screen, _) = terminal
-        .wait_for("the client's end", |s| s.contains("exit="))
-        .await;
-    assert!(screen.contains("exit=1"), "{screen}");
-    assert!(idp.stats().await.revocations >= 1, "{screen}");
-    assert_eq!(home.current_login().await["name"], "alice");
+    assert_eq!(home.current_login().await["name"], crate::account::THIRD);
 }

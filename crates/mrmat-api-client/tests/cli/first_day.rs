@@ -42,7 +42,7 @@ async fn auth_login_logout_and_token_are_the_same_as_the_top_level_commands() {
         .await;
     assert_eq!(stdout(&token), "given-token\n");
     let help = stdout(&home.run(&["auth", "login", "--help"]).await);
-    assert!(help.contains("--switch-account"), "{help}");
+    assert!(help.contains("--no-browser"), "{help}");
 }
 
 #[tokio::test]

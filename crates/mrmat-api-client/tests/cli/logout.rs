@@ -59,7 +59,10 @@ async fn a_public_client_refused_revocation_drops_the_login_with_a_warning() {
         "{message}"
     );
     assert!(
-        message.contains(&format!("Logged out of {} on this machine.", app.address)),
+        message.contains(&format!(
+            "Logged out of {} as alice on this machine.",
+            app.address
+        )),
         "{message}"
     );
     assert!(
