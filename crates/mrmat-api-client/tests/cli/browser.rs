@@ -38,7 +38,11 @@ async fn login_on_a_terminal_opens_browser_and_shows_the_code_on_its_own_line() 
         "clear; mrmat-api-client --server {} login; echo exit=$?",
         app.address
     ));
-    eventually(Duration::from_secs(15), || async { opened.exists() }).await;
+    // Written, not only created: the shell makes the file before printf fills it.
+    eventually(Duration::from_secs(15), || async {
+        std::fs::read_to_string(&opened).is_ok_and(|page| !page.is_empty())
+    })
+    .await;
     let page = std::fs::read_to_string(&opened).unwrap();
     assert!(page.contains("user_code="), "{page}");
     let (screen, _) = terminal
