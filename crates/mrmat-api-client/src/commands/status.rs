@@ -258,9 +258,10 @@ impl Context {
                 (None, Some(subject)) => subject.clone(),
                 (None, None) => "-".into(),
             };
-            let account = if login.active {
-                "  (active)".to_owned()
+            if login.active {
+                lines.push(("user", format!("{user}  (active)")));
             } else {
+                lines.push(("user", format!("{user}  (inactive)")));
                 let name = login
                     .name
                     .as_deref()
@@ -272,9 +273,8 @@ impl Context {
                 } else {
                     format!("`mrmat-api-client --server {server}{args}`")
                 };
-                format!("  (inactive; to use it: {switch})")
-            };
-            lines.push(("user", format!("{user}{account}")));
+                lines.push(("to use it", switch));
+            }
             lines.push(("provider", login.provider.clone().unwrap_or_default()));
             lines.push(("client", login.client_id.clone().unwrap_or_default()));
             lines.push(("scopes", login.scopes.join(" ")));

@@ -110,6 +110,32 @@ async fn auth_switch_with_two_accounts_goes_to_the_other_and_every_command_follo
     let home = Home::new(&app.address);
     two_accounts(idp, &home).await;
     let bobs_token = home.ok(&["token"]).await;
+    let terminal = Terminal::start("bash", 100, &home, &[]);
+    terminal.run(&format!(
+        "clear; mrmat-api-client --server {} auth status; echo exit=$?",
+        app.address
+    ));
+    let (screen, _) = terminal
+        .wait_for("the status", |s| s.contains("exit="))
+        .await;
+    println!("{screen}");
+    let users: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.starts_with("user:") || l.starts_with("to use it:"))
+        .collect();
+    assert_eq!(
+        users,
+        [
+            "user:           bob  (active)",
+            "user:           alice  (inactive)",
+            &format!(
+                "to use it:      `mrmat-api-client --server {} auth switch --user alice`",
+                app.address
+            ),
+        ],
+        "{screen}"
+    );
+    assert!(screen.contains("exit=0"), "{screen}");
 
     let output = home.run(&["auth", "switch"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
