@@ -35,6 +35,12 @@ fn owned(accounts: &[(&str, bool)]) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// Whether the client in a terminal has ended: the shell's `exit=` line, not the
+/// command line typed (which holds `exit=$?` until `clear` runs).
+fn ended(screen: &str) -> bool {
+    screen.lines().any(|l| l.starts_with("exit="))
+}
+
 async fn greeting(home: &Home) -> String {
     home.json(&["greeting", "--api", "v3"]).await["message"]
         .as_str()
@@ -115,9 +121,7 @@ async fn auth_switch_with_two_accounts_goes_to_the_other_and_every_command_follo
         "clear; mrmat-api-client --server {} auth status; echo exit=$?",
         app.address
     ));
-    let (screen, _) = terminal
-        .wait_for("the status", |s| s.contains("exit="))
-        .await;
+    let (screen, _) = terminal.wait_for("the status", ended).await;
     println!("{screen}");
     let users: Vec<&str> = screen
         .lines()
@@ -389,9 +393,7 @@ async fn auth_switch_with_three_accounts_asks_which_on_a_terminal_and_refuses_wi
         })
         .await;
     terminal.run("3");
-    let (screen, _) = terminal
-        .wait_for("the client's end", |s| s.contains("exit="))
-        .await;
+    let (screen, _) = terminal.wait_for("the client's end", ended).await;
     println!("{screen}");
     assert_eq!(
         screen.lines().take(7).collect::<Vec<_>>(),
