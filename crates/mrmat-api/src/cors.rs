@@ -25,12 +25,11 @@
 //! network error. With a list of origins every answer carries `Vary: Origin`; with `*`
 //! every answer carries the same headers, whatever the `Origin`.
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::EitherBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{Error, HttpResponse, web};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::{HttpResponse, web};
 use url::Url;
 
 use crate::rate_limit::is_preflight;
@@ -158,62 +157,83 @@ impl Cors {
         match &self.origins {
             CorsOrigins::Any => Some(HeaderValue::from_static("*")),
             CorsOrigins::List(list) => {
+                // Bytes, not text: an origin with a byte outside ASCII matches none anyway.
                 let origin = origin?;
-                let text = origin.to_str().ok()?;
-                list.iter().any(|o| o == text).then(|| origin.clone())
+                list.iter()
+                    .any(|o| o.as_bytes() == origin.as_bytes())
+                    .then(|| origin.clone())
             }
         }
     }
 }
 
-/// The middleware: a no-op unless a [`Cors`] is registered.
-pub(crate) async fn cors<B: MessageBody + 'static>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, Error> {
-    let Some(cors) = req.app_data::<web::Data<Cors>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    };
-    let allowed = cors.allow_origin(req.headers().get(header::ORIGIN));
+/// What CORS makes of one request: the policy, the `Access-Control-Allow-Origin` to send
+/// when the origin is allowed, and whether it is a preflight of an allowed origin.
+#[derive(Debug)]
+pub(crate) struct CorsRequest {
+    policy: web::Data<Cors>,
+    allowed: Option<HeaderValue>,
+    preflight: bool,
+}
+
+/// `req` as CORS sees it, or `None` when no [`Cors`] policy is registered.
+pub(crate) fn inspect(req: &ServiceRequest) -> Option<CorsRequest> {
+    let policy = req.app_data::<web::Data<Cors>>()?.clone();
+    let allowed = policy.allow_origin(req.headers().get(header::ORIGIN));
     let preflight = allowed.is_some() && is_preflight(req.method(), req.headers());
-    // A preflight goes through the routing too: the path's resource answers OPTIONS with
-    // 405 and its `Allow`, which becomes the allowed methods; an unknown path stays 404.
-    let response = next.call(req).await?;
-    let allow = response
-        .headers()
-        .get(header::ALLOW)
-        .filter(|_| preflight && response.status() == StatusCode::METHOD_NOT_ALLOWED)
-        .cloned();
-    let mut response = match allow {
-        Some(methods) => {
-            let (request, _) = response.into_parts();
-            let answer = HttpResponse::NoContent()
-                .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, methods))
-                .insert_header((
-                    header::ACCESS_CONTROL_ALLOW_HEADERS,
-                    cors.allow_headers.clone(),
-                ))
-                .insert_header((header::ACCESS_CONTROL_MAX_AGE, cors.max_age.clone()))
-                .finish();
-            ServiceResponse::new(request, answer).map_into_right_body()
+    Some(CorsRequest {
+        policy,
+        allowed,
+        preflight,
+    })
+}
+
+impl CorsRequest {
+    /// Whether `response` is the routing's 405 to an allowed origin's preflight, which
+    /// [`Self::preflight`] turns into the preflight's answer.
+    pub(crate) fn is_preflight_answer<B>(&self, response: &ServiceResponse<B>) -> bool {
+        self.preflight
+            && response.status() == StatusCode::METHOD_NOT_ALLOWED
+            && response.headers().contains_key(header::ALLOW)
+    }
+
+    /// The answer to a preflight: it went through the routing too, whose resource answered
+    /// `OPTIONS` with 405 and its `Allow`, which becomes the allowed methods of a 204 (an
+    /// unknown path stays 404).
+    pub(crate) fn preflight<B>(
+        &self,
+        response: ServiceResponse<EitherBody<B>>,
+    ) -> ServiceResponse<EitherBody<B>> {
+        let methods = response.headers().get(header::ALLOW).cloned();
+        let (request, _) = response.into_parts();
+        let mut answer = HttpResponse::NoContent();
+        if let Some(methods) = methods {
+            answer.insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, methods));
         }
-        None => response.map_into_left_body(),
-    };
-    let headers = response.headers_mut();
-    if matches!(cors.origins, CorsOrigins::List(_)) {
-        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        let answer = answer
+            .insert_header((
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                self.policy.allow_headers.clone(),
+            ))
+            .insert_header((header::ACCESS_CONTROL_MAX_AGE, self.policy.max_age.clone()))
+            .finish();
+        ServiceResponse::new(request, answer).map_into_right_body()
     }
-    if let Some(origin) = allowed {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            cors.expose_headers.clone(),
-        );
+
+    /// Adds the CORS headers of the answer: `Vary: Origin` with a list of origins, and for
+    /// an allowed origin the origin and the headers its script may read.
+    pub(crate) fn label(&self, headers: &mut HeaderMap) {
+        if matches!(self.policy.origins, CorsOrigins::List(_)) {
+            headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        if let Some(origin) = &self.allowed {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                self.policy.expose_headers.clone(),
+            );
+        }
     }
-    Ok(response)
 }
 
 #[cfg(test)]

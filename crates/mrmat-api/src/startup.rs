@@ -14,13 +14,13 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::api;
 use crate::auth::Issuers;
-use crate::cors::{Cors, cors};
+use crate::cors::Cors;
 use crate::db::{self, Db, DbError, migrate};
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
 use crate::metrics::Metrics;
-use crate::middleware::request_context;
-use crate::rate_limit::{RateLimiter, rate_limit};
+use crate::middleware::{edge, request_context};
+use crate::rate_limit::RateLimiter;
 use crate::settings::{ConfigError, OidcSettings, Settings, UnixSocket};
 use crate::state::AppState;
 use crate::telemetry::{Telemetry, trace_request};
@@ -234,11 +234,13 @@ impl Application {
                 }
             })
             .default_service(web::to(api::not_found))
-            // Inside out: the limit, then CORS (so a 429 carries CORS headers and a
-            // browser's script can read it), then the request context. Each is in the
-            // chain only when configured: off, they cost nothing per request.
-            .wrap(Condition::new(limiter.is_some(), from_fn(rate_limit)))
-            .wrap(Condition::new(cors_policy.is_some(), from_fn(cors)))
+            // Inside out: the limit and CORS around it (one layer, see `edge`), then the
+            // request context. In the chain only when configured: off, they cost nothing
+            // per request.
+            .wrap(Condition::new(
+                limiter.is_some() || cors_policy.is_some(),
+                from_fn(edge),
+            ))
             .wrap(from_fn(request_context))
             // Outside the request context, so the access line can name the trace.
             .wrap(Condition::new(tracing, from_fn(trace_request)))
