@@ -302,7 +302,9 @@ impl Context {
         };
         match (login.state, login.checked) {
             (State::Active, true) => "works (checked: refreshed just now)".into(),
-            (State::Active, false) => "active".into(),
+            // "valid", not "active": beside an inactive account, "active" read as the
+            // account's standing, not its token's.
+            (State::Active, false) => "valid".into(),
             (State::Refreshable, _) => {
                 "the access token is due for renewal; the refresh token renews it on next use (--check tries now)"
                     .into()

@@ -62,7 +62,7 @@ async fn auth_status_of_a_working_login_says_who_where_and_active_and_exits_0() 
         text.contains(&format!("{}  (this server)", app.address)),
         "{text}"
     );
-    assert!(text.contains("status:         active"), "{text}");
+    assert!(text.contains("status:         valid"), "{text}");
     assert!(text.contains("refresh token:  held"), "{text}");
 }
 
