@@ -32,7 +32,7 @@
 //! effective limit is N times the replicas.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -191,11 +191,36 @@ struct States {
     per_shard: usize,
 }
 
+/// The states of one shard, by the keyed hash of their [`Key`]: hashed once per request,
+/// not once for the shard and again for the map. Two callers whose 64-bit keyed hashes
+/// collide would share an allowance; with a secret per-process key, nobody can aim for
+/// that, and by chance it takes billions of callers.
 #[derive(Debug, Default)]
 struct Shard {
-    states: HashMap<Key, AtomicU64>,
+    states: HashMap<u64, AtomicU64, BuildHasherDefault<Prehashed>>,
     /// When it was last swept of whole allowances.
     swept_at: u64,
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; any other write still hashes something.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
 }
 
 impl States {
@@ -208,14 +233,15 @@ impl States {
     }
 
     /// `f` on `key`'s state, made if new; `window` is how long a swept shard stays unswept.
-    fn with<T>(&self, key: Key, now: u64, window: u64, f: impl FnOnce(&AtomicU64) -> T) -> T {
-        let index = usize::try_from(self.hasher.hash_one(&key) % SHARDS as u64).unwrap_or(0);
+    fn with<T>(&self, key: &Key, now: u64, window: u64, f: impl FnOnce(&AtomicU64) -> T) -> T {
+        let hash = self.hasher.hash_one(key);
+        let index = usize::try_from(hash % SHARDS as u64).unwrap_or(0);
         let Some(shard) = self.shards.get(index) else {
             return f(&AtomicU64::new(0));
         };
         // A panic while holding it cannot leave a state half-written: each is one atomic.
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(state) = shard.states.get(&key) {
+        if let Some(state) = shard.states.get(&hash) {
             return f(state);
         }
         if shard.states.len() >= self.per_shard {
@@ -229,7 +255,7 @@ impl States {
                 shard.states.remove(&victim);
             }
         }
-        f(shard.states.entry(key).or_default())
+        f(shard.states.entry(hash).or_default())
     }
 
     /// How many callers are tracked.
@@ -274,7 +300,7 @@ impl RateLimiter {
 
     fn check(&self, key: Key) -> Decision {
         let now = self.now();
-        self.states.with(key, now, self.gcra.tolerance, |state| {
+        self.states.with(&key, now, self.gcra.tolerance, |state| {
             self.gcra.check(state, now)
         })
     }
