@@ -85,7 +85,7 @@ impl Telemetry {
         .find_map(|name| var(name).map(|value| (name, value))) else {
             return Ok(None);
         };
-        let invalid = |reason: String| ConfigError::invalid(variable_name(variable), reason);
+        let invalid = |reason: String| ConfigError::invalid(variable, reason);
         match url::Url::parse(endpoint.trim()) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
             Ok(_) => {
@@ -103,7 +103,7 @@ impl Telemetry {
                 && protocol.trim() != "http/protobuf"
             {
                 return Err(ConfigError::invalid(
-                    variable_name(name),
+                    name,
                     format!("{protocol:?} is not built in; use http/protobuf"),
                 ));
             }
@@ -138,16 +138,6 @@ impl Telemetry {
         if let Err(e) = self.provider.shutdown_with_timeout(FLUSH_BOUND) {
             log::warn!("traces: the last spans may be lost: {e}");
         }
-    }
-}
-
-/// The name as the user typed it (the config error wants a `'static str`).
-fn variable_name(name: &str) -> &'static str {
-    match name {
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" => "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL" => "OTEL_EXPORTER_OTLP_PROTOCOL",
-        _ => "OTEL_EXPORTER_OTLP_ENDPOINT",
     }
 }
 

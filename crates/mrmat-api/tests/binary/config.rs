@@ -3,32 +3,7 @@
 
 use std::path::Path;
 
-use crate::process::{free_port, run, start_on_loopback, start_server};
-
-/// Runs with `args` and asserts exit code 2 and one `error:` line naming `option`.
-fn assert_bad_config(dir: &Path, args: &[&str], env: &[(&str, &str)], option: &str) {
-    let output = run(dir, args, env);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "{args:?}: one error line expected in {stderr}"
-    );
-    assert!(
-        errors[0].contains(option),
-        "{args:?}: expected {option} in {:?}",
-        errors[0]
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr}"
-    );
-}
+use crate::process::{assert_bad_config, free_port, run, start_on_loopback, start_server};
 
 #[test]
 fn unknown_database_scheme_exits_2() {

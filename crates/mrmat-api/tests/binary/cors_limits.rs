@@ -1,27 +1,7 @@
 //! `--cors-origins` and `--rate-limit`: an unsafe or malformed value ends the start with
 //! exit 2 and one `error:` line naming the option.
 
-use std::path::Path;
-
-use crate::process::run;
-
-/// Runs with `args` and `env` and asserts exit 2 with one `error:` line naming `option`.
-fn assert_bad_config(dir: &Path, args: &[&str], env: &[(&str, &str)], option: &str) {
-    let output = run(dir, args, env);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "{args:?}: one error line in {stderr}");
-    assert!(
-        errors[0].contains(option),
-        "{args:?}: {option} in {:?}",
-        errors[0]
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
+use crate::process::assert_bad_config;
 
 #[test]
 fn unsafe_or_malformed_cors_origins_exit_2() {
