@@ -8,7 +8,7 @@ use std::time::Duration;
 use mrmat_api_testkit::idp::Idp;
 use mrmat_api_testkit::{Backend, Oidc, TestApp};
 
-use crate::harness::Home;
+use crate::harness::{Home, SilentServer};
 use crate::terminal::Terminal;
 
 /// The longest a cancelled client may take to end.
@@ -83,15 +83,8 @@ async fn ctrl_c_while_the_login_waits_for_approval_at_40_columns_leaves_only_the
 
 #[tokio::test]
 async fn ctrl_c_during_a_slow_call_ends_at_once_and_leaves_only_the_message() {
-    // A server that accepts connections and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let silent = SilentServer::start().await;
+    let address = silent.address.clone();
     let home = Home::new(&address);
     for width in [100, 40] {
         let terminal = Terminal::start("bash", width, &home, &[]);
@@ -110,7 +103,6 @@ async fn ctrl_c_during_a_slow_call_ends_at_once_and_leaves_only_the_message() {
             "{screen}"
         );
     }
-    holder.abort();
 }
 
 #[tokio::test]

@@ -104,3 +104,30 @@ impl Home {
         assert_eq!(result.code, Some(0), "login: {}", result.stderr);
     }
 }
+
+/// A server that accepts connections and never answers; stopped when dropped.
+pub struct SilentServer {
+    /// Its `http://` address.
+    pub address: String,
+    holder: tokio::task::JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let holder = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        Self { address, holder }
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.holder.abort();
+    }
+}

@@ -6,19 +6,12 @@ use std::time::{Duration, Instant};
 use mrmat_api_testkit::{Backend, TestApp};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::harness::{Home, bounded, stderr};
+use crate::harness::{Home, SilentServer, bounded, stderr};
 
 #[tokio::test]
 async fn an_unresponsive_server_is_named_within_two_seconds_and_the_wait_is_bounded() {
-    // A server that accepts connections and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let silent = SilentServer::start().await;
+    let address = silent.address.clone();
     let home = Home::new(&address);
     let started = Instant::now();
     let mut child = home
@@ -56,7 +49,6 @@ async fn an_unresponsive_server_is_named_within_two_seconds_and_the_wait_is_boun
         ended_after < Duration::from_secs(8),
         "ended after {ended_after:?}"
     );
-    holder.abort();
 }
 
 #[tokio::test]
