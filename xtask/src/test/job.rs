@@ -81,11 +81,11 @@ impl Job {
             }
         };
         let mut on_slow = Some(on_slow);
-        let (succeeded, timed_out) = loop {
+        let (exited, timed_out) = loop {
             match child.try_wait() {
-                Ok(Some(status)) => break (status.success(), false),
+                Ok(Some(status)) => break (Some(status), false),
                 Ok(None) => {}
-                Err(_) => break (false, false),
+                Err(_) => break (None, false),
             }
             let elapsed = started.elapsed();
             if elapsed >= self.limit {
@@ -94,7 +94,7 @@ impl Job {
                 pids.push(child.id());
                 tree::kill(&pids);
                 let _ = child.wait();
-                break (false, true);
+                break (None, true);
             }
             if elapsed >= slow_after
                 && let Some(on_slow) = on_slow.take()
@@ -108,14 +108,16 @@ impl Job {
                 Duration::from_millis(25)
             });
         };
+        let succeeded = exited.is_some_and(|status| status.success());
         let mut bytes = Vec::new();
         let _ = log.rewind().and_then(|()| log.read_to_end(&mut bytes));
-        self.finish(
-            started,
-            succeeded,
-            timed_out,
-            String::from_utf8_lossy(&bytes).into_owned(),
-        )
+        let mut output = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(status) = exited.filter(|status| !status.success()) {
+            // A test can pass and its process still fail while exiting (a signal, an exit
+            // handler): say so, or the failure reads as a contradiction.
+            output.push_str(&format!("\n(the test process ended: {status})\n"));
+        }
+        self.finish(started, succeeded, timed_out, output)
     }
 
     fn command(&self) -> Command {
