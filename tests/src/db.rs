@@ -63,6 +63,8 @@ impl TestDb {
             Backend::Postgres => {
                 let admin = std::env::var(POSTGRES_ENV).expect("MRMAT_TEST_POSTGRES_URL");
                 let name = format!("mrmat_test_{}", uuid::Uuid::new_v4().simple());
+                // Before libpq's first connection of this process, as the server does.
+                mrmat_api::openssl_without_exit_handler();
                 let mut conn = PgConnection::establish(&admin).expect("connect to PostgreSQL");
                 diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
                     .execute(&mut conn)

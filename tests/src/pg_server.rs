@@ -124,6 +124,7 @@ impl PgServer {
 
     /// Runs `sql` (one or more statements) on database `name`.
     pub fn execute(&self, name: &str, sql: &str) {
+        mrmat_api::openssl_without_exit_handler();
         let mut conn =
             PgConnection::establish(&self.url(name)).expect("connect to the private server");
         conn.batch_execute(sql)

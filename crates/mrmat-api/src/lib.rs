@@ -30,7 +30,7 @@ mod telemetry;
 mod trust;
 
 pub use cors::CorsOrigins;
-pub use db::schema;
+pub use db::{openssl_without_exit_handler, schema};
 pub use forwarded::{ForwardedHeaders, TrustedProxy};
 pub use rate_limit::RateLimit;
 pub use settings::Settings;

@@ -68,6 +68,7 @@ impl ConnectionManager {
     pub(crate) fn establish(&self) -> Result<DbConnection, ConnectionError> {
         match &self.url {
             DatabaseUrl::Postgres(url) => {
+                openssl_without_exit_handler();
                 PgConnection::establish(&bounded_postgres_url(url.expose(), self.timeout))
                     .map(DbConnection::Postgres)
             }
@@ -83,6 +84,16 @@ impl ConnectionManager {
             }
         }
     }
+}
+
+/// Initialises the OpenSSL that libpq uses for TLS before libpq does, without the exit
+/// handler OpenSSL would otherwise register. That handler frees OpenSSL's state while the
+/// process exits, and a pool thread still opening or closing a connection at that moment
+/// (r2d2 does both in the background) crashes in the freed state: a process that did
+/// all its work then dies of a signal. The first initialisation decides; later calls cost
+/// one atomic load. Anything that opens a PostgreSQL connection calls this first.
+pub fn openssl_without_exit_handler() {
+    openssl_sys::init();
 }
 
 /// Per-connection SQLite settings: WAL so readers never wait for the writer, a busy timeout

@@ -23,6 +23,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
 
 pub(crate) use connection::ConnectionManager;
+pub use connection::openssl_without_exit_handler;
 pub(crate) use failure::DbFailure;
 use writer::Writer;
 

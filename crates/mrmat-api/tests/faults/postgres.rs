@@ -3,11 +3,13 @@
 //! flight (on a private server). Each is 503 + Retry-After within the bound, and the server
 //! recovers without a restart.
 
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, RunQueryDsl};
+use mrmat_api::Settings;
 use mrmat_api::settings::DatabaseUrl;
 use mrmat_api_testkit::pg_server::{self, PgServer};
 use mrmat_api_testkit::proxy::{CuttableProxy, Link};
@@ -306,4 +308,60 @@ async fn a_database_outage_logs_one_warning_and_one_recovery_line() {
     assert_eq!(count("the database is unavailable"), 1, "{log}");
     assert_eq!(count("the database is available again"), 1, "{log}");
     assert_eq!(count(" ERROR "), 0, "{log}");
+}
+
+/// Set in the child processes of the exit test: the database they connect to.
+const EXITING_CHILD_URL: &str = "MRMAT_TEST_EXITING_CHILD_URL";
+
+/// Runs of the exit test: a process crashed in about one exit in four before the fix.
+const EXIT_RUNS: usize = 20;
+
+/// A process whose threads are still opening PostgreSQL connections (over TLS, which libpq
+/// prefers) when it exits ends with status 0. Were OpenSSL's exit handler registered, it
+/// would free OpenSSL's state under those threads and the process would die of a signal
+/// after all its work was done, as a test process once did in CI. The child processes are
+/// this test binary run again with [`EXITING_CHILD_URL`] set.
+#[test]
+fn a_process_exiting_while_connections_open_ends_with_status_0() {
+    if let Ok(url) = std::env::var(EXITING_CHILD_URL) {
+        exit_while_connecting(&url);
+        return;
+    }
+    if !Backend::Postgres.available() {
+        eprintln!("skipped: MRMAT_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres);
+    let exe = std::env::current_exe().unwrap();
+    let test = "postgres::a_process_exiting_while_connections_open_ends_with_status_0";
+    for run in 1..=EXIT_RUNS {
+        let output = mrmat_api_testkit::process::output(
+            Command::new(&exe)
+                .args([test, "--exact", "--nocapture", "--test-threads=1"])
+                .env(EXITING_CHILD_URL, db.url_string()),
+            Duration::from_secs(60),
+        );
+        assert!(
+            output.status.success(),
+            "run {run} of {EXIT_RUNS} ended: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// The child: the library opens the first connection (as the server's start-up does), then
+/// threads standing in for the pool's open connections while the process exits.
+fn exit_while_connecting(url: &str) {
+    let settings = Settings::with_database(DatabaseUrl::Postgres(Secret::new(url.to_owned())));
+    mrmat_api::migrate(&settings).expect("migrate through the library");
+    for _ in 0..4 {
+        let url = url.to_owned();
+        std::thread::spawn(move || {
+            loop {
+                let _ = diesel::pg::PgConnection::establish(&url);
+            }
+        });
+    }
+    std::thread::sleep(Duration::from_millis(30));
 }
