@@ -14,5 +14,6 @@ pub mod resource;
 pub mod scope;
 pub mod secret;
 pub mod text;
+pub mod timestamp;
 
 pub use problem::Problem;

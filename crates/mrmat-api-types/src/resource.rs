@@ -55,8 +55,10 @@ pub struct Resource {
     /// The owner, the only one who may change or delete it.
     pub owner: Owner,
     /// When it was created (RFC 3339, UTC).
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
     /// When it last changed (RFC 3339, UTC); never earlier than `created_at`.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
