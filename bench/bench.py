@@ -37,6 +37,9 @@ GOAL_V3JWT_V1 = 0.85
 # Issue 23: greeting v1 with CORS and a rate limit on ÷ off, and with traces exported ÷ off.
 GOAL_OPS_V1 = 0.9
 GOAL_TRACED_V1 = 0.8
+# Issue 24: the server's list, get and create on PostgreSQL ÷ pgbench running the same
+# statements (bench/pgbench/) on the same database at the same concurrency.
+GOAL_PG_PGBENCH = 0.5
 # The origin the CORS server allows and wrk sends, and a limit the load never reaches (per
 # client address: wrk is one), so every request pays the check and none is refused.
 OPS_ORIGIN = "https://app.example"
@@ -81,6 +84,10 @@ class Target:
     token: str | None = None
     create: bool = False
     headers: list[str] | None = None
+    # A pgbench script of bench/pgbench/ run on `pg_url` instead of wrk, with -D variables.
+    pgbench: str | None = None
+    pg_url: str | None = None
+    variables: dict[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -88,7 +95,7 @@ class Target:
 
 
 LABELS = {
-    "floor": "floor: bare actix-web `GET /`",
+    "floor": "floor: bare actix-web, greeting v1's path",
     "v1": "greeting v1",
     "v3": "greeting v3, warm cache",
     "v3jwt": "greeting v3, JWT, warm",
@@ -100,7 +107,12 @@ LABELS = {
     "list": "resource list, `?limit=10`",
     "get": "resource get",
     "create": "resource create",
+    "pgb-list": "pgbench: the list's statement",
+    "pgb-get": "pgbench: the get's statement",
+    "pgb-create": "pgbench: the create's transaction",
 }
+# The pgbench target each PostgreSQL target is judged against.
+PGBENCH_OF = {"list": "pgb-list", "get": "pgb-get", "create": "pgb-create"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -295,7 +307,7 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
     command = "bench/run.sh" + ("" if not sys.argv[1:] else " " + shlex.join(sys.argv[1:]))
     started = time.monotonic()
     use_pg = not args.no_postgres and pg_port_open(args.postgres_url)
-    h.ensure_tools({"wrk": "wrk", **({"psql": "postgresql-client"} if use_pg else {})})
+    h.ensure_tools({"wrk": "wrk", **({"psql": "postgresql-client", "pgbench": "postgresql"} if use_pg else {})})
     if use_pg and not h.postgres_reachable(args.postgres_url):
         h.log(f"PostgreSQL at {args.postgres_url} does not answer: SQLite only")
         use_pg = False
@@ -353,7 +365,7 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
     h.request("POST", idp.issuer + "/__stats/reset")
     tokens, first_auth, last_auth, auth_requests = {}, {}, {}, {}
     dp: dict = {}
-    targets = [Target("floor", "-", floor, "/", [1, 32, 256])]
+    targets = [Target("floor", "-", floor, h.FLOOR_PATH, [1, 32, 256])]
     for dbname, srv in servers.items():
         token = idp.token()
         tokens[dbname] = token
@@ -390,6 +402,17 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
             Target("get", dbname, srv, f"/api/resource/v1/{first_id}", [1, 32], token),
             Target("create", dbname, srv, "/api/resource/v1/", [1, 32], token, create=True),
         ]
+        if dbname == "PostgreSQL":
+            # The database's own speed for what each request sends, on the same database
+            # (its rows, its owner), between the server's runs in every round.
+            subject = f"client:{h.RW_CLIENT[0]}"
+            owner = h.psql(db.url, f"SELECT id FROM owners WHERE subject = '{subject}'").strip()
+            created = {"subject": subject, "issuer": idp.issuer, "owner": owner, "at": "2026-12-06 12:00:00.000001"}
+            targets += [
+                Target("pgb-list", dbname, srv, "", [JUDGE_C], pgbench="list.sql", pg_url=db.url),
+                Target("pgb-get", dbname, srv, "", [JUDGE_C], pgbench="get.sql", pg_url=db.url, variables={"id": str(first_id)}),
+                Target("pgb-create", dbname, srv, "", [JUDGE_C], pgbench="create.sql", pg_url=db.url, variables=created),
+            ]
 
     # Issue 23: the same greeting on a server with CORS and a rate limit on, and on two
     # exporting spans to an OTLP sink: one sampling a request in ten
@@ -442,6 +465,21 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
                     last_auth["SQLite DPoP"] = time.monotonic()
                     if t.server.proc.poll() is not None:
                         raise h.BenchError(f"{t.server.name} died under load ({t.name} c={c})")
+                    continue
+                if t.pgbench:
+                    runs.append(
+                        h.pgbench(
+                            t.pg_url,
+                            t.pgbench,
+                            target=t.name,
+                            conc=c,
+                            round_no=rnd,
+                            duration=args.duration,
+                            threads=args.threads,
+                            out_dir=tmp,
+                            variables=t.variables,
+                        )
+                    )
                     continue
                 headers, script, sargs = list(t.headers or []), "report.lua", None
                 if t.token:
@@ -518,6 +556,8 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
                 base = med("v1origin@SQLite", c, "rps")
                 ratio[(t.name, c)] = rps / base if base else 0
                 rel = f"{ratio[(t.name, c)]:.2f} × v1 with `Origin`"
+            elif t.key.startswith("pgb-"):
+                rel = "the database's own speed"
             elif t.key == "create":
                 cps = med(t.name, c, "created_per_s")
                 ratio[(t.name, c)] = cps
@@ -526,6 +566,11 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
                 v1 = med("v1@SQLite", c, "rps")
                 ratio[(t.name, c)] = rps / v1 if v1 else 0
                 rel = f"{ratio[(t.name, c)]:.2f} × v1"
+            base = f"{PGBENCH_OF.get(t.key)}@{t.db}"
+            if any(r.target == base and r.conc == c for r in runs):
+                mine = med(t.name, c, "created_per_s" if t.create else "rps")
+                ratio[("pgbench", t.key, c)] = mine / med(base, c, "rps")
+                rel += f"; {ratio[('pgbench', t.key, c)]:.2f} × pgbench"
             non2xx = int(sum(r.non2xx + r.errors for r in runs if r.target == t.name and r.conc == c))
             if t.create:
                 other = sum(r.extra.get("other_status", 0) for r in runs if r.target == t.name and r.conc == c)
@@ -633,6 +678,14 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
             # is shown beside the target, not judged by it.
             ratio[(f"list@{d}", JUDGE_C)] >= GOAL_LIST_V1 if d == "SQLite" else None,
         )
+    for key in PGBENCH_OF:
+        if ("pgbench", key, JUDGE_C) in ratio:
+            goal(
+                f"resource {key} on PostgreSQL ÷ pgbench, the same statements (c={JUDGE_C})",
+                f"{ratio[('pgbench', key, JUDGE_C)]:.2f}",
+                f"≥ {GOAL_PG_PGBENCH}",
+                ratio[("pgbench", key, JUDGE_C)] >= GOAL_PG_PGBENCH,
+            )
     goal(
         f"creates on SQLite (c={JUDGE_C})",
         f"{h.thousands(ratio[('create@SQLite', JUDGE_C)])}/s",
@@ -779,8 +832,11 @@ it.
 
 ## Targets (issues 13, 18, 20 and 23)
 
-Judged at c={JUDGE_C}, with default settings, i.e. on SQLite. The PostgreSQL list is
-shown as context: its database server runs on the same cores as the server and wrk.
+Judged at c={JUDGE_C}, with default settings, i.e. on SQLite; and on PostgreSQL (issue 24)
+the server's list, get and create against pgbench running the statements the server sends
+(`bench/pgbench/`, `-M prepared`) on the same database at the same concurrency, in the same
+rounds: the database's own speed on this machine, where it shares the cores with the
+server and wrk as it does with pgbench. The PostgreSQL list ÷ greeting v1 is context.
 
 {h.md_table(["target", "measured", "goal", ""], goals)}
 

@@ -35,6 +35,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 IDP_DIR = ROOT / "tests" / "idp"
 WRK_DIR = BENCH_DIR / "wrk"
+PGBENCH_DIR = BENCH_DIR / "pgbench"
+# What the floor serves: greeting v1's path, so the floor routes what v1 routes.
+FLOOR_PATH = "/api/greeting/v1/"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # The test provider's clients (tests/idp/README.md).
@@ -562,7 +565,7 @@ def start_floor(procs: Procs, binary: Path, tmp: Path, name: str, workers: int) 
         port = json.loads(line)["port"]
     except (ValueError, KeyError):
         raise BenchError(f"the floor did not start: {out.read_text()[-2000:]}")
-    if not wait_ok(port, "/", p, 20):
+    if not wait_ok(port, FLOOR_PATH, p, 20):
         raise BenchError("the floor gave no 200 on GET /")
     s = Server(name, p, port, out, (time.perf_counter() - t0) * 1000)
     s.idle_rss_kib = proc_status(p.pid, "VmRSS")
@@ -753,6 +756,85 @@ def wrk(
     log(
         f"    {run.rps:,.0f} req/s, p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, non-2xx {run.non2xx}, "
         f"socket errors {run.errors}{created}; CPU % server {run.cpu_server:.0f} / wrk {run.cpu_wrk:.0f} / other {run.cpu_other:.0f}"
+    )
+    return run
+
+
+def pgbench(
+    url: str,
+    script: str,
+    *,
+    target: str,
+    conc: int,
+    round_no: int,
+    duration: float,
+    threads: int,
+    out_dir: Path,
+    variables: dict[str, str] | None = None,
+) -> Run:
+    """Runs `pgbench -M prepared` with `pgbench/SCRIPT` (the server's own statements) on the
+    database of `url`: the database's own speed for what one request sends, at the same
+    concurrency as the wrk run beside it. Latencies from pgbench's per-transaction log;
+    its CPU is the "wrk" share (the client), the database's backends count as other."""
+    threads = max(1, min(threads, conc))
+    log_dir = out_dir / f"pgbench-{target}-c{conc}-r{round_no}".replace("/", "_").replace("@", "_")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    args = ["pgbench", "-n", "-M", "prepared", "-c", str(conc), "-j", str(threads), "-T", f"{max(1, round(duration))}"]
+    args += ["-l", "--log-prefix", str(log_dir / "txn"), "-f", str(PGBENCH_DIR / script)]
+    for k, v in (variables or {}).items():
+        args += ["-D", f"{k}={v}"]
+    log(f"[round {round_no}] {target} c={conc}: {' '.join(args)} <database>")
+    busy0 = busy_ticks()
+    t0 = time.monotonic()
+    with open(log_dir / "out.txt", "wb") as f:
+        p = subprocess.Popen(args + [url], stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=log_dir)
+    ticks, status = 0, None
+    while True:
+        pid, st, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            status = os.waitstatus_to_exitcode(st)
+            ticks = round((ru.ru_utime + ru.ru_stime) * CLK_TCK)
+            p.returncode = status
+            break
+        if time.monotonic() - t0 > duration + 30:
+            p.kill()
+            p.wait()
+            raise BenchError(f"pgbench did not finish in time ({target} c={conc})")
+        time.sleep(0.1)
+    busy = busy_ticks() - busy0
+    text = (log_dir / "out.txt").read_text(errors="replace")
+    if status != 0:
+        raise BenchError(f"pgbench failed ({target} c={conc}): {text[-2000:]}")
+    # Per transaction: client_id transaction_no latency_us script_no epoch_s epoch_us.
+    latencies, first, last, failed = [], None, None, 0
+    for path in log_dir.glob("txn.*"):
+        for line in path.read_text().splitlines():
+            f = line.split()
+            if len(f) < 6:
+                continue
+            if f[2] in ("failed", "skipped"):
+                failed += 1
+                continue
+            latencies.append(int(f[2]))
+            end = int(f[4]) + int(f[5]) / 1e6
+            first = end if first is None else min(first, end)
+            last = end if last is None else max(last, end)
+    if not latencies:
+        raise BenchError(f"pgbench ran no transaction ({target} c={conc}): {text[-2000:]}")
+    latencies.sort()
+    run = Run(target, conc, round_no)
+    run.requests = len(latencies)
+    m = re.search(r"^duration: (\d+) s", text, re.M)
+    run.duration_s = float(m.group(1)) if m else (last - first if last and first and last > first else duration)
+    run.errors = failed
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000
+    run.p50_ms, run.p90_ms, run.p99_ms = pick(0.50), pick(0.90), pick(0.99)
+    secs = run.duration_s * CLK_TCK
+    run.cpu_wrk = 100 * ticks / secs
+    run.cpu_other = max(0.0, 100 * (busy - ticks) / secs)
+    log(
+        f"    {run.rps:,.0f} transactions/s, p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, failed {failed}; "
+        f"CPU % pgbench {run.cpu_wrk:.0f} / other (the database) {run.cpu_other:.0f}"
     )
     return run
 

@@ -6,6 +6,8 @@
     the list query on both databases.
 (b) the introspection cache with 100k live tokens: RSS per cached entry.
 (c) greeting v1 with --workers 1 and 2 (and the floor alike).
+(d) PostgreSQL (issue 24): list (keyset, near the end) and get at 10, 100k and 1M rows,
+    creates with 1 and 32 clients, with the connection pool at 8 and at 32; the plans.
 
 Writes the "How cost grows" part of docs/BENCHMARKS.md (bench/run.sh writes the rest).
 """
@@ -37,7 +39,9 @@ OWNER = "bench-scale-owner"
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/scale.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke run: 1k/10k rows, 5k tokens, 2 s runs, 1 round; writes no doc")
-    p.add_argument("--parts", default="abc", help="which parts to run: any of a, b, c (default abc)")
+    p.add_argument("--parts", default="abcd", help="which parts to run: any of a, b, c, d (default abcd)")
+    p.add_argument("--pg-sizes", default="10,100000,1000000", help="row counts for (d) (default 10,100000,1000000)")
+    p.add_argument("--pools", default="8,32", help="--db-pool-size values for (d) (default 8,32)")
     p.add_argument("--sizes", default="1000,100000", help="row counts for (a) (default 1000,100000)")
     p.add_argument("--tokens", type=int, default=100_000, help="live tokens for (b) (default 100000)")
     p.add_argument("--duration", type=float, default=5, help="seconds per wrk run (default 5)")
@@ -52,7 +56,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     a = p.parse_args(argv)
     if a.quick:
         a.sizes, a.tokens, a.duration, a.rounds, a.no_doc = "1000,10000", 5000, 2, 1, True
+        a.pg_sizes = "10,10000"
     a.sizes = [int(x) for x in a.sizes.split(",")]
+    a.pg_sizes = [int(x) for x in a.pg_sizes.split(",")]
+    a.pools = [int(x) for x in a.pools.split(",")]
     return a
 
 
@@ -63,7 +70,7 @@ def main(argv: list[str]) -> int:
 def run(args, procs: h.Procs, tmp: Path, stack: contextlib.ExitStack) -> int:
     command = "bench/scale.sh" + ("" if not sys.argv[1:] else " " + shlex.join(sys.argv[1:]))
     started = time.monotonic()
-    use_pg = "a" in args.parts and not args.no_postgres
+    use_pg = ("a" in args.parts or "d" in args.parts) and not args.no_postgres
     h.ensure_tools({"wrk": "wrk", "sqlite3": "sqlite3", **({"psql": "postgresql-client"} if use_pg else {})})
     if use_pg and not h.postgres_reachable(args.postgres_url):
         h.log(f"PostgreSQL at {args.postgres_url} does not answer: SQLite only")
@@ -72,7 +79,7 @@ def run(args, procs: h.Procs, tmp: Path, stack: contextlib.ExitStack) -> int:
     box = h.machine()
     commit = h.git_describe()
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    idp = h.start_idp(procs, tmp) if ("a" in args.parts or "b" in args.parts) else None
+    idp = h.start_idp(procs, tmp) if any(p in args.parts for p in "abd") else None
     sections, runs = [], []
     if "a" in args.parts:
         sections.append(part_a(args, procs, tmp, stack, bins["mrmat-api"], idp, use_pg, runs))
@@ -80,6 +87,8 @@ def run(args, procs: h.Procs, tmp: Path, stack: contextlib.ExitStack) -> int:
         sections.append(part_b(args, procs, tmp, bins["mrmat-api"], idp))
     if "c" in args.parts:
         sections.append(part_c(args, procs, tmp, bins, runs))
+    if "d" in args.parts and use_pg:
+        sections.append(part_d(args, procs, tmp, stack, bins["mrmat-api"], idp, runs))
     others = [r.cpu_other for r in runs]
     other_med, other_max = h.median(others), max(others, default=0)
     load_note = (
@@ -331,7 +340,7 @@ def part_c(args, procs, tmp, bins, runs) -> str:
     for w in (1, 2):
         targets.append((f"greeting v1, --workers {w}", h.start_server(procs, bins["mrmat-api"], tmp, f"w{w}", workers=w), "/api/greeting/v1/"))
     for w in (1, 2):
-        targets.append((f"floor, --workers {w}", h.start_floor(procs, bins["mrmat-api-floor"], tmp, f"floor-w{w}", w), "/"))
+        targets.append((f"floor, --workers {w}", h.start_floor(procs, bins["mrmat-api-floor"], tmp, f"floor-w{w}", w), h.FLOOR_PATH))
     mine = []
     concs = (32, 256)
     for rnd in range(1, args.rounds + 1):
@@ -362,6 +371,106 @@ Greeting v1 (SQLite, no OIDC, access log on) and the floor, `wrk -t{args.threads
 workers for the same CPUs, so a second worker cannot double the throughput.
 
 {table}
+"""
+
+
+# --- (d) PostgreSQL: rows, clients, pool ----------------------------------------------------
+
+GET_SQL = (
+    "SELECT resources.id, resources.owner_id, resources.name, resources.created_at, resources.updated_at, "
+    "owners.id, owners.subject, owners.client_id, owners.name "
+    "FROM resources INNER JOIN owners ON owners.id = resources.owner_id WHERE resources.id = {id} LIMIT 1"
+)
+
+
+def part_d(args, procs, tmp, stack, server_bin, idp, runs) -> str:
+    token = idp.token()
+    auth = [f"Authorization: Bearer {token}"]
+    pools = args.pools if h.has_option(server_bin, "--db-pool-size") else [None]
+    rows, plans = [], []
+    for n in args.pg_sizes:
+        pg = stack.enter_context(h.PgDatabase(args.postgres_url, f"grow{n}"))
+        # The schema first (the server migrates), then the rows, then the servers.
+        s = h.start_server(procs, server_bin, tmp, f"pg-{n}-schema", db=pg.url, idp=idp, workers=args.workers)
+        procs.stop(s.proc)
+        t0 = time.monotonic()
+        h.log(f"seeding {n:,} rows into PostgreSQL")
+        h.psql(pg.url, seed_sql_pg(n))
+        seed_s = time.monotonic() - t0
+        last = int(h.psql(pg.url, "SELECT max(id) FROM resources").strip())
+        # The id before the last ten (0 when there are no more than ten).
+        after = int(h.psql(pg.url, "SELECT COALESCE((SELECT id FROM resources ORDER BY id DESC LIMIT 1 OFFSET 10), 0)").strip())
+        keyset = f"/api/resource/v1/?limit=10&after={after}"
+        for pool in pools:
+            extra = ["--db-pool-size", str(pool)] if pool else []
+            label_pool = str(pool) if pool else "default"
+            s = h.start_server(procs, server_bin, tmp, f"pg-{n}-p{label_pool}", db=pg.url, idp=idp, workers=args.workers, extra=extra)
+            status, body = h.http_json("GET", s.base + keyset, headers={"Authorization": f"Bearer {token}"})
+            if status != 200 or len(body["resources"]) != 10:
+                raise h.BenchError(f"PostgreSQL {n:,} rows: the keyset page answered {status} {str(body)[:300]}")
+            work = [
+                (f"list near the end by keyset, `{keyset}`", keyset, (1, 32), None),
+                (f"get, `/api/resource/v1/{last}`", f"/api/resource/v1/{last}", (1, 32), None),
+                ("create", "/api/resource/v1/", (1, 32), "create.lua"),
+            ]
+            for label, path, concs, script in work:
+                for c in concs:
+                    r = h.wrk(
+                        s.pid,
+                        s.base + path,
+                        target=f"pg{n}-p{label_pool}:{path}",
+                        conc=c,
+                        round_no=1,
+                        duration=args.duration,
+                        threads=args.threads,
+                        headers=auth,
+                        script=script or "report.lua",
+                        script_args=[f"grow{n}p{label_pool}c{c}"] if script else None,
+                        out_dir=tmp,
+                    )
+                    runs.append(r)
+                    rate = r.created_per_s if script else r.rps
+                    rows.append(
+                        [
+                            f"{n:,}",
+                            label_pool,
+                            label,
+                            str(c),
+                            h.thousands(rate),
+                            f"{r.p50_ms:.2f}",
+                            f"{r.p99_ms:.2f}",
+                            str(r.non2xx + r.errors),
+                            f"{r.cpu_server:.0f} / {r.cpu_other:.0f}",
+                        ]
+                    )
+            procs.stop(s.proc)
+        h.log(f"  seeded in {seed_s:.1f} s")
+        plans.append(
+            f"-- {n:,} rows: list, keyset\n"
+            + h.psql(pg.url, f"EXPLAIN (ANALYZE, COSTS OFF, TIMING ON, SUMMARY ON) {LIST_SQL.format(after=after, limit=11, offset=0)}").strip()
+            + f"\n\n-- {n:,} rows: get\n"
+            + h.psql(pg.url, f"EXPLAIN (ANALYZE, COSTS OFF, TIMING ON, SUMMARY ON) {GET_SQL.format(id=last)}").strip()
+        )
+    pool_note = (
+        "`--db-pool-size` " + " and ".join(str(p) for p in pools)
+        if pools != [None]
+        else "the default pool (this server has no `--db-pool-size`)"
+    )
+    table = h.md_table(["rows", "pool", "request", "c", "req/s (creates/s)", "p50 ms", "p99 ms", "non-2xx", "CPU % server / other"], rows)
+    return f"""### (d) PostgreSQL: rows, clients and pool (issue 24)
+
+One owner with N resources (seeded with SQL after the server made the schema; `ANALYZE`d),
+the server with {pool_note}, `--workers {args.workers}`; {args.duration:g} s per wrk run, one run each.
+The list asks for the last ten rows by keyset, the get for the last row; creates add rows
+(201 answers per second). "other" CPU is mostly the database's backends.
+
+{table}
+
+Plans of the list and the get, at each size (`EXPLAIN (ANALYZE, COSTS OFF)`):
+
+```
+""" + "\n\n".join(plans) + """
+```
 """
 
 

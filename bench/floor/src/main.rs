@@ -1,6 +1,7 @@
 //! `mrmat-api-floor`: the floor of the benchmark (`bench/run.sh`).
 //!
-//! A bare actix-web server on 127.0.0.1 that answers `GET /` with greeting v1's body,
+//! A bare actix-web server on 127.0.0.1 that answers `GET /api/greeting/v1/` (greeting
+//! v1's path, so both route the same path) with greeting v1's body,
 //! `{"message":"Hello World"}`: no middleware, no logging, no request id, no state. What
 //! greeting v1 of `mrmat-api` does beyond this is what the benchmark's "× floor" ratio
 //! prices. It serialises a struct like the server's handler does, so the ratio measures
@@ -29,6 +30,9 @@ struct Cli {
     workers: Option<usize>,
 }
 
+/// Greeting v1's path on mrmat-api.
+const GREETING_V1: &str = "/api/greeting/v1/";
+
 /// The body of greeting v1.
 #[derive(Debug, Serialize)]
 struct Greeting {
@@ -44,7 +48,7 @@ async fn hello() -> web::Json<Greeting> {
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut server = HttpServer::new(|| App::new().route("/", web::get().to(hello)));
+    let mut server = HttpServer::new(|| App::new().route(GREETING_V1, web::get().to(hello)));
     if let Some(workers) = cli.workers {
         server = server.workers(workers.max(1));
     }
