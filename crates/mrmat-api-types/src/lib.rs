@@ -8,6 +8,7 @@ pub mod greeting;
 pub mod health;
 pub mod index;
 pub mod metadata;
+pub mod owner;
 pub mod problem;
 pub mod redact;
 pub mod resource;

@@ -1,12 +1,11 @@
 //! Resource API v1 bodies.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
-use unicode_normalization::UnicodeNormalization;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use validator::{Validate, ValidationError};
+use validator::Validate;
 
-use crate::text::is_unsafe_char;
+pub use crate::owner::Owner;
 
 /// The JSON Schema pattern of a valid name, as the OpenAPI document states it (ECMA-262
 /// syntax): optional white space (Unicode White_Space, what `str::trim` removes), then 1
@@ -33,17 +32,6 @@ pub const NAME_PATTERN: &str = concat!(
 
 /// Longest accepted resource name, in Unicode characters after trimming.
 pub const NAME_MAX_CHARS: u64 = 255;
-
-/// Who owns a resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Owner {
-    /// Owner id.
-    pub id: i64,
-    /// The OAuth client the owner last wrote through.
-    pub client_id: String,
-    /// Display name of the owner.
-    pub name: String,
-}
 
 /// A stored resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -84,10 +72,10 @@ pub struct ResourceList {
 pub struct ResourceInput {
     /// 1 to 255 characters after trimming and NFC normalisation; no control, line
     /// separator, bidi control or zero-width character.
-    #[serde(deserialize_with = "trimmed")]
+    #[serde(deserialize_with = "crate::owner::trimmed")]
     #[validate(
         length(min = 1, max = NAME_MAX_CHARS, message = "must be 1 to 255 characters after trimming"),
-        custom(function = "no_unsafe_chars")
+        custom(function = "crate::owner::no_unsafe_chars")
     )]
     // The length rule applies after trimming, which JSON Schema's maxLength cannot say:
     // the OpenAPI document states it as NAME_PATTERN instead (set where it is assembled).
@@ -100,29 +88,6 @@ impl ResourceInput {
     pub fn new(name: impl Into<String>) -> Self {
         Self { name: name.into() }
     }
-}
-
-fn trimmed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    let value = String::deserialize(deserializer)?;
-    Ok(value.trim().nfc().collect())
-}
-
-/// Refuses what could forge or hide text where a name is shown (a terminal, a log, a
-/// list): controls (NUL too: PostgreSQL text cannot hold it), bidi controls, zero-width
-/// characters. The detail names the first one, as a code point.
-fn no_unsafe_chars(name: &str) -> Result<(), ValidationError> {
-    if let Some(c) = name.chars().find(|c| is_unsafe_char(*c)) {
-        let mut error = ValidationError::new("unsafe_char");
-        error.message = Some(
-            format!(
-                "must not contain control, bidi or zero-width characters (found U+{:04X})",
-                u32::from(c)
-            )
-            .into(),
-        );
-        return Err(error);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -157,11 +157,12 @@ fn validation_detail(errors: ValidationErrors) -> ApiError {
     ApiError::Unprocessable(details.join("; "))
 }
 
-/// A resource id from the path: a positive decimal integer that fits the column, written
-/// without leading zeros. Anything else is a resource that does not exist.
-pub(crate) fn parse_id(raw: &str) -> Result<i64, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no resource with id {}", shorten(raw)));
-    // Canonical form only (no sign, no leading zero), so a resource has exactly one URL.
+/// The id of a `noun` (what the API serves, e.g. `resource`) from the path: a positive
+/// decimal integer that fits the column, written without leading zeros. Anything else is
+/// a row that does not exist: 404, in the words the database layer uses for a missing id.
+pub(crate) fn parse_id(raw: &str, noun: &str) -> Result<i64, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no {noun} with id {}", shorten(raw)));
+    // Canonical form only (no sign, no leading zero), so a row has exactly one URL.
     if raw.is_empty() || raw.starts_with('0') || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(not_found());
     }
@@ -192,14 +193,20 @@ pub(crate) struct Paging {
 }
 
 impl Paging {
+    /// The keyset cursor: ids above this one (0 when none was given: ids are positive).
+    pub(crate) fn after(&self) -> i64 {
+        self.after.unwrap_or(0)
+    }
+
     /// Default page size.
     pub(crate) const DEFAULT_LIMIT: i64 = 100;
     /// Largest page size.
     pub(crate) const MAX_LIMIT: i64 = 1000;
 
     /// Reads `limit`, `offset` and `after` from a query string; other parameters are
-    /// ignored.
-    pub(crate) fn from_query(query: &str) -> Result<Self, ApiError> {
+    /// ignored. `noun` is what the list holds (e.g. `resource`), for the detail of a bad
+    /// `after`.
+    pub(crate) fn from_query(query: &str, noun: &str) -> Result<Self, ApiError> {
         let mut paging = Self {
             limit: Self::DEFAULT_LIMIT,
             offset: 0,
@@ -229,9 +236,9 @@ impl Paging {
                         parse_integer(&value)
                             .filter(|after| *after >= 0)
                             .ok_or_else(|| {
-                                ApiError::BadRequest(
-                                    "after: must be a resource id (an integer of 0 or more)".into(),
-                                )
+                                ApiError::BadRequest(format!(
+                                    "after: must be a {noun} id (an integer of 0 or more)"
+                                ))
                             })?,
                     );
                 }
@@ -258,7 +265,7 @@ mod tests {
 
     #[test]
     fn ids_must_be_positive_decimal_integers() {
-        assert_eq!(parse_id("42").unwrap(), 42);
+        assert_eq!(parse_id("42", "resource").unwrap(), 42);
         for bad in [
             "0",
             "-1",
@@ -271,14 +278,17 @@ mod tests {
             " 1",
             "123456789012345678901234567890",
         ] {
-            assert!(matches!(parse_id(bad), Err(ApiError::NotFound(_))), "{bad}");
+            assert!(
+                matches!(parse_id(bad, "resource"), Err(ApiError::NotFound(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn paging_defaults() {
         assert_eq!(
-            Paging::from_query("").unwrap(),
+            Paging::from_query("", "resource").unwrap(),
             Paging {
                 limit: 100,
                 offset: 0,
@@ -298,7 +308,7 @@ mod tests {
             ("after=-1", "after"),
             ("after=x", "after"),
         ] {
-            match Paging::from_query(query) {
+            match Paging::from_query(query, "resource") {
                 Err(ApiError::BadRequest(detail)) => {
                     assert!(detail.starts_with(name), "{query}: {detail}")
                 }

@@ -60,21 +60,27 @@ impl Modify for BearerScheme {
 )]
 struct BaseDoc;
 
-/// States the body rules the way the server applies them: the name's length after
-/// trimming (see [`NAME_PATTERN`]), which a `maxLength` cannot, and no unknown fields.
+/// States the body rules the way the server applies them, for every request body of an
+/// owner-scoped API (a schema named `...Input` with a `name`, see
+/// `mrmat_api_types::owner`): the name's length after trimming (see [`NAME_PATTERN`]),
+/// which a `maxLength` cannot, and no unknown fields.
 fn name_rule(doc: &mut OpenApi) {
-    let input = doc
-        .components
-        .as_mut()
-        .and_then(|components| components.schemas.get_mut("ResourceInput"));
-    let Some(RefOr::T(Schema::Object(input))) = input else {
+    let Some(components) = doc.components.as_mut() else {
         return;
     };
-    input.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
-    if let Some(RefOr::T(Schema::Object(name))) = input.properties.get_mut("name") {
-        name.pattern = Some(NAME_PATTERN.to_owned());
-        name.min_length = None;
-        name.max_length = None;
+    for (schema_name, input) in components.schemas.iter_mut() {
+        let RefOr::T(Schema::Object(input)) = input else {
+            continue;
+        };
+        if !schema_name.ends_with("Input") || !input.properties.contains_key("name") {
+            continue;
+        }
+        input.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        if let Some(RefOr::T(Schema::Object(name))) = input.properties.get_mut("name") {
+            name.pattern = Some(NAME_PATTERN.to_owned());
+            name.min_length = None;
+            name.max_length = None;
+        }
     }
 }
 

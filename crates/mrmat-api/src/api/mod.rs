@@ -1,13 +1,15 @@
 //! The API registry: every mounted API version, the open endpoints around them, and the
 //! OpenAPI document assembled from the same list.
 //!
-//! Adding `greeting/v4` is one module with a `MOUNT` and one line in [`APIS`].
+//! Adding `greeting/v4` is one module with a `MOUNT` and one line in [`APIS`];
+//! `cargo xtask new-api NAME [--crud]` writes such a module (docs/ADDING_AN_API.md).
 
 pub(crate) mod docs;
 pub(crate) mod greeting;
 pub(crate) mod healthz;
 pub(crate) mod index;
 pub(crate) mod metrics;
+pub(crate) mod owned;
 pub(crate) mod resource;
 pub(crate) mod route;
 pub(crate) mod well_known;
@@ -25,13 +27,29 @@ pub(crate) struct Mount {
     pub(crate) name: &'static str,
     /// Version, e.g. `v1`.
     pub(crate) version: &'static str,
-    /// Mount path, without a trailing slash (both forms are served).
+    /// Mount path, without a trailing slash (both forms are served): `/api/{name}/{version}`,
+    /// derived by [`mount!`], never stated.
     pub(crate) prefix: &'static str,
     /// The endpoints, with paths relative to `prefix`.
     pub(crate) endpoints: fn() -> Vec<Endpoint>,
     /// The OpenAPI paths of this version, relative to `prefix`.
     pub(crate) openapi: fn() -> OpenApi,
 }
+
+/// The [`Mount`] of API `$name` version `$version`, at `/api/$name/$version`, serving
+/// `$endpoints` documented by `$openapi`.
+macro_rules! mount {
+    ($name:literal, $version:literal, $endpoints:expr, $openapi:expr) => {
+        $crate::api::Mount {
+            name: $name,
+            version: $version,
+            prefix: concat!("/api/", $name, "/", $version),
+            endpoints: $endpoints,
+            openapi: $openapi,
+        }
+    };
+}
+pub(crate) use mount;
 
 /// Every versioned API this server mounts, in the order `GET /api/` lists them.
 pub(crate) const APIS: &[Mount] = &[

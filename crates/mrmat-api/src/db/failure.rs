@@ -4,8 +4,6 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use crate::error::{ApiError, Dependency};
-
 /// A database error, classified.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DbFailure {
@@ -85,19 +83,6 @@ impl From<DieselError> for DbFailure {
             Self::Unavailable(one_line(&error.to_string()))
         } else {
             Self::Other(error)
-        }
-    }
-}
-
-impl From<DbFailure> for ApiError {
-    fn from(failure: DbFailure) -> Self {
-        match failure {
-            DbFailure::Unavailable(cause) => ApiError::Unavailable {
-                dependency: Dependency::Database,
-                cause,
-            },
-            DbFailure::StorageFull(cause) => ApiError::StorageFull(cause),
-            DbFailure::Other(error) => ApiError::internal(format!("database: {error}")),
         }
     }
 }

@@ -1,11 +1,14 @@
 //! Database access: one connection type over SQLite and PostgreSQL, its pool, the embedded
 //! migrations, and [`Db`], the one way handlers reach the database. Every call through
-//! [`Db`] is bounded by `--db-timeout`, runs off the async workers, and maps failures to
-//! [`ApiError`] (503 + Retry-After for a database that does not answer, 507 for a full one).
+//! [`Db`] is bounded by `--db-timeout`, runs off the async workers, and answers failures
+//! with [`StoreError`], the database layer's own words (unavailable, storage full, not
+//! found, ...); the API layer maps them to HTTP in one place (`api/owned.rs`).
 
 pub(crate) mod connection;
+mod error;
 pub(crate) mod failure;
 pub(crate) mod migrate;
+pub(crate) mod owned;
 pub(crate) mod resources;
 pub mod schema;
 #[cfg(test)]
@@ -24,25 +27,15 @@ use diesel::{Connection, ConnectionError};
 
 pub(crate) use connection::ConnectionManager;
 pub use connection::openssl_without_exit_handler;
+pub(crate) use error::StoreError;
 pub(crate) use failure::DbFailure;
+pub(crate) use transaction::Deadline;
 use writer::Writer;
 
-use crate::error::{ApiError, Dependency};
 use crate::metrics::Metrics;
 use crate::outage::{Outage, Part};
 use crate::settings::DatabaseUrl;
 use crate::telemetry::{self, DbTarget};
-
-/// The kind of failure a database span records: the database's failures, not a 404 or
-/// 403 a query's answer leads to.
-fn failure_kind(error: &ApiError) -> Option<&'static str> {
-    match error {
-        ApiError::Unavailable { .. } => Some("unavailable"),
-        ApiError::StorageFull(_) => Some("storage_full"),
-        ApiError::Internal(_) => Some("internal"),
-        _ => None,
-    }
-}
 
 /// The database as spans describe it: the system, and for PostgreSQL the database name,
 /// host and port (never the URL: it may hold a password).
@@ -283,30 +276,31 @@ impl Db {
 
     /// Runs `f` with a pooled connection on the blocking thread pool (SQLite writes: on the
     /// writer thread). Every wait (for the SQLite write turn, a free connection, a lock,
-    /// the query) ends by `--db-timeout`.
+    /// the query) ends by `--db-timeout`; `f` is given that [`Deadline`], for the commit
+    /// of its writes (see [`transaction::write`]).
     /// With tracing on, it is a client span of the request's trace, from the wait to the
     /// answer.
-    pub(crate) async fn run<T, E, F>(&self, work: Work, f: F) -> Result<T, ApiError>
+    pub(crate) async fn run<T, E, F>(&self, work: Work, f: F) -> Result<T, StoreError>
     where
-        F: Fn(&mut DbConnection) -> Result<T, E> + Send + 'static,
-        E: Into<ApiError>,
+        F: Fn(&mut DbConnection, Deadline) -> Result<T, E> + Send + 'static,
+        E: Into<StoreError>,
         T: Send + 'static,
     {
         let access = work.access;
         let span = telemetry::db_call(&self.target, work.operation, work.collection);
         let deadline = Instant::now() + self.timeout;
         let result = self.run_until(deadline, access, f).await;
-        telemetry::db_answered(span, result.as_ref().err().and_then(failure_kind));
+        telemetry::db_answered(
+            span,
+            result.as_ref().err().and_then(StoreError::failure_kind),
+        );
         let part = match access {
             Access::Read => Part::READS,
             Access::Write => Part::WRITES,
         };
         match &result {
-            Err(ApiError::Unavailable {
-                dependency: Dependency::Database,
-                cause,
-            }) => self.outage.failed(part, cause),
-            Err(ApiError::StorageFull(cause)) => {
+            Err(StoreError::Unavailable(cause)) => self.outage.failed(part, cause),
+            Err(StoreError::StorageFull(cause)) => {
                 self.outage.answered(part);
                 self.storage.failed(Part::WRITES, cause);
             }
@@ -324,14 +318,14 @@ impl Db {
         deadline: Instant,
         access: Access,
         f: F,
-    ) -> Result<T, ApiError>
+    ) -> Result<T, StoreError>
     where
-        F: Fn(&mut DbConnection) -> Result<T, E> + Send + 'static,
-        E: Into<ApiError>,
+        F: Fn(&mut DbConnection, Deadline) -> Result<T, E> + Send + 'static,
+        E: Into<StoreError>,
         T: Send + 'static,
     {
         if access == Access::Read
-            && let Some(result) = self.read_inline(&f)
+            && let Some(result) = self.read_inline(&f, Deadline::at(deadline))
         {
             return result;
         }
@@ -360,13 +354,15 @@ impl Db {
                     .map_err(|refused| unavailable(refused.to_string()))?;
                 match tokio::time::timeout_at(deadline.into(), answered).await {
                     Ok(Ok(result)) => result,
-                    Ok(Err(_)) => Err(ApiError::internal("the database write panicked")),
+                    Ok(Err(_)) => Err(StoreError::Internal(
+                        "the database write panicked".to_owned(),
+                    )),
                     Err(_) => Err(late()),
                 }
             }
             _ => match tokio::time::timeout_at(deadline.into(), web::block(work)).await {
                 Ok(Ok(result)) => result,
-                Ok(Err(blocking)) => Err(ApiError::internal(format!(
+                Ok(Err(blocking)) => Err(StoreError::Internal(format!(
                     "database task failed: {blocking}"
                 ))),
                 Err(_) => Err(late()),
@@ -376,19 +372,16 @@ impl Db {
 
     /// `f` on the calling worker, when an inline connection is idle and the read need not
     /// wait for a lock; `None` leaves it to the blocking pool.
-    fn read_inline<T, E, F>(&self, f: &F) -> Option<Result<T, ApiError>>
+    fn read_inline<T, E, F>(&self, f: &F, deadline: Deadline) -> Option<Result<T, StoreError>>
     where
-        F: Fn(&mut DbConnection) -> Result<T, E>,
-        E: Into<ApiError>,
+        F: Fn(&mut DbConnection, Deadline) -> Result<T, E>,
+        E: Into<StoreError>,
     {
         let mut conn = self.inline_reads.as_ref()?.try_get()?;
-        match f(&mut conn).map_err(Into::into) {
+        match f(&mut conn, deadline).map_err(Into::into) {
             // Locked (or failed in a way a retry may cure): the blocking pool waits for it,
             // up to the bound, without holding up the other requests of this worker.
-            Err(ApiError::Unavailable {
-                dependency: Dependency::Database,
-                ..
-            }) => None,
+            Err(error) if error.is_unavailable() => None,
             result => Some(result),
         }
     }
@@ -400,8 +393,8 @@ impl Db {
     }
 
     /// Whether the database answers; for the readiness check.
-    pub(crate) async fn ping(&self) -> Result<(), ApiError> {
-        self.run(PING, |conn| {
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        self.run(PING, |conn, _| {
             conn.ping().map(|_| ()).map_err(DbFailure::from)
         })
         .await
@@ -417,40 +410,32 @@ fn on_connection<T, E, F>(
     timeout: Duration,
     metrics: &Metrics,
     f: F,
-) -> Result<T, ApiError>
+) -> Result<T, StoreError>
 where
-    F: FnOnce(&mut DbConnection) -> Result<T, E>,
-    E: Into<ApiError>,
+    F: FnOnce(&mut DbConnection, Deadline) -> Result<T, E>,
+    E: Into<StoreError>,
 {
-    let _deadline = transaction::Deadline::set(deadline);
     let remaining = deadline.saturating_duration_since(Instant::now());
     let waiting = Instant::now();
     let conn = checkout(pool, remaining, timeout);
     metrics.pool_wait(waiting.elapsed());
     let mut conn = conn?;
-    let result = f(&mut conn).map_err(Into::into);
-    if let Err(ApiError::Unavailable {
-        dependency: Dependency::Database,
-        ..
-    }) = &result
-    {
+    let result = f(&mut conn, Deadline::at(deadline)).map_err(Into::into);
+    if result.as_ref().is_err_and(StoreError::is_unavailable) {
         conn.cut_off();
     }
     result
 }
 
-fn unavailable(cause: String) -> ApiError {
-    ApiError::Unavailable {
-        dependency: Dependency::Database,
-        cause,
-    }
+fn unavailable(cause: String) -> StoreError {
+    StoreError::Unavailable(cause)
 }
 
 fn checkout(
     pool: &DbPool,
     remaining: Duration,
     timeout: Duration,
-) -> Result<PooledConnection<ConnectionManager>, ApiError> {
+) -> Result<PooledConnection<ConnectionManager>, StoreError> {
     if remaining.is_zero() {
         return Err(unavailable(format!("no connection within {timeout:?}")));
     }
@@ -490,8 +475,8 @@ mod tests {
         inline_ready(&db);
         let worker = std::thread::current().id();
         let ran_on = db
-            .run(Work::read("SELECT", "t"), |_conn| {
-                Ok::<_, ApiError>(std::thread::current().id())
+            .run(Work::read("SELECT", "t"), |_conn, _| {
+                Ok::<_, StoreError>(std::thread::current().id())
             })
             .await
             .unwrap();
@@ -507,12 +492,9 @@ mod tests {
         let seen = attempts.clone();
         let worker = std::thread::current().id();
         let ran_on = db
-            .run(Work::read("SELECT", "t"), move |_conn| {
+            .run(Work::read("SELECT", "t"), move |_conn, _| {
                 match seen.fetch_add(1, Ordering::SeqCst) {
-                    0 => Err(ApiError::Unavailable {
-                        dependency: Dependency::Database,
-                        cause: "database is locked".to_owned(),
-                    }),
+                    0 => Err(StoreError::Unavailable("database is locked".to_owned())),
                     _ => Ok(std::thread::current().id()),
                 }
             })
@@ -539,8 +521,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sqlite(&dir);
         let name = db
-            .run(Work::write("INSERT", "t"), |_conn| {
-                Ok::<_, ApiError>(std::thread::current().name().map(str::to_owned))
+            .run(Work::write("INSERT", "t"), |_conn, _| {
+                Ok::<_, StoreError>(std::thread::current().name().map(str::to_owned))
             })
             .await
             .unwrap();

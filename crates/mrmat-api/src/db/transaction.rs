@@ -8,7 +8,6 @@
 //! and the write-ahead log's auto-checkpoint (which runs when a statement completes) never
 //! ran, so the log grew without bound.
 
-use std::cell::Cell;
 use std::time::Instant;
 
 use diesel::Connection;
@@ -17,40 +16,35 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::DbConnection;
 
-thread_local! {
-    /// When the request that runs on this thread is answered 503 if not done.
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// The deadline of the request whose database work runs on this (blocking) thread, for
-/// as long as the guard lives. A write that finds it passed rolls back instead of
-/// committing: its caller has been told 503, so it must not land behind that answer.
-#[derive(Debug)]
-pub(crate) struct Deadline(());
+/// When the request whose database work this is will have been answered 503 if not done.
+/// It travels with the work, as an argument, from [`Db::run`](super::Db::run) to the
+/// commit: a write that finds it passed rolls back instead of committing, because its
+/// caller has been told 503 and it must not land behind that answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deadline(Option<Instant>);
 
 impl Deadline {
-    /// Sets the deadline until the guard is dropped.
-    pub(crate) fn set(at: Instant) -> Self {
-        DEADLINE.with(|deadline| deadline.set(Some(at)));
-        Self(())
+    /// No deadline: for the database layer's own tests.
+    #[cfg(test)]
+    pub(crate) const NONE: Self = Self(None);
+
+    /// A deadline at `at`.
+    pub(crate) fn at(at: Instant) -> Self {
+        Self(Some(at))
     }
 
-    fn passed() -> bool {
-        DEADLINE.with(|deadline| deadline.get().is_some_and(|at| Instant::now() >= at))
-    }
-}
-
-impl Drop for Deadline {
-    fn drop(&mut self) {
-        DEADLINE.with(|deadline| deadline.set(None));
+    fn passed(self) -> bool {
+        self.0.is_some_and(|at| Instant::now() >= at)
     }
 }
 
 /// Runs `work` in one transaction and commits it; rolls back when `work` fails. On SQLite
 /// the transaction takes the write lock at once (`BEGIN IMMEDIATE`): a deferred one that
 /// read first could not wait for the lock when it later writes, it would fail at once.
+/// A `deadline` passed when the work is done rolls it back (see [`Deadline`]).
 pub(crate) fn write<T, E>(
     conn: &mut DbConnection,
+    deadline: Deadline,
     work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
 ) -> Result<T, E>
 where
@@ -63,7 +57,7 @@ where
         DbConnection::Postgres(pg) => AnsiTransactionManager::begin_transaction(pg)?,
     }
     match work(conn) {
-        Ok(_) if Deadline::passed() => {
+        Ok(_) if deadline.passed() => {
             rollback(conn);
             Err(DieselError::DatabaseError(
                 DatabaseErrorKind::Unknown,

@@ -4,17 +4,11 @@ use actix_web::web;
 use mrmat_api_types::greeting::Greeting;
 use utoipa::OpenApi;
 
-use crate::api::Mount;
 use crate::api::route::Endpoint;
+use crate::api::{Mount, mount};
 
 /// Mounted at `/api/greeting/v1`.
-pub(crate) const MOUNT: Mount = Mount {
-    name: "greeting",
-    version: "v1",
-    prefix: "/api/greeting/v1",
-    endpoints,
-    openapi: Doc::openapi,
-};
+pub(crate) const MOUNT: Mount = mount!("greeting", "v1", endpoints, Doc::openapi);
 
 #[derive(OpenApi)]
 #[openapi(paths(greet), components(schemas(Greeting)))]

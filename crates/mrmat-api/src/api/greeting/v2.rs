@@ -4,17 +4,11 @@ use actix_web::{HttpRequest, web};
 use mrmat_api_types::greeting::Greeting;
 use utoipa::OpenApi;
 
-use crate::api::Mount;
 use crate::api::route::Endpoint;
+use crate::api::{Mount, mount};
 
 /// Mounted at `/api/greeting/v2`.
-pub(crate) const MOUNT: Mount = Mount {
-    name: "greeting",
-    version: "v2",
-    prefix: "/api/greeting/v2",
-    endpoints,
-    openapi: Doc::openapi,
-};
+pub(crate) const MOUNT: Mount = mount!("greeting", "v2", endpoints, Doc::openapi);
 
 #[derive(OpenApi)]
 #[openapi(paths(greet), components(schemas(Greeting)))]

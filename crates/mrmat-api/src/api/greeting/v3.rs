@@ -4,18 +4,12 @@ use actix_web::web;
 use mrmat_api_types::greeting::Greeting;
 use utoipa::OpenApi;
 
-use crate::api::Mount;
 use crate::api::route::Endpoint;
+use crate::api::{Mount, mount};
 use crate::auth::Principal;
 
 /// Mounted at `/api/greeting/v3`.
-pub(crate) const MOUNT: Mount = Mount {
-    name: "greeting",
-    version: "v3",
-    prefix: "/api/greeting/v3",
-    endpoints,
-    openapi: Doc::openapi,
-};
+pub(crate) const MOUNT: Mount = mount!("greeting", "v3", endpoints, Doc::openapi);
 
 #[derive(OpenApi)]
 #[openapi(paths(greet), components(schemas(Greeting)))]

@@ -1,29 +1,22 @@
 //! Resource v1: CRUD on named resources. Anyone with the read scope reads everything;
 //! writers create resources for themselves and change or delete only their own.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, NaiveDateTime, Utc};
 use mrmat_api_types::Problem;
-use mrmat_api_types::resource::{Owner, Resource, ResourceInput, ResourceList};
+use mrmat_api_types::resource::{Resource, ResourceInput, ResourceList};
 use utoipa::OpenApi;
 
-use crate::api::Mount;
+use crate::api::owned::{self, Page};
 use crate::api::route::Endpoint;
-use crate::auth::{Authorized, Principal, ResourceRead, ResourceWrite};
-use crate::db::resources::{self as store, OwnerIdentity, ResourceWithOwner};
+use crate::api::{Mount, mount};
+use crate::auth::{Authorized, ResourceRead, ResourceWrite};
+use crate::db::resources::{self as store, NOUN, WithOwner};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Paging, parse_id};
 use crate::state::AppState;
 
 /// Mounted at `/api/resource/v1`.
-pub(crate) const MOUNT: Mount = Mount {
-    name: "resource",
-    version: "v1",
-    prefix: "/api/resource/v1",
-    endpoints,
-    openapi: Doc::openapi,
-};
+pub(crate) const MOUNT: Mount = mount!("resource", "v1", endpoints, Doc::openapi);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,33 +33,13 @@ fn endpoints() -> Vec<Endpoint> {
 }
 
 /// The wire form of a stored resource.
-fn to_wire((resource, owner): ResourceWithOwner) -> Resource {
+fn to_wire((resource, owner): WithOwner) -> Resource {
     Resource {
         id: resource.id,
         name: resource.name,
-        owner: Owner {
-            id: owner.id,
-            client_id: owner.client_id,
-            name: owner.name,
-        },
-        created_at: utc(resource.created_at),
-        updated_at: utc(resource.updated_at),
-    }
-}
-
-fn utc(naive: NaiveDateTime) -> DateTime<Utc> {
-    DateTime::from_naive_utc_and_offset(naive, Utc)
-}
-
-fn owner(principal: &Principal) -> OwnerIdentity<'_> {
-    OwnerIdentity {
-        issuer: &principal.issuer,
-        subject: &principal.subject,
-        client_id: &principal.client_id,
-        name: &principal.username,
-        // Owner rows without an issuer were stored by a release that knew one provider,
-        // the primary; a second one is added only once no such release runs (README).
-        adopt_legacy: principal.primary,
+        owner: owned::owner(owner),
+        created_at: owned::utc(resource.created_at),
+        updated_at: owned::utc(resource.updated_at),
     }
 }
 
@@ -90,35 +63,17 @@ async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let paging = Paging::from_query(req.query_string())?;
-    // One row more than asked tells whether a next page exists without counting.
-    let mut rows = state
+    let paging = Paging::from_query(req.query_string(), NOUN)?;
+    let rows = state
         .db
-        .run(store::LIST, move |conn| {
-            store::list(
-                conn,
-                paging.after.unwrap_or(0),
-                paging.limit + 1,
-                paging.offset,
-            )
+        .run(store::LIST, move |conn, _| {
+            store::list(conn, paging.after(), paging.limit + 1, paging.offset)
         })
         .await?;
-    let more = rows.len() > usize::try_from(paging.limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(paging.limit).unwrap_or(usize::MAX));
-    let next = match rows.last() {
-        Some((last, _)) if more => Some(format!(
-            "{}/?limit={}&after={}",
-            MOUNT.prefix, paging.limit, last.id
-        )),
-        _ => None,
-    };
-    let mut response = HttpResponse::Ok();
-    if let Some(next) = &next {
-        response.insert_header((header::LINK, format!("<{next}>; rel=\"next\"")));
-    }
-    Ok(response.json(ResourceList {
-        resources: rows.into_iter().map(to_wire).collect(),
-        next,
+    let page = Page::of(rows, paging, MOUNT.prefix, |(row, _)| row.id);
+    Ok(page.response().json(ResourceList {
+        next: page.next,
+        resources: page.rows.into_iter().map(to_wire).collect(),
     }))
 }
 
@@ -137,10 +92,10 @@ async fn get(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<Resource>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&id, NOUN)?;
     let row = state
         .db
-        .run(store::GET, move |conn| store::get(conn, id))
+        .run(store::GET, move |conn, _| store::get(conn, id))
         .await?;
     Ok(web::Json(to_wire(row)))
 }
@@ -166,19 +121,12 @@ async fn create(
     let principal = auth.principal;
     let row = state
         .db
-        .run(store::CREATE, move |conn| {
-            store::create(conn, &owner(&principal), &input.name)
+        .run(store::CREATE, move |conn, deadline| {
+            store::create(conn, deadline, &owned::identity(&principal), &input.name)
         })
         .await?;
     let resource = to_wire(row);
-    let path = format!("{}/{}", MOUNT.prefix, resource.id);
-    let location = match state.proxies.base_url(&req) {
-        Some(base) => format!("{base}{path}"),
-        None => path,
-    };
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, location))
-        .json(resource))
+    Ok(owned::created(&state, &req, MOUNT.prefix, resource.id).json(resource))
 }
 
 /// Renames a resource the caller owns.
@@ -200,16 +148,22 @@ async fn update(
     id: web::Path<String>,
     body: JsonBody,
 ) -> Result<web::Json<Resource>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&id, NOUN)?;
     let input: ResourceInput = body.parse().await?;
     let principal = auth.principal;
-    let row = state
+    let found = state
         .db
-        .run(store::UPDATE, move |conn| {
-            store::update(conn, &owner(&principal), id, &input.name)
+        .run(store::UPDATE, move |conn, deadline| {
+            store::update(
+                conn,
+                deadline,
+                &owned::identity(&principal),
+                id,
+                &input.name,
+            )
         })
         .await?;
-    Ok(web::Json(to_wire(row)))
+    Ok(web::Json(to_wire(owned::only_owner(NOUN, id, found)?)))
 }
 
 /// Deletes a resource the caller owns.
@@ -228,13 +182,14 @@ async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&id, NOUN)?;
     let principal = auth.principal;
-    state
+    let found = state
         .db
-        .run(store::DELETE, move |conn| {
-            store::delete(conn, &owner(&principal), id)
+        .run(store::DELETE, move |conn, deadline| {
+            store::delete(conn, deadline, &owned::identity(&principal), id)
         })
         .await?;
+    owned::only_owner(NOUN, id, found)?;
     Ok(HttpResponse::NoContent().finish())
 }

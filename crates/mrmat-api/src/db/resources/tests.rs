@@ -8,7 +8,9 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use mrmat_api_testkit::{TestDb, backend_tests};
 
 use super::*;
+use crate::db::owned::{OwnerIdentity, OwnerOnly};
 use crate::db::testing::{connect, legacy_insert, legacy_lookup, migrated};
+use crate::db::transaction;
 
 const PRIMARY: &str = "https://primary.example";
 const OTHER: &str = "https://other.example";
@@ -58,6 +60,14 @@ fn is_unique_violation(result: &QueryResult<i64>) -> bool {
     )
 }
 
+/// The value of an owner's write, which must have been made.
+fn done<T>(result: Result<OwnerOnly<T>, StoreError>) -> T {
+    match result.unwrap() {
+        OwnerOnly::Done(value) => value,
+        OwnerOnly::NotOwner => panic!("refused as not the owner"),
+    }
+}
+
 /// Runs `work` on `n` threads at once, each with a connection of its own.
 fn at_once<T: Send>(
     db: &TestDb,
@@ -86,9 +96,9 @@ backend_tests! {
         let mut conn = migrated(&db);
         let primary = identity(PRIMARY, "alice");
         let other = identity(OTHER, "alice");
-        let (mine, my_owner) = create(&mut conn, &primary, "note").unwrap();
+        let (mine, my_owner) = create(&mut conn, Deadline::NONE, &primary, "note").unwrap();
         // The same name is no conflict: another owner has it.
-        let (theirs, their_owner) = create(&mut conn, &other, "note").unwrap();
+        let (theirs, their_owner) = create(&mut conn, Deadline::NONE, &other, "note").unwrap();
         assert_ne!(my_owner.id, their_owner.id);
         assert_eq!(
             owner_rows(&mut conn, "alice"),
@@ -97,16 +107,16 @@ backend_tests! {
                 (their_owner.id, Some(OTHER.to_owned()))
             ]
         );
-        assert!(matches!(update(&mut conn, &other, mine.id, "taken"), Err(StoreError::NotOwner(_))));
-        assert!(matches!(delete(&mut conn, &other, mine.id), Err(StoreError::NotOwner(_))));
-        assert!(matches!(update(&mut conn, &primary, theirs.id, "taken"), Err(StoreError::NotOwner(_))));
-        assert!(matches!(delete(&mut conn, &primary, theirs.id), Err(StoreError::NotOwner(_))));
+        assert!(matches!(update(&mut conn, Deadline::NONE, &other, mine.id, "taken"), Ok(OwnerOnly::NotOwner)));
+        assert!(matches!(delete(&mut conn, Deadline::NONE, &other, mine.id), Ok(OwnerOnly::NotOwner)));
+        assert!(matches!(update(&mut conn, Deadline::NONE, &primary, theirs.id, "taken"), Ok(OwnerOnly::NotOwner)));
+        assert!(matches!(delete(&mut conn, Deadline::NONE, &primary, theirs.id), Ok(OwnerOnly::NotOwner)));
         assert_eq!(get(&mut conn, mine.id).unwrap().0.name, "note");
         assert_eq!(get(&mut conn, theirs.id).unwrap().0.name, "note");
         // Each still changes its own, and a second write finds its owner again.
-        assert_eq!(update(&mut conn, &other, theirs.id, "renamed").unwrap().1.id, their_owner.id);
-        assert_eq!(create(&mut conn, &primary, "second").unwrap().1.id, my_owner.id);
-        delete(&mut conn, &primary, mine.id).unwrap();
+        assert_eq!(done(update(&mut conn, Deadline::NONE, &other, theirs.id, "renamed")).1.id, their_owner.id);
+        assert_eq!(create(&mut conn, Deadline::NONE, &primary, "second").unwrap().1.id, my_owner.id);
+        done(delete(&mut conn, Deadline::NONE, &primary, mine.id));
         assert_eq!(owner_rows(&mut conn, "alice").len(), 2);
     }
 
@@ -117,18 +127,18 @@ backend_tests! {
         let old = legacy_resource(&mut conn, legacy, "old note");
         let alice = identity(PRIMARY, "alice");
         // Before adopting it, the legacy row is already alice's to change.
-        let (renamed, owner) = update(&mut conn, &alice, old, "old note, renamed").unwrap();
+        let (renamed, owner) = done(update(&mut conn, Deadline::NONE, &alice, old, "old note, renamed"));
         assert_eq!((renamed.owner_id, owner.id), (legacy, legacy));
         // The first write that needs an owner adopts the row: same id, now with an issuer.
-        let (created, owner) = create(&mut conn, &alice, "new note").unwrap();
+        let (created, owner) = create(&mut conn, Deadline::NONE, &alice, "new note").unwrap();
         assert_eq!(owner.id, legacy);
         assert_eq!(created.owner_id, legacy);
         assert_eq!(owner_rows(&mut conn, "alice"), vec![(legacy, Some(PRIMARY.to_owned()))]);
         assert_eq!(get(&mut conn, old).unwrap().1.id, legacy);
         // The name owners show follows the latest token, as before.
         let renamed_alice = OwnerIdentity { name: "Alice A.", ..alice.clone() };
-        assert_eq!(create(&mut conn, &renamed_alice, "third").unwrap().1.name, "Alice A.");
-        delete(&mut conn, &alice, old).unwrap();
+        assert_eq!(create(&mut conn, Deadline::NONE, &renamed_alice, "third").unwrap().1.name, "Alice A.");
+        done(delete(&mut conn, Deadline::NONE, &alice, old));
     }
 
     async fn another_providers_namesake_neither_adopts_nor_touches_a_legacy_owner(backend) {
@@ -137,9 +147,9 @@ backend_tests! {
         let legacy = legacy_insert(&mut conn, "alice").unwrap();
         let old = legacy_resource(&mut conn, legacy, "note");
         let namesake = identity(OTHER, "alice");
-        assert!(matches!(update(&mut conn, &namesake, old, "mine now"), Err(StoreError::NotOwner(_))));
-        assert!(matches!(delete(&mut conn, &namesake, old), Err(StoreError::NotOwner(_))));
-        let (_, owner) = create(&mut conn, &namesake, "note").unwrap();
+        assert!(matches!(update(&mut conn, Deadline::NONE, &namesake, old, "mine now"), Ok(OwnerOnly::NotOwner)));
+        assert!(matches!(delete(&mut conn, Deadline::NONE, &namesake, old), Ok(OwnerOnly::NotOwner)));
+        let (_, owner) = create(&mut conn, Deadline::NONE, &namesake, "note").unwrap();
         assert_ne!(owner.id, legacy);
         assert_eq!(
             owner_rows(&mut conn, "alice"),
@@ -153,12 +163,12 @@ backend_tests! {
         let db = TestDb::new(backend);
         let mut conn = migrated(&db);
         let alice = identity(PRIMARY, "alice");
-        let (_, own) = create(&mut conn, &alice, "new").unwrap();
+        let (_, own) = create(&mut conn, Deadline::NONE, &alice, "new").unwrap();
         let legacy = legacy_insert(&mut conn, "alice").unwrap();
         let old = legacy_resource(&mut conn, legacy, "old");
-        assert_eq!(create(&mut conn, &alice, "newer").unwrap().1.id, own.id);
-        update(&mut conn, &alice, old, "old, renamed").unwrap();
-        delete(&mut conn, &alice, old).unwrap();
+        assert_eq!(create(&mut conn, Deadline::NONE, &alice, "newer").unwrap().1.id, own.id);
+        done(update(&mut conn, Deadline::NONE, &alice, old, "old, renamed"));
+        done(delete(&mut conn, Deadline::NONE, &alice, old));
     }
 
     async fn the_previous_releases_owner_writes_still_work_and_still_collide_after_the_expand_migration(backend) {
@@ -170,12 +180,12 @@ backend_tests! {
         // Concurrent first writes of one subject: each looked and found nothing, each
         // inserts in a transaction of its own; the unique index lets one through.
         let results = at_once(&db, 8, |conn, _| {
-            transaction::write(conn, |conn| legacy_insert(conn, "dave"))
+            transaction::write(conn, Deadline::NONE, |conn| legacy_insert(conn, "dave"))
         });
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
         assert!(results.iter().filter(|r| r.is_err()).all(is_unique_violation), "{results:?}");
         // Once the new code adopted a row, the previous release still finds that one row.
-        create(&mut conn, &identity(PRIMARY, "carol"), "note").unwrap();
+        create(&mut conn, Deadline::NONE, &identity(PRIMARY, "carol"), "note").unwrap();
         assert_eq!(legacy_lookup(&mut conn, "carol").unwrap(), vec![carol]);
         assert!(is_unique_violation(&legacy_insert(&mut conn, "dave")));
     }
@@ -184,7 +194,7 @@ backend_tests! {
         let db = TestDb::new(backend);
         let mut conn = migrated(&db);
         let results = at_once(&db, 8, |conn, i| {
-            create(conn, &identity(OTHER, "erin"), &format!("note {i}")).map(|(_, owner)| owner.id)
+            create(conn, Deadline::NONE, &identity(OTHER, "erin"), &format!("note {i}")).map(|(_, owner)| owner.id)
         });
         let ids: Vec<i64> = results.into_iter().map(Result::unwrap).collect();
         let rows = owner_rows(&mut conn, "erin");
@@ -197,7 +207,7 @@ backend_tests! {
         let mut conn = migrated(&db);
         let legacy = legacy_insert(&mut conn, "frank").unwrap();
         let results = at_once(&db, 8, |conn, i| {
-            create(conn, &identity(PRIMARY, "frank"), &format!("note {i}")).map(|(_, owner)| owner.id)
+            create(conn, Deadline::NONE, &identity(PRIMARY, "frank"), &format!("note {i}")).map(|(_, owner)| owner.id)
         });
         let ids: Vec<i64> = results.into_iter().map(Result::unwrap).collect();
         assert!(ids.iter().all(|id| *id == legacy), "{ids:?}");
