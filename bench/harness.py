@@ -463,6 +463,19 @@ def metric(server_base: str, name: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def idp_scope_env() -> dict[str, str]:
+    """IDP_READ_SCOPES and IDP_WRITE_SCOPES from the one scope list (scope.rs), as the
+    Rust test kit passes them: the provider knows no scope of its own."""
+    text = (ROOT / "crates/mrmat-api-types/src/scope.rs").read_text()
+    found = re.findall(r'^\s*\w+ = "([^"]+)", api: "[^"]+", (Read|Write);', text, re.M)
+    if not found:
+        raise BenchError("no scopes found in crates/mrmat-api-types/src/scope.rs")
+    return {
+        f"IDP_{kind.upper()}_SCOPES": " ".join(name for name, k in found if k == kind)
+        for kind in ("Read", "Write")
+    }
+
+
 def start_idp(procs: Procs, tmp: Path, env: dict[str, str] | None = None) -> Idp:
     ensure_idp_modules()
     log("starting the test identity provider")
@@ -471,7 +484,7 @@ def start_idp(procs: Procs, tmp: Path, env: dict[str, str] | None = None) -> Idp
     p = procs.spawn(
         ["node", "server.mjs"],
         cwd=IDP_DIR,
-        env=dict(os.environ, IDP_PORT="0", **(env or {})),
+        env=dict(os.environ, IDP_PORT="0", **idp_scope_env(), **(env or {})),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=err,

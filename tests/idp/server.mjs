@@ -100,10 +100,23 @@ const USERS = new Map([
   ['mrmat-api-test-rw2', { password: 'mrmat-api-test-rw2-password', name: 'Namesake Example', email: 'namesake@example.com' }],
 ]);
 
-const READ = 'mrmat-api-resource-read';
-const WRITE = 'mrmat-api-resource-write';
-const SCOPES = ['openid', 'offline_access', 'profile', 'email', READ, WRITE];
-const CLI_SCOPE = `openid profile email offline_access ${READ} ${WRITE}`;
+// The API's scopes come from the scope list in Rust (crates/mrmat-api-types/src/scope.rs),
+// which the test kit passes in: a scope added there exists here too. READ is what the
+// read-only test client gets; API_SCOPES (READ and WRITE) what the others may have.
+function scopesFromEnv(name) {
+  const raw = process.env[name];
+  if (raw === undefined) {
+    process.stderr.write(`idp: ${name} must name the API's scopes (space-separated); the test kit sets it\n`);
+    process.exit(2);
+  }
+  return raw.split(' ').filter(Boolean);
+}
+const READ_SCOPES = scopesFromEnv('IDP_READ_SCOPES');
+const API_SCOPE_LIST = [...READ_SCOPES, ...scopesFromEnv('IDP_WRITE_SCOPES')];
+const READ = READ_SCOPES.join(' ');
+const API_SCOPES = API_SCOPE_LIST.join(' ');
+const SCOPES = ['openid', 'offline_access', 'profile', 'email', ...API_SCOPE_LIST];
+const CLI_SCOPE = `openid profile email offline_access ${API_SCOPES}`;
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 function ccClient(clientId, scope) {
@@ -134,8 +147,8 @@ function cliClient(clientId) {
 // The scope a client-credentials token gets when the request names none
 // (like Keycloak's default client scopes). An explicit `scope` wins.
 const CC_DEFAULT_SCOPE = new Map([
-  ['mrmat-api-test-rw', `${READ} ${WRITE}`],
-  ['mrmat-api-test-rw2', `${READ} ${WRITE}`],
+  ['mrmat-api-test-rw', API_SCOPES],
+  ['mrmat-api-test-rw2', API_SCOPES],
   ['mrmat-api-test-ro', READ],
 ]);
 
@@ -144,8 +157,8 @@ const CLIENTS = [
   { ...ccClient('mrmat-api', 'openid'), client_secret: 'mrmat-api-secret' },
   cliClient('mrmat-api-cli'),
   cliClient('mrmat-api-cli-short'),
-  ccClient('mrmat-api-test-rw', `${READ} ${WRITE}`),
-  ccClient('mrmat-api-test-rw2', `${READ} ${WRITE}`),
+  ccClient('mrmat-api-test-rw', API_SCOPES),
+  ccClient('mrmat-api-test-rw2', API_SCOPES),
   ccClient('mrmat-api-test-ro', READ),
   // `openid` only: asking it for a resource scope is invalid_scope.
   ccClient('mrmat-api-test-none', 'openid'),
@@ -475,7 +488,7 @@ const configuration = {
       useGrantedResource() { return true; },
       getResourceServerInfo(ctx, resourceIndicator, client) {
         return {
-          scope: `${READ} ${WRITE}`,
+          scope: API_SCOPES,
           audience: resourceIndicator,
           accessTokenTTL: tokenTtl(client),
           accessTokenFormat: 'jwt',

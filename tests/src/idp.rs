@@ -12,6 +12,7 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use mrmat_api_types::scope::{Permission, Scope};
 use serde::Deserialize;
 
 use crate::process::{self, Echo, Running, Streams, TAIL_BYTES, WaitError};
@@ -355,6 +356,7 @@ fn spawn_once(options: &IdpOptions) -> Result<(Provider, Ready), String> {
             .arg(dir.join("server.mjs"))
             .current_dir(&dir)
             .env("IDP_PORT", options.port.to_string())
+            .envs(scope_env())
             .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -437,9 +439,50 @@ pub enum Approval {
     Deny,
 }
 
-/// Scopes a user login asks for.
-pub const USER_SCOPES: &str =
-    "openid profile offline_access mrmat-api-resource-read mrmat-api-resource-write";
+/// The scopes every user login asks for besides the API's.
+const LOGIN_SCOPES: &str = "openid profile offline_access";
+
+/// Scopes a user login asks for: [`LOGIN_SCOPES`] and every scope of the API's list.
+pub const USER_SCOPES: &str = {
+    const LEN: usize = LOGIN_SCOPES.len() + 1 + Scope::SPACE_SEPARATED.len();
+    // A `const` (not a function) so call sites pass it as any `&str`; joined byte by byte
+    // because `concat!` takes only literals.
+    const BYTES: [u8; LEN] = {
+        let mut bytes = [b' '; LEN];
+        let (login, api) = (LOGIN_SCOPES.as_bytes(), Scope::SPACE_SEPARATED.as_bytes());
+        let mut i = 0;
+        while i < login.len() {
+            bytes[i] = login[i];
+            i += 1;
+        }
+        let mut j = 0;
+        while j < api.len() {
+            bytes[login.len() + 1 + j] = api[j];
+            j += 1;
+        }
+        bytes
+    };
+    match std::str::from_utf8(&BYTES) {
+        Ok(text) => text,
+        Err(_) => panic!("scope names are ASCII"),
+    }
+};
+
+/// The API's scopes as the test provider takes them: `IDP_READ_SCOPES` for the read-only
+/// test client, `IDP_WRITE_SCOPES` besides for the read-write ones and logins. Passed in,
+/// not written in `server.mjs`, so a scope added to the list exists there too.
+fn scope_env() -> [(&'static str, String); 2] {
+    let names = |permission| {
+        Scope::with_permission(permission)
+            .map(Scope::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    [
+        ("IDP_READ_SCOPES", names(Permission::Read)),
+        ("IDP_WRITE_SCOPES", names(Permission::Write)),
+    ]
+}
 
 impl Idp {
     /// Starts a device login for `client_id` (the first half of RFC 8628).

@@ -29,6 +29,7 @@ pub use crate::credentials::Credentials;
 use clap::Parser;
 use mrmat_api::cli::Cli;
 use mrmat_api::settings::{OidcSettings, Settings};
+use mrmat_api_types::scope::Scope;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -250,6 +251,7 @@ fn realm_import(
         }
     }
     realm["users"] = test["users"].clone();
+    with_api_scopes(&mut realm);
     if !audience_mappers {
         for scope in realm["clientScopes"].as_array_mut().expect("clientScopes") {
             if let Some(mappers) = scope["protocolMappers"].as_array_mut() {
@@ -258,6 +260,65 @@ fn realm_import(
         }
     }
     realm
+}
+
+/// Makes the realm offer every scope of the API's list, whatever the shipped files name:
+/// a client scope for each (as the shipped ones are: in the token's `scope`, with the
+/// Audience mapper that names the server), optional for the CLI, and each test client's
+/// scopes (`TestClient::scopes`) among its defaults. Adding a scope to the list is then
+/// enough for the Keycloak tests; the shipped realm is for deployments to extend.
+fn with_api_scopes(realm: &mut Value) {
+    let scopes = realm["clientScopes"].as_array_mut().expect("clientScopes");
+    for scope in Scope::ALL {
+        if scopes.iter().any(|s| s["name"] == scope.as_str()) {
+            continue;
+        }
+        scopes.push(json!({
+            "name": scope.as_str(),
+            "description": scope.description(),
+            "protocol": "openid-connect",
+            "attributes": {
+                "include.in.token.scope": "true",
+                "display.on.consent.screen": "true",
+                "consent.screen.text": scope.description(),
+            },
+            "protocolMappers": [{
+                "name": format!("audience {SERVER_CLIENT}"),
+                "protocol": "openid-connect",
+                "protocolMapper": "oidc-audience-mapper",
+                "consentRequired": false,
+                "config": {
+                    "included.client.audience": SERVER_CLIENT,
+                    "id.token.claim": "false",
+                    "access.token.claim": "true",
+                    "introspection.token.claim": "true",
+                    "lightweight.claim": "false",
+                },
+            }],
+        }));
+    }
+    let wanted = |id: &str| -> Option<(&'static str, Vec<Scope>)> {
+        if id == CLI_CLIENT {
+            return Some(("optionalClientScopes", Scope::ALL.to_vec()));
+        }
+        TestClient::ALL
+            .into_iter()
+            .find(|client| client_id(*client) == id)
+            .map(|client| ("defaultClientScopes", client.scopes()))
+    };
+    for client in realm["clients"].as_array_mut().expect("clients") {
+        let Some((list, scopes)) = wanted(client["clientId"].as_str().expect("clientId")) else {
+            continue;
+        };
+        let names = client[list]
+            .as_array_mut()
+            .unwrap_or_else(|| panic!("{list}"));
+        for scope in scopes {
+            if !names.iter().any(|name| name == scope.as_str()) {
+                names.push(json!(scope.as_str()));
+            }
+        }
+    }
 }
 
 /// A free port on 127.0.0.1; it may be taken before Keycloak binds it (a start is retried).
@@ -791,5 +852,57 @@ fn spawn(home: TempDir) -> Result<(Process, u16), String> {
             ));
         }
         std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each test client of the realm gets what `TestClient::scopes` says at every provider,
+    /// and the CLI may ask for every scope of the list.
+    #[test]
+    fn the_test_realm_offers_every_scope_of_the_list() {
+        let realm = realm_import(REALM, true, &HashMap::new());
+        let client = |id: &str| {
+            realm["clients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["clientId"] == id)
+                .unwrap_or_else(|| panic!("{id}"))
+                .clone()
+        };
+        let names = |list: &Value| -> Vec<String> {
+            list.as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_owned())
+                .collect()
+        };
+        for scope in Scope::ALL {
+            assert!(
+                realm["clientScopes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["name"] == scope.as_str()),
+                "{scope}"
+            );
+            assert!(
+                names(&client(CLI_CLIENT)["optionalClientScopes"]).contains(&scope.to_string())
+            );
+        }
+        for test_client in TestClient::ALL {
+            let defaults = names(&client(client_id(test_client))["defaultClientScopes"]);
+            let mut api: Vec<Scope> = defaults
+                .iter()
+                .filter_map(|n| Scope::from_name(n))
+                .collect();
+            let mut expected = test_client.scopes();
+            api.sort_by_key(|s| s.as_str());
+            expected.sort_by_key(|s| s.as_str());
+            assert_eq!(api, expected, "{test_client:?}");
+        }
     }
 }

@@ -18,6 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mrmat_api::settings::OidcSettings;
+use mrmat_api_types::scope::{Permission, Scope};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -52,6 +53,16 @@ impl TestClient {
             Self::Rw2 => "rw2",
             Self::Ro => "ro",
             Self::NoScope => "none",
+        }
+    }
+
+    /// The API scopes it is given at every test provider: all of them, the reading ones,
+    /// or none, as the scope list says.
+    pub fn scopes(self) -> Vec<Scope> {
+        match self {
+            Self::Rw | Self::Rw2 => Scope::ALL.to_vec(),
+            Self::Ro => Scope::with_permission(Permission::Read).collect(),
+            Self::NoScope => Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use mrmat_api_types::scope::Scope;
 use mrmat_api_types::secret::Secret;
 use oauth2::TokenIntrospectionResponse;
 use serde::Serialize;
@@ -408,18 +409,28 @@ async fn try_jwt(auth: &Authenticator, token: &Secret, peeked: &jwt::Peeked, che
         without_controls(&principal.subject),
         without_controls(&principal.scopes.join(" "))
     );
-    let resource_scopes = mrmat_api_types::scope::Scope::ALL
-        .iter()
-        .filter(|scope| principal.has_scope(**scope))
-        .count();
-    if resource_scopes == 0 {
+    accepted(
+        &principal.scopes,
+        described,
+        ", or check --oidc-scope-claim",
+        checks,
+    );
+}
+
+/// The verdict on a token the server accepts: a warning when it carries none of the API's
+/// scopes (it would pass only the routes that want any token), naming them all.
+fn accepted(scopes: &[String], described: String, hint: &str, checks: &mut Checks) {
+    if scopes.iter().any(|name| Scope::from_name(name).is_some()) {
+        checks.ok("token", format!("{described}: accepted"));
+    } else {
         checks.warn(
             "token",
-            format!("{described}: accepted, but it carries no resource scope"),
-            "ask for mrmat-api-resource-read/-write when the token is issued, or check --oidc-scope-claim",
+            format!("{described}: accepted, but it carries none of the API's scopes"),
+            format!(
+                "ask for {} when the token is issued{hint}",
+                Scope::SPACE_SEPARATED
+            ),
         );
-    } else {
-        checks.ok("token", format!("{described}: accepted"));
     }
 }
 
@@ -488,19 +499,7 @@ async fn try_token(auth: &Authenticator, token: &Secret, oidc: &OidcSettings, ch
         );
         return;
     }
-    let resource_scopes = mrmat_api_types::scope::Scope::ALL
-        .iter()
-        .filter(|scope| scopes.iter().any(|s| s == scope.as_str()))
-        .count();
-    if resource_scopes == 0 {
-        checks.warn(
-            "token",
-            format!("{described}: accepted, but it carries no resource scope"),
-            "ask for mrmat-api-resource-read/-write when the token is issued",
-        );
-    } else {
-        checks.ok("token", format!("{described}: accepted"));
-    }
+    accepted(&scopes, described, "", checks);
 }
 
 /// Why a token the provider called inactive may be so, read from the token itself when it

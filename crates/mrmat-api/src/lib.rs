@@ -36,3 +36,33 @@ pub use rate_limit::RateLimit;
 pub use settings::Settings;
 pub use startup::{Application, StartupError, migrate, openapi_json};
 pub use telemetry::Telemetry;
+
+/// One mounted API version, as the registry has it: for tests and tools that must cover
+/// every API without a list of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountedApi {
+    /// API name, e.g. `greeting`.
+    pub name: &'static str,
+    /// Version, e.g. `v1`.
+    pub version: &'static str,
+    /// Mount path, without a trailing slash.
+    pub prefix: &'static str,
+    /// Each endpoint's absolute path as the OpenAPI document writes it (`/api/resource/v1/{id}`).
+    pub paths: Vec<String>,
+}
+
+/// Every API version the server mounts, in the order `GET /api/` lists them.
+pub fn mounted_apis() -> Vec<MountedApi> {
+    api::APIS
+        .iter()
+        .map(|api| MountedApi {
+            name: api.name,
+            version: api.version,
+            prefix: api.prefix,
+            paths: (api.endpoints)()
+                .iter()
+                .map(|endpoint| format!("{}{}", api.prefix, endpoint.path()))
+                .collect(),
+        })
+        .collect()
+}

@@ -432,7 +432,7 @@ impl Glewlwyd {
     pub async fn token_for(&self, client: TestClient, resource: Option<&str>) -> String {
         self.client_credentials_token_for(
             self.client_credentials(client),
-            provision::test_client_scopes(client),
+            &provision::test_client_scopes(client),
             resource,
         )
         .await

@@ -1,6 +1,7 @@
 //! Provisioning a fresh Glewlwyd through its admin REST API, as an administrator would in
 //! its admin pages: scopes, the OpenID Connect plugin instance, users and clients.
 
+use mrmat_api_types::scope::Scope;
 use serde_json::{Value, json};
 
 use super::keys::signing_key;
@@ -10,34 +11,29 @@ use crate::oidc::TestClient;
 /// The administrator a fresh database has (Glewlwyd's documented default).
 const ADMIN: (&str, &str) = ("admin", "password");
 
-/// The scopes created, besides `openid` which the schema ships.
-const SCOPES: [&str; 5] = [
-    "profile",
-    "offline_access",
-    "mrmat-api-resource-read",
-    "mrmat-api-resource-write",
-    INTROSPECTION_SCOPE,
-];
+/// What a user may be granted: what a login asks for.
+fn user_scopes() -> Vec<&'static str> {
+    super::USER_SCOPES.split(' ').collect()
+}
 
-/// What a user may be granted.
-const USER_SCOPES: [&str; 5] = [
-    "openid",
-    "profile",
-    "offline_access",
-    "mrmat-api-resource-read",
-    "mrmat-api-resource-write",
-];
+/// The scopes created, besides `openid` which the schema ships.
+fn scopes() -> Vec<&'static str> {
+    user_scopes()
+        .into_iter()
+        .filter(|scope| *scope != "openid")
+        .chain([INTROSPECTION_SCOPE])
+        .collect()
+}
 
 /// The scopes a client-credentials test client may ask for. Glewlwyd refuses a client
 /// credentials request without `scope`, and a client without scopes gets no token at all:
-/// the client without resource scopes gets `profile`.
-pub(super) fn test_client_scopes(client: TestClient) -> &'static [&'static str] {
-    match client {
-        TestClient::Rw | TestClient::Rw2 => {
-            &["mrmat-api-resource-read", "mrmat-api-resource-write"]
-        }
-        TestClient::Ro => &["mrmat-api-resource-read"],
-        TestClient::NoScope => &["profile"],
+/// the client without API scopes gets `profile`.
+pub(super) fn test_client_scopes(client: TestClient) -> Vec<&'static str> {
+    let scopes: Vec<&'static str> = client.scopes().into_iter().map(Scope::as_str).collect();
+    if scopes.is_empty() {
+        vec!["profile"]
+    } else {
+        scopes
     }
 }
 
@@ -102,7 +98,7 @@ impl<'a> Admin<'a> {
         server: &Credentials,
         clients: &[(TestClient, Credentials)],
     ) {
-        for scope in SCOPES {
+        for scope in scopes() {
             self.post(
                 "/scope/",
                 &json!({
@@ -127,7 +123,7 @@ impl<'a> Admin<'a> {
                     "email": format!("{user}@example.test"),
                     "password": user_password(user),
                     "enabled": true,
-                    "scope": USER_SCOPES,
+                    "scope": user_scopes(),
                 }),
             )
             .await;
@@ -151,7 +147,7 @@ impl<'a> Admin<'a> {
         for (client, credentials) in clients {
             self.post(
                 "/client/",
-                &confidential(credentials, test_client_scopes(*client)),
+                &confidential(credentials, &test_client_scopes(*client)),
             )
             .await;
         }
@@ -184,10 +180,10 @@ fn confidential(credentials: &Credentials, scopes: &[&str]) -> Value {
 /// `protocol_oidc` (its admin pages send the same JSON).
 fn plugin(issuer: &str, options: &GlewlwydOptions) -> Value {
     let key = signing_key();
-    let resource_scope: serde_json::Map<String, Value> = USER_SCOPES
-        .iter()
-        .chain(SCOPES.iter())
-        .map(|scope| ((*scope).to_owned(), json!(options.resources)))
+    let resource_scope: serde_json::Map<String, Value> = user_scopes()
+        .into_iter()
+        .chain(scopes())
+        .map(|scope| (scope.to_owned(), json!(options.resources)))
         .collect();
     json!({
         "module": "oidc",
@@ -233,7 +229,7 @@ fn plugin(issuer: &str, options: &GlewlwydOptions) -> Value {
             // logged in (Glewlwyd's default, on-demand, leaves only an opaque `sub`).
             "name-claim": "mandatory",
             // What discovery lists in scopes_supported.
-            "allowed-scope": USER_SCOPES,
+            "allowed-scope": user_scopes(),
             // RFC 8707: with resources configured, a token asked for one of them carries it
             // as `aud` (else `aud` is the scope list). Glewlwyd takes a resource only when a
             // requested scope lists it, so every scope lists all of them; off, a `resource`

@@ -266,7 +266,7 @@ mod tests {
         let v = verdict(serde_json::json!({
             "active": true, "token_type": "Bearer", "sub": "u1", "client_id": "cli",
             "preferred_username": "alice", "username": "alice2",
-            "scope": "openid mrmat-api-resource-read", "exp": in_an_hour()
+            "scope": format!("openid {}", Scope::ResourceRead), "exp": in_an_hour()
         }));
         let p = v.principal.unwrap();
         assert_eq!(

@@ -349,6 +349,7 @@ mod tests {
     use jsonwebtoken::{EncodingKey, Header};
     use serde_json::json;
 
+    use crate::auth::Scope;
     use crate::auth::test_key::{PRIVATE_KEY, PUBLIC_X};
     const ISSUER: &str = "https://idp.example";
     const AUDIENCE: &str = "https://api.example";
@@ -360,7 +361,7 @@ mod tests {
     fn claims() -> Value {
         json!({
             "iss": ISSUER, "aud": AUDIENCE, "sub": "u1", "client_id": "cli",
-            "scope": "mrmat-api-resource-read", "exp": now() + 600, "iat": now()
+            "scope": Scope::ResourceRead.as_str(), "exp": now() + 600, "iat": now()
         })
     }
 
@@ -423,7 +424,7 @@ mod tests {
         let verdict = judged(&sign(header(Some("at+jwt")), &claims())).unwrap();
         let who = verdict.principal.unwrap();
         assert_eq!((&*who.subject, who.client_id.as_str()), ("u1", "cli"));
-        assert_eq!(who.scopes, ["mrmat-api-resource-read"]);
+        assert_eq!(who.scopes, [Scope::ResourceRead.as_str()]);
         assert_eq!(&*who.issuer, ISSUER);
     }
 

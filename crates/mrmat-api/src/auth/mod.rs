@@ -27,7 +27,10 @@ use futures_util::future::LocalBoxFuture;
 
 pub(crate) use introspection::Authenticator;
 pub(crate) use issuers::Issuers;
-pub(crate) use mrmat_api_types::scope::Scope;
+pub(crate) use mrmat_api_types::scope::{RequiredScope, Scope};
+// The markers a handler names (`Authorized<ResourceRead>`) are made by the scope list, one
+// per scope: naming them here again would be a second list to keep.
+pub(crate) use mrmat_api_types::scope::required::*;
 pub(crate) use provider::ProviderHealth;
 
 use crate::error::ApiError;
@@ -156,26 +159,6 @@ impl Access for Principal {
 
 impl<S: RequiredScope> Access for Authorized<S> {
     const REQUIREMENT: Requirement = Requirement::Scope(S::SCOPE);
-}
-
-/// A scope a route requires, as a type: `Authorized<ResourceWrite>` in a signature.
-pub(crate) trait RequiredScope {
-    /// The scope.
-    const SCOPE: Scope;
-}
-
-/// Marker for [`Scope::ResourceRead`].
-#[derive(Debug)]
-pub(crate) struct ResourceRead;
-impl RequiredScope for ResourceRead {
-    const SCOPE: Scope = Scope::ResourceRead;
-}
-
-/// Marker for [`Scope::ResourceWrite`].
-#[derive(Debug)]
-pub(crate) struct ResourceWrite;
-impl RequiredScope for ResourceWrite {
-    const SCOPE: Scope = Scope::ResourceWrite;
 }
 
 /// A [`Principal`] whose token carries the scope `S`; 403 `insufficient_scope` otherwise.

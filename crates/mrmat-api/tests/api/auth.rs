@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use mrmat_api_testkit::idp::{Idp, IdpOptions, eventually};
 use mrmat_api_testkit::{Backend, Oidc, TestApp, TestClient, backend_tests};
+use mrmat_api_types::scope::Scope;
 use reqwest::Method;
 use serde_json::json;
 
@@ -96,7 +97,10 @@ async fn token_without_the_scope_is_403_insufficient_scope() {
     let response = app.get("/api/resource/v1/", Some(&none)).await;
     assert_eq!(
         challenge(&response),
-        "Bearer realm=\"mrmat-api\", error=\"insufficient_scope\", scope=\"mrmat-api-resource-read\""
+        format!(
+            "Bearer realm=\"mrmat-api\", error=\"insufficient_scope\", scope=\"{}\"",
+            Scope::ResourceRead
+        )
     );
     assert_problem(response, 403).await;
 
@@ -104,7 +108,7 @@ async fn token_without_the_scope_is_403_insufficient_scope() {
     let response = app
         .post_json("/api/resource/v1/", Some(&read_only), &json!({"name": "x"}))
         .await;
-    assert!(challenge(&response).contains("scope=\"mrmat-api-resource-write\""));
+    assert!(challenge(&response).contains(&format!("scope=\"{}\"", Scope::ResourceWrite)));
     assert_problem(response, 403).await;
 }
 

@@ -10,6 +10,7 @@ use mrmat_api::settings::OidcSettings;
 use mrmat_api_testkit::idp::{Idp, IdpOptions};
 use mrmat_api_testkit::server_process::{self, Listen, ServerProcess};
 use mrmat_api_testkit::{Backend, Oidc, TestApp, TestClient, backend_tests};
+use mrmat_api_types::scope::Scope;
 use reqwest::Method;
 use serde_json::{Value, json};
 use url::Url;
@@ -68,7 +69,7 @@ fn good_claims(oidc: &Oidc) -> Value {
         "aud": API,
         "sub": "mallory",
         "client_id": "mrmat-api-test-rw",
-        "scope": "mrmat-api-resource-read mrmat-api-resource-write",
+        "scope": Scope::SPACE_SEPARATED,
         "iat": now(),
         "exp": now() + 600,
         "jti": format!("jti-{}", now()),

@@ -2,6 +2,7 @@
 //! JSON for automation, and a real token tried when given.
 
 use mrmat_api_testkit::{Backend, Oidc, TestClient, TestDb};
+use mrmat_api_types::scope::Scope;
 use serde_json::Value;
 
 use crate::process::run;
@@ -69,7 +70,7 @@ async fn doctor_passes_a_good_set_up_and_tries_the_token() {
         check(&report, "token")["detail"]
             .as_str()
             .unwrap()
-            .contains("mrmat-api-resource-write")
+            .contains(Scope::ResourceWrite.as_str())
     );
     assert!(
         !report.to_string().contains(&token),
