@@ -124,7 +124,7 @@ mod tests {
     /// The pattern the OpenAPI document publishes and the rule the server enforces agree.
     #[test]
     fn the_published_pattern_matches_what_validation_accepts() {
-        let pattern = regex::Regex::new(&ecma_to_rust(NAME_PATTERN)).unwrap();
+        let pattern = regex::Regex::new(&crate::text::ecma_to_rust(NAME_PATTERN)).unwrap();
         let samples = [
             "a".to_owned(),
             " a ".to_owned(),
@@ -189,19 +189,6 @@ mod tests {
             let message = errors.field_errors()["name"][0].message.clone().unwrap();
             assert!(message.contains(code), "{name:?}: {message}");
         }
-    }
-
-    /// `\uXXXX` (ECMA) as `\x{XXXX}` (the regex crate).
-    fn ecma_to_rust(pattern: &str) -> String {
-        let mut out = String::new();
-        let mut rest = pattern;
-        while let Some(at) = rest.find("\\u") {
-            out.push_str(&rest[..at]);
-            out.push_str(&format!("\\x{{{}}}", &rest[at + 2..at + 6]));
-            rest = &rest[at + 6..];
-        }
-        out.push_str(rest);
-        out
     }
 
     #[test]

@@ -40,6 +40,21 @@ pub(crate) use unsafe_class;
 /// published rule and [`is_unsafe_char`] are one list (a test holds them together).
 pub const UNSAFE_CLASS: &str = unsafe_class!();
 
+/// `\uXXXX` (ECMA-262, the JSON Schema patterns) as `\x{XXXX}` (the regex crate), so
+/// tests can run the published patterns; resource.rs's tests use it too.
+#[cfg(test)]
+pub(crate) fn ecma_to_rust(pattern: &str) -> String {
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(at) = rest.find("\\u") {
+        out.push_str(&rest[..at]);
+        out.push_str(&format!("\\x{{{}}}", &rest[at + 2..at + 6]));
+        rest = &rest[at + 6..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,7 +77,7 @@ mod tests {
     /// The class published in the pattern and the function are the same set.
     #[test]
     fn the_class_and_the_function_agree_on_every_character() {
-        let class = regex::Regex::new(&format!("^[{}]$", ecma_class_to_rust(UNSAFE_CLASS)))
+        let class = regex::Regex::new(&format!("^[{}]$", ecma_to_rust(UNSAFE_CLASS)))
             .expect("the class compiles");
         for c in (0..=0x10ffff).filter_map(char::from_u32) {
             assert_eq!(
@@ -71,18 +86,5 @@ mod tests {
                 "{c:?}"
             );
         }
-    }
-
-    /// `\uXXXX` (ECMA) as `\x{XXXX}` (the regex crate).
-    fn ecma_class_to_rust(class: &str) -> String {
-        let mut out = String::new();
-        let mut rest = class;
-        while let Some(at) = rest.find("\\u") {
-            out.push_str(&rest[..at]);
-            out.push_str(&format!("\\x{{{}}}", &rest[at + 2..at + 6]));
-            rest = &rest[at + 6..];
-        }
-        out.push_str(rest);
-        out
     }
 }
