@@ -7,6 +7,7 @@ use mrmat_api_types::Problem;
 use mrmat_api_types::greeting::Greeting;
 use mrmat_api_types::index::ApiIndex;
 use mrmat_api_types::metadata::ProtectedResourceMetadata;
+use mrmat_api_types::paths;
 use mrmat_api_types::resource::{Resource, ResourceInput, ResourceList};
 use mrmat_api_types::secret::Secret;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
@@ -33,12 +34,14 @@ pub enum GreetingVersion {
 }
 
 impl GreetingVersion {
-    fn path(self) -> &'static str {
-        match self {
-            Self::V1 => "/api/greeting/v1/",
-            Self::V2 => "/api/greeting/v2/",
-            Self::V3 => "/api/greeting/v3/",
-        }
+    /// The version's mount, with the trailing slash the server's table writes.
+    fn path(self) -> String {
+        let mount = match self {
+            Self::V1 => paths::GREETING_V1,
+            Self::V2 => paths::GREETING_V2,
+            Self::V3 => paths::GREETING_V3,
+        };
+        format!("{mount}/")
     }
 }
 
@@ -222,11 +225,18 @@ impl ApiClient {
             return error;
         }
         match self.index().await {
-            Ok(index) if index.apis.iter().any(|a| a.path.starts_with("/api/")) => error,
+            Ok(index)
+                if index
+                    .apis
+                    .iter()
+                    .any(|a| a.path.starts_with(paths::API_INDEX)) =>
+            {
+                error
+            }
             Ok(_) | Err(ClientError::Api { .. } | ClientError::Protocol { .. }) => {
                 ClientError::NotMrmatApi {
                     url: self.base.to_string(),
-                    reason: format!("neither {path} nor {INDEX_PATH} answers like one"),
+                    reason: format!("neither {path} nor {} answers like one", paths::API_INDEX),
                 }
             }
             Err(_) => error,
@@ -236,7 +246,7 @@ impl ApiClient {
     /// `GET /api/`: the APIs the server mounts. Used to tell whether a server is an
     /// mrmat-api server, so it never asks that question itself.
     pub async fn index(&self) -> Result<ApiIndex, ClientError> {
-        let url = self.url(INDEX_PATH);
+        let url = self.url(paths::API_INDEX);
         let answer = self
             .http
             .send(self.http.request(Method::GET, &url), MAX_PROVIDER_ANSWER)
@@ -247,7 +257,7 @@ impl ApiClient {
         }
         serde_json::from_slice(answer.body()).map_err(|e| ClientError::Protocol {
             what: "the server",
-            reason: format!("GET {INDEX_PATH}: {e}"),
+            reason: format!("GET {}: {e}", paths::API_INDEX),
         })
     }
 
@@ -257,16 +267,17 @@ impl ApiClient {
         version: GreetingVersion,
         name: Option<&str>,
     ) -> Result<Greeting, ClientError> {
-        let mut request = self.request(Method::GET, version.path());
+        let path = version.path();
+        let mut request = self.request(Method::GET, &path);
         if let (GreetingVersion::V2, Some(name)) = (version, name) {
             request = request.query(&[("name", name)]);
         }
-        self.json(request, version.path()).await
+        self.json(request, &path).await
     }
 
     /// One page of resources; its `next` names the following page, if there is one.
     pub async fn list_resources(&self, query: &ListQuery) -> Result<ResourceList, ClientError> {
-        let path = "/api/resource/v1/";
+        let path = &resources();
         let mut request = self.request(Method::GET, path);
         if let Some(limit) = query.limit {
             request = request.query(&[("limit", limit)]);
@@ -299,13 +310,13 @@ impl ApiClient {
 
     /// One resource.
     pub async fn get_resource(&self, id: i64) -> Result<Resource, ClientError> {
-        let path = format!("/api/resource/v1/{id}");
+        let path = resource(id);
         self.json(self.request(Method::GET, &path), &path).await
     }
 
     /// Creates a resource named `name`.
     pub async fn create_resource(&self, name: &str) -> Result<Resource, ClientError> {
-        let path = "/api/resource/v1/";
+        let path = &resources();
         let request = self
             .request(Method::POST, path)
             .json(&ResourceInput::new(name));
@@ -314,7 +325,7 @@ impl ApiClient {
 
     /// Renames resource `id`.
     pub async fn update_resource(&self, id: i64, name: &str) -> Result<Resource, ClientError> {
-        let path = format!("/api/resource/v1/{id}");
+        let path = resource(id);
         let request = self
             .request(Method::PUT, &path)
             .json(&ResourceInput::new(name));
@@ -323,7 +334,7 @@ impl ApiClient {
 
     /// Deletes resource `id`.
     pub async fn delete_resource(&self, id: i64) -> Result<(), ClientError> {
-        let path = format!("/api/resource/v1/{id}");
+        let path = resource(id);
         self.send(self.request(Method::DELETE, &path), &path, MAX_API_ANSWER)
             .await?;
         Ok(())
@@ -335,7 +346,7 @@ impl ApiClient {
     pub async fn protected_resource_metadata(
         &self,
     ) -> Result<ProtectedResourceMetadata, ClientError> {
-        let path = "/.well-known/oauth-protected-resource";
+        let path = paths::PROTECTED_RESOURCE_METADATA;
         // Without the token: the document is public and the token is not needed to find it.
         let request = self.http.request(Method::GET, &self.url(path));
         // Read loosely first: a document without `resource` is refused as such, not as
@@ -376,7 +387,15 @@ impl ApiClient {
     }
 }
 
-const INDEX_PATH: &str = "/api/";
+/// The resource collection: `POST` creates, `GET` lists.
+fn resources() -> String {
+    format!("{}/", paths::RESOURCE_V1)
+}
+
+/// One resource.
+fn resource(id: i64) -> String {
+    format!("{}/{id}", paths::RESOURCE_V1)
+}
 
 /// The error an unsuccessful answer stands for, and whether it came as a problem document
 /// (which only an mrmat-api server, or something speaking for it, sends).

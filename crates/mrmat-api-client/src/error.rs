@@ -2,8 +2,6 @@
 //! a script which kind of failure it was and the [`Hint`] a command line turns into a
 //! command to paste.
 
-use crate::http::{HttpError, size_words};
-
 /// A failure of the client.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -249,29 +247,6 @@ impl ClientError {
         }
     }
 
-    /// A failure of the HTTP client while calling `what` at `url`.
-    pub(crate) fn http(what: &'static str, url: &str, error: &HttpError) -> Self {
-        match error {
-            HttpError::Insecure(url) => Self::InsecureUrl {
-                what: what.to_owned(),
-                url: display_url(url.as_str()),
-            },
-            HttpError::Transport(error) => Self::unreachable(what, url, error),
-            HttpError::Malformed(reason) => Self::Protocol {
-                what,
-                reason: reason.clone(),
-            },
-            HttpError::TooLarge { limit } => Self::Protocol {
-                what,
-                reason: format!(
-                    "its answer from {} is larger than {}, the most this client reads; refused",
-                    display_url(url),
-                    size_words(*limit)
-                ),
-            },
-        }
-    }
-
     /// A transport failure while calling `what` at `url`.
     pub(crate) fn unreachable(what: &'static str, url: &str, error: &reqwest::Error) -> Self {
         let kind = if error.is_timeout() {
@@ -315,7 +290,7 @@ impl ClientError {
 
 /// The line for [`ClientError::ResourceMismatch`].
 fn resource_mismatch(server: &str, resource: Option<&str>) -> String {
-    const PATH: &str = "/.well-known/oauth-protected-resource";
+    const PATH: &str = mrmat_api_types::paths::PROTECTED_RESOURCE_METADATA;
     match resource {
         Some(resource) => format!(
             "the server at {server} says it is {resource} (the resource its {PATH} names): no login is started, as tokens for {resource} must not go to {server} (RFC 9728 section 3.3); check --server"

@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mrmat_api_types::urls::is_loopback;
 use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -27,7 +28,7 @@ use url::Url;
 
 use crate::dpop::{Dpop, nonce_challenge};
 use crate::error::{ClientError, display_url};
-use crate::server_url::is_loopback;
+use crate::words::size_words;
 
 /// How long a call may go unanswered before the observer hears that the person waits.
 pub const WAITING_AFTER: Duration = Duration::from_millis(1500);
@@ -115,14 +116,30 @@ pub enum HttpError {
     },
 }
 
-/// `bytes` as a person says a cap: "64 KiB", "4 MiB".
-pub fn size_words(bytes: usize) -> String {
-    const KIB: usize = 1024;
-    const MIB: usize = 1024 * KIB;
-    match bytes {
-        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
-        b if b >= KIB && b % KIB == 0 => format!("{} KiB", b / KIB),
-        b => format!("{b} bytes"),
+// Here, not in error.rs: errors sit below this module (it returns them), so the
+// conversion from its own error lives with it and the imports stay one-way.
+impl ClientError {
+    /// A failure of the HTTP client while calling `what` at `url`.
+    pub(crate) fn http(what: &'static str, url: &str, error: &HttpError) -> Self {
+        match error {
+            HttpError::Insecure(url) => Self::InsecureUrl {
+                what: what.to_owned(),
+                url: display_url(url.as_str()),
+            },
+            HttpError::Transport(error) => Self::unreachable(what, url, error),
+            HttpError::Malformed(reason) => Self::Protocol {
+                what,
+                reason: reason.clone(),
+            },
+            HttpError::TooLarge { limit } => Self::Protocol {
+                what,
+                reason: format!(
+                    "its answer from {} is larger than {}, the most this client reads; refused",
+                    display_url(url),
+                    size_words(*limit)
+                ),
+            },
+        }
     }
 }
 

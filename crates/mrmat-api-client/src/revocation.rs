@@ -5,13 +5,14 @@
 //! body): that is an answer, not a failure to retry, so it is reported as such and the
 //! caller may drop the login anyway.
 
+use mrmat_api_types::secret::Secret;
+use mrmat_api_types::urls::basic_auth_part;
 use reqwest::{Method, StatusCode};
 
 use crate::dpop::{Dpop, nonce_challenge};
 use crate::error::ClientError;
-use crate::http::MAX_PROVIDER_ANSWER;
+use crate::http::{Http, MAX_PROVIDER_ANSWER};
 use crate::sanitise::printable;
-use crate::session::Session;
 use crate::token_cache::CachedSession;
 
 /// What revoking a login's tokens came to.
@@ -25,86 +26,91 @@ pub enum Revocation {
     RefusedToPublicClient,
 }
 
-impl Session {
-    /// Revokes `session`'s tokens, the refresh token first (that ends the whole grant).
-    pub async fn revoke(&self, session: &CachedSession) -> Result<Revocation, ClientError> {
-        let Some(endpoint) = session.revocation_endpoint.clone() else {
-            return Ok(Revocation::NotOffered);
-        };
-        let mut tokens = Vec::new();
-        if let Some(refresh) = &session.refresh_token {
-            tokens.push((refresh.expose(), "refresh_token"));
-        }
-        tokens.push((session.access_token.expose(), "access_token"));
-        // A bound login's revocation carries a proof too (a provider may ask for one); a
-        // provider's nonce challenge is answered once.
-        let dpop = session.dpop_key.clone().map(Dpop::new);
-        let mut revoked = 0;
-        for (token, hint) in tokens {
-            let mut form = vec![("token", token), ("token_type_hint", hint)];
-            let mut request = self.http.request(Method::POST, &endpoint);
-            match &self.client_secret {
-                // RFC 6749 section 2.3.1: both parts are form-encoded before Basic encoding.
-                Some(secret) => {
-                    request = request.basic_auth(
-                        form_encode(&self.client_id),
-                        Some(form_encode(secret.expose())),
-                    );
-                }
-                None => form.push(("client_id", &self.client_id)),
-            }
-            let send = |request: reqwest::RequestBuilder| async {
-                let request = match &dpop {
-                    Some(dpop) => {
-                        request.header("DPoP", dpop.provider_proof("POST", &endpoint, None)?)
-                    }
-                    None => request,
-                };
-                self.http
-                    .send(request, MAX_PROVIDER_ANSWER)
-                    .await
-                    .map_err(|e| ClientError::http("the identity provider", &endpoint, &e))
-            };
-            let request = request.form(&form);
-            let retry = request.try_clone();
-            let mut response = send(request).await?;
-            if let (Some(dpop), Some(retry)) = (&dpop, retry)
-                && nonce_challenge(dpop, response.status(), response.headers(), response.body())
-            {
-                response = send(retry).await?;
-            }
-            let status = response.status();
-            if status.is_success() {
-                revoked += 1;
-                continue;
-            }
-            let body: serde_json::Value =
-                serde_json::from_slice(response.body()).unwrap_or_default();
-            let error = body.get("error").and_then(serde_json::Value::as_str);
-            let refused_client =
-                status == StatusCode::UNAUTHORIZED || error == Some("invalid_client");
-            if refused_client && self.client_secret.is_none() {
-                return Ok(Revocation::RefusedToPublicClient);
-            }
-            // RFC 7009 section 2.2.1: the provider cannot revoke this kind of token; the
-            // other one may still be revocable.
-            if error == Some("unsupported_token_type") {
-                continue;
-            }
-            return Err(ClientError::Provider(format!(
-                "revocation answered {status}: {}",
-                printable(error.unwrap_or("no error code"))
-            )));
-        }
-        if revoked == 0 {
-            return Err(ClientError::Provider(
-                "revocation answered unsupported_token_type for every token".into(),
-            ));
-        }
-        Ok(Revocation::Revoked)
-    }
+/// The client that revokes: the one the tokens were issued to.
+#[derive(Debug, Clone, Copy)]
+pub struct RevokingClient<'a> {
+    /// Its id.
+    pub client_id: &'a str,
+    /// Its secret, when it is confidential.
+    pub client_secret: Option<&'a Secret>,
 }
 
-fn form_encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+/// Revokes `session`'s tokens through `http` as `client`, the refresh token first (that
+/// ends the whole grant). A function of its parts rather than a method of the session,
+/// which calls it: the session sits above this module, and a method here would make the
+/// two import each other.
+pub async fn revoke(
+    http: &Http,
+    client: RevokingClient<'_>,
+    session: &CachedSession,
+) -> Result<Revocation, ClientError> {
+    let Some(endpoint) = session.revocation_endpoint.clone() else {
+        return Ok(Revocation::NotOffered);
+    };
+    let mut tokens = Vec::new();
+    if let Some(refresh) = &session.refresh_token {
+        tokens.push((refresh.expose(), "refresh_token"));
+    }
+    tokens.push((session.access_token.expose(), "access_token"));
+    // A bound login's revocation carries a proof too (a provider may ask for one); a
+    // provider's nonce challenge is answered once.
+    let dpop = session.dpop_key.clone().map(Dpop::new);
+    let mut revoked = 0;
+    for (token, hint) in tokens {
+        let mut form = vec![("token", token), ("token_type_hint", hint)];
+        let mut request = http.request(Method::POST, &endpoint);
+        match client.client_secret {
+            // RFC 6749 section 2.3.1: both parts are form-encoded before Basic encoding.
+            Some(secret) => {
+                request = request.basic_auth(
+                    basic_auth_part(client.client_id),
+                    Some(basic_auth_part(secret.expose())),
+                );
+            }
+            None => form.push(("client_id", client.client_id)),
+        }
+        let send = |request: reqwest::RequestBuilder| async {
+            let request = match &dpop {
+                Some(dpop) => request.header("DPoP", dpop.provider_proof("POST", &endpoint, None)?),
+                None => request,
+            };
+            http.send(request, MAX_PROVIDER_ANSWER)
+                .await
+                .map_err(|e| ClientError::http("the identity provider", &endpoint, &e))
+        };
+        let request = request.form(&form);
+        let retry = request.try_clone();
+        let mut response = send(request).await?;
+        if let (Some(dpop), Some(retry)) = (&dpop, retry)
+            && nonce_challenge(dpop, response.status(), response.headers(), response.body())
+        {
+            response = send(retry).await?;
+        }
+        let status = response.status();
+        if status.is_success() {
+            revoked += 1;
+            continue;
+        }
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+        let error = body.get("error").and_then(serde_json::Value::as_str);
+        let refused_client = status == StatusCode::UNAUTHORIZED || error == Some("invalid_client");
+        if refused_client && client.client_secret.is_none() {
+            return Ok(Revocation::RefusedToPublicClient);
+        }
+        // RFC 7009 section 2.2.1: the provider cannot revoke this kind of token; the
+        // other one may still be revocable.
+        if error == Some("unsupported_token_type") {
+            continue;
+        }
+        return Err(ClientError::Provider(format!(
+            "revocation answered {status}: {}",
+            printable(error.unwrap_or("no error code"))
+        )));
+    }
+    if revoked == 0 {
+        return Err(ClientError::Provider(
+            "revocation answered unsupported_token_type for every token".into(),
+        ));
+    }
+    Ok(Revocation::Revoked)
 }

@@ -4,9 +4,8 @@
 //! (they may not even reach the same process: `localhost` can be `::1`), and
 //! [`ServerUrl::same_machine`] lets messages explain that.
 
-use std::net::IpAddr;
-
-use url::{Host, Url};
+use mrmat_api_types::urls::{has_userinfo, is_loopback};
+use url::Url;
 
 use crate::error::ClientError;
 
@@ -66,16 +65,6 @@ impl std::fmt::Display for ServerUrl {
     }
 }
 
-/// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or `::1`.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
-}
-
 /// `value` as an http(s) URL without user, password, query or fragment (a URL a person
 /// configures; a password in it would end up in messages and the cache key).
 pub fn parse_http_url(option: &str, value: &str) -> Result<Url, ClientError> {
@@ -91,7 +80,7 @@ pub fn parse_http_url(option: &str, value: &str) -> Result<Url, ClientError> {
             "{option}: {value:?} must not have a query or fragment"
         )));
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    if has_userinfo(&url) {
         return Err(ClientError::Config(format!(
             "{option}: the URL must not contain a user name or password"
         )));
@@ -130,26 +119,6 @@ mod tests {
         assert_ne!(name, address);
         assert!(name.same_machine(&address));
         assert!(!name.same_machine(&server("http://127.0.0.1:18081")));
-    }
-
-    #[test]
-    fn loopback_is_localhost_127_slash_8_and_ipv6_one() {
-        for url in [
-            "http://localhost",
-            "http://127.0.0.1",
-            "http://127.4.5.6:9",
-            "http://[::1]:80",
-        ] {
-            assert!(is_loopback(&Url::parse(url).unwrap()), "{url}");
-        }
-        for url in [
-            "http://0.0.0.0",
-            "http://10.0.0.1",
-            "http://localhost.example.com",
-            "http://[::2]",
-        ] {
-            assert!(!is_loopback(&Url::parse(url).unwrap()), "{url}");
-        }
     }
 
     #[test]

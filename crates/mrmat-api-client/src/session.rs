@@ -17,7 +17,7 @@ use crate::dpop::{Dpop, DpopKey};
 use crate::error::ClientError;
 use crate::http::{Http, StatusCell};
 use crate::oauth::{Origin, oauth_client, provider_text, session_from, token_error};
-use crate::revocation::Revocation;
+use crate::revocation::{Revocation, RevokingClient, revoke};
 use crate::server_url::ServerUrl;
 use crate::token_cache::{Accounts, Added, CachedSession, Loaded, TokenCache, same_user};
 
@@ -124,6 +124,15 @@ fn parse_url(value: &str) -> Result<Url, ClientError> {
 }
 
 impl Session {
+    /// Revokes `session`'s tokens at the provider, as this session's client.
+    pub async fn revoke(&self, session: &CachedSession) -> Result<Revocation, ClientError> {
+        let client = RevokingClient {
+            client_id: &self.client_id,
+            client_secret: self.client_secret.as_ref(),
+        };
+        revoke(&self.http, client, session).await
+    }
+
     /// The login of `client_id` (with `client_secret` when confidential) to `server`,
     /// kept in `cache_dir`.
     pub fn new(

@@ -9,6 +9,7 @@ pub mod health;
 pub mod index;
 pub mod metadata;
 pub mod owner;
+pub mod paths;
 pub mod problem;
 pub mod redact;
 pub mod resource;
@@ -16,5 +17,6 @@ pub mod scope;
 pub mod secret;
 pub mod text;
 pub mod timestamp;
+pub mod urls;
 
 pub use problem::Problem;

@@ -114,8 +114,7 @@ fn serialise(value: &str) -> Result<String, String> {
             "{value:?}: only http and https origins are allowed"
         ));
     }
-    if !url.username().is_empty()
-        || url.password().is_some()
+    if mrmat_api_types::urls::has_userinfo(&url)
         || url.query().is_some()
         || url.fragment().is_some()
         || url.path() != "/"

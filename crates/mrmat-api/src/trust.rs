@@ -1,25 +1,14 @@
 //! Which URLs the server may talk to the identity provider over. Plain `http://` carries
 //! the server's client secret and every bearer token in clear and lets anyone on the path
 //! rewrite discovery and answer `active: true` for anything, so it is allowed only to
-//! loopback hosts (127.0.0.0/8, ::1, `localhost`), or everywhere when the operator says so
-//! with `--oidc-allow-insecure-http` (logged as a warning at every start).
+//! loopback hosts ([`is_loopback`]: 127.0.0.0/8, ::1, `localhost`), or everywhere when
+//! the operator says so with `--oidc-allow-insecure-http` (logged as a warning at every
+//! start).
 
-use std::net::IpAddr;
+use url::Url;
 
-use url::{Host, Url};
-
-/// Whether `url` points at this machine.
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(Host::Domain(name)) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            name == "localhost" || name.ends_with(".localhost")
-        }
-        None => false,
-    }
-}
+/// The one loopback rule, shared with the client (it says why `*.localhost` is not one).
+pub(crate) use mrmat_api_types::urls::is_loopback;
 
 /// Refuses `url` unless it is https, or http to a loopback host, or insecure http is
 /// explicitly allowed. The error says what to do.
@@ -49,7 +38,6 @@ mod tests {
             "http://127.9.9.9/",
             "http://[::1]:80/",
             "http://localhost/",
-            "http://LOCALHOST./",
         ] {
             assert!(require_https(&url(ok), false).is_ok(), "{ok}");
         }
@@ -63,5 +51,8 @@ mod tests {
         assert!(require_https(&url("https://keycloak.example/"), false).is_ok());
         assert!(require_https(&url("http://10.0.0.1/"), false).is_err());
         assert!(require_https(&url("http://localhost.evil.example/"), false).is_err());
+        // Names a resolver may send on to DNS (mrmat_api_types::urls says why).
+        assert!(require_https(&url("http://LOCALHOST./"), false).is_err());
+        assert!(require_https(&url("http://idp.localhost/"), false).is_err());
     }
 }

@@ -489,8 +489,10 @@ impl Authenticator {
                     });
                 }
                 (None, _) => request.basic_auth(
-                    super::form_encode(&credentials.client_id),
-                    Some(super::form_encode(credentials.client_secret.secret())),
+                    mrmat_api_types::urls::basic_auth_part(&credentials.client_id),
+                    Some(mrmat_api_types::urls::basic_auth_part(
+                        credentials.client_secret.secret(),
+                    )),
                 ),
             };
             let response = match self.http.send("introspection", request).await {

@@ -128,12 +128,6 @@ impl FromRequest for Principal {
 const DPOP: actix_web::http::header::HeaderName =
     actix_web::http::header::HeaderName::from_static("dpop");
 
-/// `value` as `application/x-www-form-urlencoded` wants it, which RFC 6749 section 2.3.1
-/// asks of a client id and secret before they go into HTTP Basic.
-fn form_encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
 /// What a route demands of its caller, read from the type of its handler's first argument
 /// (see [`Access`]); the routing and the OpenAPI document both use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,8 +38,10 @@ pub(crate) async fn fetch(
     let request = http
         .post(token_endpoint.as_str())
         .basic_auth(
-            super::form_encode(&credentials.client_id),
-            Some(super::form_encode(credentials.client_secret.secret())),
+            mrmat_api_types::urls::basic_auth_part(&credentials.client_id),
+            Some(mrmat_api_types::urls::basic_auth_part(
+                credentials.client_secret.secret(),
+            )),
         )
         .form(&form);
     let response = http
