@@ -110,6 +110,16 @@ pub fn terminal_width() -> Option<usize> {
 }
 
 /// Rows of text with an optional header, aligned by column.
+///
+/// Hand-written, not comfy-table, measured (2026-12, comfy-table 7.2.2 with default
+/// features off): the crate is cheap (about 3 s of CPU to build, about 190 KB of release
+/// binary) but cannot give this contract. Configured as close as it goes (no borders,
+/// two-space gaps, `…` truncation, one line per row, id and time columns held at their
+/// content width), a 3-column table at 12 and at 30 columns came out 36 wide, the name
+/// column cut to one character and its heading wrapped down the page; letting the kept
+/// columns shrink instead cuts them first, where this table cuts them last (ids and
+/// times are what a person copies). The width rule below is the part it lacks, and
+/// would have to be kept beside it anyway.
 #[derive(Debug, Default)]
 pub struct Table {
     header: Option<Vec<String>>,

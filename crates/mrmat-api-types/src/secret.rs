@@ -2,6 +2,14 @@
 //! passwords. `Debug` shows a placeholder and there is no `Display`; reading the value
 //! takes an explicit [`Secret::expose`], easy to find in a review. Serialising is the one
 //! other way out, for files that must keep the value (the client's token cache).
+//!
+//! Kept by hand rather than `secrecy` (0.10), after checking what it would take: its
+//! `SecretString` serialises only through a `serialize_with` on every field (by design it
+//! does not implement its own `SerializableSecret`, and the orphan rule stops us doing
+//! it), it has no `PartialEq` (the server's settings compare database URLs that hold
+//! one), and its one gain, zeroing on drop, does not hold here: reqwest and oauth2 copy
+//! every secret into request bodies and headers that are never zeroed. Forty lines here
+//! against a dependency and about fifty changed call sites for no safer result.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
