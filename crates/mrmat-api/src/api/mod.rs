@@ -43,7 +43,7 @@ macro_rules! mount {
         $crate::api::Mount {
             name: $name,
             version: $version,
-            prefix: concat!("/api/", $name, "/", $version),
+            prefix: mrmat_api_types::mount_path!($name, $version),
             endpoints: $endpoints,
             openapi: $openapi,
         }
