@@ -5,33 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-pub use crate::owner::Owner;
-
-/// The JSON Schema pattern of a valid name, as the OpenAPI document states it (ECMA-262
-/// syntax): optional white space (Unicode White_Space, what `str::trim` removes), then 1
-/// to 255 characters that begin and end with neither white space nor an unsafe character
-/// and hold no unsafe character ([`crate::text::UNSAFE_CLASS`]: controls, NUL included,
-/// line separators, bidi controls, zero-width characters), then optional white space: the
-/// rules after trimming, in one expression. It states the rule for a name in NFC, the form
-/// the server stores: one in another form is normalised first, which may change its length.
-/// (JSON holding a lone surrogate is refused with 400 before any rule applies; the pattern
-/// does not exclude them because common JSON Schema tools cannot compile such a range.)
-pub const NAME_PATTERN: &str = concat!(
-    r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
-    r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000",
-    crate::text::unsafe_class!(),
-    r"]",
-    r"(?:[^",
-    crate::text::unsafe_class!(),
-    r"]{0,253}",
-    r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000",
-    crate::text::unsafe_class!(),
-    r"])?",
-    r"[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
-);
-
-/// Longest accepted resource name, in Unicode characters after trimming.
-pub const NAME_MAX_CHARS: u64 = 255;
+pub use crate::owner::{NAME_MAX_CHARS, NAME_PATTERN, Owner};
 
 /// A stored resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

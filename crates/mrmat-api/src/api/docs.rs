@@ -10,8 +10,8 @@
 use actix_web::HttpResponse;
 use actix_web::http::Method;
 use mrmat_api_types::Problem;
+use mrmat_api_types::owner::NAME_PATTERN;
 use mrmat_api_types::problem::PROBLEM_JSON;
-use mrmat_api_types::resource::NAME_PATTERN;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
