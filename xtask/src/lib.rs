@@ -1,3 +1,4 @@
 //! The workspace's own tasks; `main.rs` dispatches to them.
 
+pub mod new_api;
 pub mod test;
