@@ -2,6 +2,18 @@
 //! what each method demands of the caller (read from the type of its handler's first
 //! argument, so it cannot drift from the handler), and the 405 with `Allow` for every
 //! other method. Routing and the OpenAPI document are both built from [`Endpoint`]s.
+//!
+//! Why by hand and not `utoipa-actix-web` (issue 21 asked): that crate collects OpenAPI
+//! paths only from actix's `#[get("/")]`-style services (its docs: manual `route(...)`
+//! wiring is not collected), and such a service is one resource of one pattern. Adopting
+//! it would give up what this module is for: both slash forms as two plain resources (one
+//! resource of two patterns is matched by a regex on every request), HEAD with GET, 405
+//! with `Allow` per path, and the demand read from the handler's type, which feeds the
+//! document's security and problem answers. What it would save is the `paths(...)` list
+//! of each version's `Doc`; the path itself would still be written twice (in the actix
+//! macro and `#[utoipa::path]`), as it is here (in [`Endpoint::at`] and
+//! `#[utoipa::path]`), where `docs.rs`'s `the_document_and_the_routes_agree` test fails
+//! when the two differ. Not measured: the trade is in behaviour, not in speed.
 
 use actix_web::http::Method;
 use actix_web::{
