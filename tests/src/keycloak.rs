@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 pub use crate::credentials::Credentials;
 
-use clap::Parser;
 use mrmat_api::cli::Cli;
 use mrmat_api::settings::{OidcSettings, Settings};
 use mrmat_api_types::scope::Scope;

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use mrmat_api::cli::{Cli, Command, ReportFormat};
 use mrmat_api::doctor::{DOCTOR_TOKEN_ENV, examine};
 use mrmat_api::{Application, Settings, StartupError, logging};

@@ -12,7 +12,7 @@ use oauth2::ClientSecret;
 use serde::Deserialize;
 use url::Url;
 
-use crate::cli::{Options, ProviderOptions};
+use crate::cli::{OidcOptions, Options, defaults};
 use crate::cors::CorsOrigins;
 use crate::forwarded::{ForwardedHeaders, TrustedProxy};
 use crate::rate_limit::RateLimit;
@@ -72,8 +72,8 @@ pub struct UnixSocket {
     pub mode: u32,
 }
 
-/// Default file mode of the unix socket: the owner and its group (the proxy's) connect.
-pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+/// Default file mode of the unix socket.
+pub use defaults::SOCKET_MODE as DEFAULT_SOCKET_MODE;
 
 /// A database the server can use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,7 +238,7 @@ pub struct ScopeClaim(Vec<String>);
 
 impl Default for ScopeClaim {
     fn default() -> Self {
-        Self(vec!["scope".to_owned()])
+        Self(vec![defaults::OIDC_SCOPE_CLAIM.to_owned()])
     }
 }
 
@@ -327,11 +327,9 @@ struct ClientSecretsWeb {
 }
 
 /// Default bound on every wait for the database.
-pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Default drain on SIGTERM: long enough for a balancer that polls readiness every few
-/// seconds, or a platform removing the endpoint, to stop sending new requests.
-pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
+pub use defaults::DB_TIMEOUT as DEFAULT_DB_TIMEOUT;
+/// Default drain on SIGTERM.
+pub use defaults::SHUTDOWN_DELAY as DEFAULT_SHUTDOWN_DELAY;
 
 /// Client secrets published in examples, exports and the test provider.
 const PLACEHOLDER_SECRETS: &[&str] = &[
@@ -343,10 +341,10 @@ const PLACEHOLDER_SECRETS: &[&str] = &[
     "replace-me",
 ];
 
-/// Default introspection-cache ceiling: how long a revoked token may still be accepted.
-pub const DEFAULT_OIDC_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Default introspection-cache ceiling.
+pub use defaults::OIDC_CACHE_TTL as DEFAULT_OIDC_CACHE_TTL;
 /// Default timeout of calls to the identity provider.
-pub const DEFAULT_OIDC_TIMEOUT: Duration = Duration::from_secs(5);
+pub use defaults::OIDC_TIMEOUT as DEFAULT_OIDC_TIMEOUT;
 
 impl Settings {
     /// Lays the command line (which clap already merged with the environment) over the
@@ -363,7 +361,7 @@ impl Settings {
 
         let instance_path = options
             .instance_path
-            .unwrap_or_else(|| PathBuf::from("var/instance"));
+            .unwrap_or_else(|| PathBuf::from(defaults::INSTANCE_PATH));
         let database = match &options.db {
             Some(url) => DatabaseUrl::parse(url.expose())?,
             None => DatabaseUrl::Sqlite(instance_path.join("mrmat-api.sqlite")),
@@ -398,7 +396,7 @@ impl Settings {
         if workers == 0 {
             return Err(ConfigError::invalid("--workers", "must be at least 1"));
         }
-        let host = options.host.unwrap_or_else(|| "localhost".to_owned());
+        let host = options.host.unwrap_or_else(|| defaults::HOST.to_owned());
         if host.trim().is_empty() {
             return Err(ConfigError::invalid("--host", "must not be empty"));
         }
@@ -435,30 +433,13 @@ impl Settings {
             .as_deref()
             .map(parse_public_url)
             .transpose()?;
-        let oidc = resolve_oidc(
-            options.oidc_secrets.as_deref(),
-            OidcOptions {
-                issuers: options.oidc_issuer.unwrap_or_default(),
-                providers: options.oidc_providers.unwrap_or_default(),
-                public_url: public_url.clone(),
-                scope_claim: options.oidc_scope_claim,
-                client_id: options.oidc_client_id,
-                client_secret: options.oidc_client_secret,
-                public_issuer: options.oidc_public_issuer,
-                cache_ttl: options.oidc_cache_ttl,
-                timeout: options.oidc_timeout,
-                allow_insecure_http: options.oidc_allow_insecure_http.unwrap_or(false),
-                endpoint_hosts: options.oidc_endpoint_hosts.unwrap_or_default(),
-                ca_file: options.oidc_ca_file,
-                audiences: options.oidc_audience.unwrap_or_default(),
-                introspection_token_scope: options.oidc_introspection_token_scope,
-            },
-        )?;
+        let require_dpop = options.oidc.oidc_require_dpop.unwrap_or(false);
+        let oidc = resolve_oidc(options.oidc, public_url.as_ref())?;
 
         Ok(Self {
             debug: options.debug.unwrap_or(false),
             host,
-            port: options.port.unwrap_or(8080),
+            port: options.port.unwrap_or(defaults::PORT),
             unix_socket,
             metrics_addr,
             instance_path,
@@ -466,7 +447,7 @@ impl Settings {
             db_timeout,
             oidc,
             public_url,
-            require_dpop: options.oidc_require_dpop.unwrap_or(false),
+            require_dpop,
             workers,
             shutdown_delay,
             migrate: !options.no_migrate.unwrap_or(false),
@@ -484,11 +465,11 @@ impl Settings {
     pub fn with_database(database: DatabaseUrl) -> Self {
         Self {
             debug: false,
-            host: "localhost".to_owned(),
-            port: 8080,
+            host: defaults::HOST.to_owned(),
+            port: defaults::PORT,
             unix_socket: None,
             metrics_addr: None,
-            instance_path: PathBuf::from("var/instance"),
+            instance_path: PathBuf::from(defaults::INSTANCE_PATH),
             database,
             db_timeout: DEFAULT_DB_TIMEOUT,
             oidc: Vec::new(),
@@ -602,24 +583,6 @@ fn port_from_env() -> Result<Option<u16>, ConfigError> {
     }
 }
 
-/// The OIDC options, before they are checked against each other and the secrets file.
-struct OidcOptions {
-    issuers: Vec<String>,
-    providers: Vec<ProviderOptions>,
-    public_url: Option<Url>,
-    scope_claim: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<Secret>,
-    public_issuer: Option<String>,
-    cache_ttl: Option<u64>,
-    timeout: Option<u64>,
-    allow_insecure_http: bool,
-    endpoint_hosts: Vec<String>,
-    ca_file: Option<PathBuf>,
-    audiences: Vec<String>,
-    introspection_token_scope: Option<String>,
-}
-
 /// What every provider shares: how the server talks to providers and how long it trusts.
 struct Shared {
     allow_insecure_http: bool,
@@ -646,11 +609,15 @@ impl Shared {
 /// The identity providers: the one the command line (or a client_secrets.json) names,
 /// each further `--oidc-issuer`, then the config file's `oidc_providers`.
 fn resolve_oidc(
-    secrets: Option<&Path>,
     options: OidcOptions,
+    public_url: Option<&Url>,
 ) -> Result<Vec<OidcSettings>, ConfigError> {
-    let from_file = secrets.map(read_client_secrets).transpose()?;
-    let allow = options.allow_insecure_http;
+    let from_file = options
+        .oidc_secrets
+        .as_deref()
+        .map(read_client_secrets)
+        .transpose()?;
+    let allow = options.oidc_allow_insecure_http.unwrap_or(false);
     let (file_issuer, file_id, file_secret, introspection, token) = match from_file {
         Some(web) => {
             let introspection = web
@@ -673,28 +640,34 @@ fn resolve_oidc(
         None => (None, None, None, None, None),
     };
     let mut issuers = options
-        .issuers
+        .oidc_issuer
+        .unwrap_or_default()
         .into_iter()
         .map(|i| i.trim().to_owned())
         .filter(|i| !i.is_empty());
     // Explicit options override the corresponding fields of the secrets file.
     let issuer = issuers.next().or(file_issuer);
-    let client_id = options.client_id.or(file_id);
-    let client_secret = options.client_secret.or(file_secret);
+    let client_id = options.oidc_client_id.or(file_id);
+    let client_secret = options.oidc_client_secret.or(file_secret);
 
     let shared = Shared {
         allow_insecure_http: allow,
         endpoint_hosts: options
-            .endpoint_hosts
+            .oidc_endpoint_hosts
+            .unwrap_or_default()
             .iter()
             .map(|host| host.trim().trim_end_matches('.').to_ascii_lowercase())
             .filter(|host| !host.is_empty())
             .collect(),
-        ca_pem: options.ca_file.as_deref().map(read_ca_file).transpose()?,
+        ca_pem: options
+            .oidc_ca_file
+            .as_deref()
+            .map(read_ca_file)
+            .transpose()?,
         cache_ttl: options
-            .cache_ttl
+            .oidc_cache_ttl
             .map_or(DEFAULT_OIDC_CACHE_TTL, Duration::from_secs),
-        timeout: match options.timeout {
+        timeout: match options.oidc_timeout {
             Some(0) => {
                 return Err(ConfigError::invalid(
                     "--oidc-timeout",
@@ -711,14 +684,14 @@ fn resolve_oidc(
             .map(|audience| audience.trim().to_owned())
             .filter(|audience| !audience.is_empty())
             .collect();
-        if let Some(url) = &options.public_url {
+        if let Some(url) = public_url {
             audiences.push(url.as_str().to_owned());
         }
         audiences
     };
-    let audiences = with_public_url(options.audiences);
+    let audiences = with_public_url(options.oidc_audience.unwrap_or_default());
     let scope_claim = options
-        .scope_claim
+        .oidc_scope_claim
         .as_deref()
         .map(ScopeClaim::parse)
         .transpose()?
@@ -742,14 +715,14 @@ fn resolve_oidc(
         providers.push(OidcSettings {
             // Clients reach the provider there, so the same rule holds for it.
             public_issuer: options
-                .public_issuer
+                .oidc_public_issuer
                 .map(|url| provider_url("--oidc-public-issuer", "issuer", &url, allow))
                 .transpose()?,
             introspection_endpoint: introspection,
             token_endpoint: token,
             audiences: audiences.clone(),
             scope_claim: scope_claim.clone(),
-            introspection_token_scope: trimmed(options.introspection_token_scope),
+            introspection_token_scope: trimmed(options.oidc_introspection_token_scope),
             ..shared.provider(issuer, credentials)
         });
     }
@@ -762,7 +735,7 @@ fn resolve_oidc(
             ..shared.provider(issuer, None)
         });
     }
-    for provider in options.providers {
+    for provider in options.oidc_providers.unwrap_or_default() {
         let issuer = provider_url(
             "--config",
             "an oidc_providers issuer",
@@ -975,7 +948,6 @@ mod tests {
     }
 
     fn options(args: &[&str]) -> Options {
-        use clap::Parser;
         let mut argv = vec!["mrmat-api"];
         argv.extend_from_slice(args);
         crate::cli::Cli::try_parse_from(argv).unwrap().options

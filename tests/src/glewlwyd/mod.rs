@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 pub use crate::credentials::Credentials;
 
-use clap::Parser;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, sqlite::SqliteConnection};
 use mrmat_api::cli::Cli;
