@@ -71,6 +71,25 @@ pub(crate) enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+/// Runs `$body` with `$c` bound to the connection of the backend in use, as its own type
+/// (`PgConnection` or `SqliteConnection`): the same query, compiled once per backend.
+///
+/// For the statements of every request. Through [`DbConnection`] Diesel wraps a query in
+/// a type with no compile-time id, so its prepared-statement cache finds the statement
+/// by its SQL text, which it builds anew for every query (identifiers quoted and all);
+/// run natively the cache finds it by type. In a callgrind profile of a ten-row list on
+/// PostgreSQL, building the SQL and decoding rows through the wrapper cost about a fifth
+/// of the request's instructions.
+macro_rules! natively {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgres($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use natively;
+
 impl std::fmt::Debug for DbConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

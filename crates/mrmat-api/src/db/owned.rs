@@ -136,17 +136,19 @@ pub(crate) fn ensure_owner(
 ) -> Result<OwnerRow, Attempt> {
     // One query finds both the identity's own row and the legacy row it may adopt; each
     // partial unique index admits at most one of them.
-    let by_subject = owners::table
-        .filter(owners::subject.eq(who.subject))
-        .select((OwnerRow::as_select(), owners::issuer));
+    // Built per backend: `as_select` is of one backend.
     let found: Vec<(OwnerRow, Option<String>)> = if who.adopt_legacy {
-        by_subject
+        super::natively!(conn, |c| owners::table
+            .filter(owners::subject.eq(who.subject))
             .filter(owners::issuer.eq(who.issuer).or(owners::issuer.is_null()))
-            .load(conn)?
+            .select((OwnerRow::as_select(), owners::issuer))
+            .load(c))?
     } else {
-        by_subject
+        super::natively!(conn, |c| owners::table
+            .filter(owners::subject.eq(who.subject))
             .filter(owners::issuer.eq(who.issuer))
-            .load(conn)?
+            .select((OwnerRow::as_select(), owners::issuer))
+            .load(c))?
     };
     // The identity's own row wins over a legacy one: both exist when an instance of the
     // previous release inserted the legacy row after this identity's first write. That
@@ -346,25 +348,26 @@ macro_rules! owned_store {
             limit: i64,
             offset: i64,
         ) -> Result<Vec<WithOwner>, StoreError> {
-            Ok($table::table
+            // Built per backend: `as_select` is of one backend.
+            Ok($crate::db::natively!(conn, |c| $table::table
                 .inner_join(owners::table)
                 .filter($table::id.gt(after))
                 .select((Row::as_select(), OwnerRow::as_select()))
                 .order($table::id.asc())
                 .limit(limit)
                 .offset(offset)
-                .load(conn)?)
+                .load(c))?)
         }
 
         /// The row with `id`.
         pub(crate) fn get(conn: &mut DbConnection, id: i64) -> Result<WithOwner, StoreError> {
-            $table::table
+            $crate::db::natively!(conn, |c| $table::table
                 .inner_join(owners::table)
                 .filter($table::id.eq(id))
                 .select((Row::as_select(), OwnerRow::as_select()))
-                .first(conn)
-                .optional()?
-                .ok_or(StoreError::NotFound { noun: NOUN, id })
+                .first(c))
+            .optional()?
+            .ok_or(StoreError::NotFound { noun: NOUN, id })
         }
 
         /// The row `id` with its owner, when `who` is that owner. The owner's issuer is
@@ -412,16 +415,16 @@ macro_rules! owned_store {
             $crate::db::owned::write_unique_name(conn, deadline, NOUN, holder, |conn| {
                 let owner = $crate::db::owned::ensure_owner(conn, who)?;
                 let at = now();
-                let ids = diesel::insert_into($table::table)
+                let insert = diesel::insert_into($table::table)
                     .values((
                         $table::owner_id.eq(owner.id),
                         $table::name.eq(name),
                         $table::created_at.eq(at),
                         $table::updated_at.eq(at),
                     ))
-                    .returning($table::id)
-                    // Stepped to its end, so nothing of the statement is left pending.
-                    .get_results::<i64>(conn)
+                    .returning($table::id);
+                // Stepped to its end, so nothing of the statement is left pending.
+                let ids = $crate::db::natively!(conn, |c| insert.get_results::<i64>(c))
                     .map_err(name_taken(owner.id))?;
                 let id = ids.first().copied().ok_or_else(no_id_returned)?;
                 let row = Row {
