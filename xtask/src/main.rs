@@ -20,7 +20,7 @@ usage: cargo xtask test [--test-jobs N] [CARGO_TEST_OPTIONS] [-- FILTER...]
 
 usage: cargo xtask rename NEW-NAME
 
-  Renames the template (mrmat-api) to NEW-NAME (kebab-case, e.g. acme-api):
+  Renames the template to NEW-NAME (kebab-case, e.g. acme-api):
   crates, binaries, env and metric prefixes, scopes, deployment files, docs.";
 
 fn main() -> ExitCode {
