@@ -6,11 +6,10 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use mrmat_api_testkit::TestDb;
 
-use super::schema::owners;
+use super::schema::{owners, resources};
 use super::{DbConnection, establish, migrate};
 use crate::settings::DatabaseUrl;
 
@@ -27,9 +26,22 @@ pub(crate) fn migrated(db: &TestDb) -> DbConnection {
     conn
 }
 
-/// Now, as the server stores it.
-pub(crate) fn now() -> NaiveDateTime {
-    Utc::now().naive_utc().trunc_subsecs(6)
+pub(crate) use super::owned::now;
+
+/// A resource of the owner `owner_id`, inserted as the releases before this one wrote it:
+/// one statement, no transaction of its own.
+pub(crate) fn insert_resource(conn: &mut DbConnection, owner_id: i64, name: &str) -> i64 {
+    let at = now();
+    diesel::insert_into(resources::table)
+        .values((
+            resources::owner_id.eq(owner_id),
+            resources::name.eq(name),
+            resources::created_at.eq(at),
+            resources::updated_at.eq(at),
+        ))
+        .returning(resources::id)
+        .get_result(conn)
+        .unwrap()
 }
 
 /// The owner insert of the release before owners had an issuer, statement for statement:

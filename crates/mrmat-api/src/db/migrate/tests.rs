@@ -11,7 +11,7 @@ use mrmat_api_testkit::{TestDb, backend_tests};
 
 use super::*;
 use crate::db::schema::{owners, resources};
-use crate::db::testing::{connect, legacy_insert, now};
+use crate::db::testing::{connect, insert_resource, legacy_insert, now};
 
 /// The migration that added `owners.issuer`.
 const OWNER_ISSUER: &str = "20261210000000";
@@ -71,20 +71,6 @@ fn contents(conn: &mut DbConnection) -> (Vec<Owner>, Vec<Resource>) {
     (owners, resources)
 }
 
-fn add_resource(conn: &mut DbConnection, owner_id: i64, name: &str) -> i64 {
-    let at = now();
-    diesel::insert_into(resources::table)
-        .values((
-            resources::owner_id.eq(owner_id),
-            resources::name.eq(name),
-            resources::created_at.eq(at),
-            resources::updated_at.eq(at),
-        ))
-        .returning(resources::id)
-        .get_result(conn)
-        .unwrap()
-}
-
 fn has_issuer_column(conn: &mut DbConnection) -> bool {
     diesel::sql_query("SELECT issuer FROM owners")
         .execute(conn)
@@ -111,10 +97,10 @@ backend_tests! {
         assert!(!has_issuer_column(&mut conn));
         let alice = legacy_insert(&mut conn, "alice").unwrap();
         let bob = legacy_insert(&mut conn, "client:bob").unwrap();
-        add_resource(&mut conn, alice, "a");
-        add_resource(&mut conn, bob, "b1");
-        add_resource(&mut conn, bob, "b2");
-        let gone = add_resource(&mut conn, bob, "deleted");
+        insert_resource(&mut conn, alice, "a");
+        insert_resource(&mut conn, bob, "b1");
+        insert_resource(&mut conn, bob, "b2");
+        let gone = insert_resource(&mut conn, bob, "deleted");
         diesel::delete(resources::table.find(gone)).execute(&mut conn).unwrap();
         let before = contents(&mut conn);
 
@@ -124,7 +110,7 @@ backend_tests! {
         assert_eq!(issuers, vec![None, None]);
         // A deleted id is still never handed out again (SQLite's AUTOINCREMENT counter was
         // carried over by the table rebuild).
-        assert!(add_resource(&mut conn, alice, "after") > gone);
+        assert!(insert_resource(&mut conn, alice, "after") > gone);
         // Subjects are unique among rows without an issuer, as before.
         assert!(unique_violation(legacy_insert(&mut conn, "alice")));
         let with_issuer = diesel::insert_into(owners::table)

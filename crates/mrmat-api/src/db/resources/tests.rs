@@ -9,7 +9,7 @@ use mrmat_api_testkit::{TestDb, backend_tests};
 
 use super::*;
 use crate::db::owned::{OwnerIdentity, OwnerOnly};
-use crate::db::testing::{connect, legacy_insert, legacy_lookup, migrated};
+use crate::db::testing::{connect, insert_resource, legacy_insert, legacy_lookup, migrated};
 use crate::db::transaction;
 
 const PRIMARY: &str = "https://primary.example";
@@ -32,21 +32,6 @@ fn owner_rows(conn: &mut DbConnection, subject: &str) -> Vec<(i64, Option<String
         .select((owners::id, owners::issuer))
         .order(owners::id)
         .load(conn)
-        .unwrap()
-}
-
-/// A resource of the owner `owner_id`, written as the previous release wrote it.
-fn legacy_resource(conn: &mut DbConnection, owner_id: i64, name: &str) -> i64 {
-    let at = crate::db::testing::now();
-    diesel::insert_into(resources::table)
-        .values((
-            resources::owner_id.eq(owner_id),
-            resources::name.eq(name),
-            resources::created_at.eq(at),
-            resources::updated_at.eq(at),
-        ))
-        .returning(resources::id)
-        .get_result(conn)
         .unwrap()
 }
 
@@ -124,7 +109,7 @@ backend_tests! {
         let db = TestDb::new(backend);
         let mut conn = migrated(&db);
         let legacy = legacy_insert(&mut conn, "alice").unwrap();
-        let old = legacy_resource(&mut conn, legacy, "old note");
+        let old = insert_resource(&mut conn, legacy, "old note");
         let alice = identity(PRIMARY, "alice");
         // Before adopting it, the legacy row is already alice's to change.
         let (renamed, owner) = done(update(&mut conn, Deadline::NONE, &alice, old, "old note, renamed"));
@@ -145,7 +130,7 @@ backend_tests! {
         let db = TestDb::new(backend);
         let mut conn = migrated(&db);
         let legacy = legacy_insert(&mut conn, "alice").unwrap();
-        let old = legacy_resource(&mut conn, legacy, "note");
+        let old = insert_resource(&mut conn, legacy, "note");
         let namesake = identity(OTHER, "alice");
         assert!(matches!(update(&mut conn, Deadline::NONE, &namesake, old, "mine now"), Ok(OwnerOnly::NotOwner)));
         assert!(matches!(delete(&mut conn, Deadline::NONE, &namesake, old), Ok(OwnerOnly::NotOwner)));
@@ -165,7 +150,7 @@ backend_tests! {
         let alice = identity(PRIMARY, "alice");
         let (_, own) = create(&mut conn, Deadline::NONE, &alice, "new").unwrap();
         let legacy = legacy_insert(&mut conn, "alice").unwrap();
-        let old = legacy_resource(&mut conn, legacy, "old");
+        let old = insert_resource(&mut conn, legacy, "old");
         assert_eq!(create(&mut conn, Deadline::NONE, &alice, "newer").unwrap().1.id, own.id);
         done(update(&mut conn, Deadline::NONE, &alice, old, "old, renamed"));
         done(delete(&mut conn, Deadline::NONE, &alice, old));
