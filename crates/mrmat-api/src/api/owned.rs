@@ -127,3 +127,87 @@ pub(crate) fn created(
     response.insert_header((header::LOCATION, location));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use actix_web::http::StatusCode;
+
+    use super::*;
+
+    /// The database layer's answers keep the statuses, details and headers the contract
+    /// gives them.
+    #[test]
+    fn each_database_answer_maps_to_its_status() {
+        let cases = [
+            (
+                StoreError::NotFound {
+                    noun: "widget",
+                    id: 7,
+                },
+                StatusCode::NOT_FOUND,
+                "no widget with id 7",
+            ),
+            (
+                StoreError::Duplicate {
+                    noun: "widget",
+                    existing_id: 3,
+                },
+                StatusCode::CONFLICT,
+                "you already have a widget with this name: id 3",
+            ),
+            (
+                StoreError::Contended,
+                StatusCode::CONFLICT,
+                "the name is being changed concurrently; retry",
+            ),
+            (
+                StoreError::Unavailable("database is locked".to_owned()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unavailable",
+            ),
+            (
+                StoreError::StorageFull("disk full".to_owned()),
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage is full",
+            ),
+            (
+                StoreError::Internal("no such table".to_owned()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ),
+        ];
+        for (store, status, shown) in cases {
+            let error = ApiError::from(store);
+            assert_eq!(error.status_code(), status);
+            assert_eq!(error.to_string(), shown);
+            let retry = error.error_response().headers().contains_key("retry-after");
+            assert_eq!(retry, status == StatusCode::SERVICE_UNAVAILABLE, "{status}");
+        }
+    }
+
+    #[test]
+    fn another_owners_row_is_403_naming_it() {
+        let error = only_owner("widget", 5, OwnerOnly::<()>::NotOwner).unwrap_err();
+        assert_eq!(error.status_code(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            error.to_string(),
+            "only the owner may change or delete widget 5"
+        );
+        assert_eq!(only_owner("widget", 5, OwnerOnly::Done(1)).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_page_links_to_the_next_only_when_more_rows_follow() {
+        let paging = Paging::from_query("limit=2", "widget").unwrap();
+        let page = Page::of(vec![1_i64, 2, 3], paging, "/api/widgets/v1", |id| *id);
+        assert_eq!(page.rows, [1, 2]);
+        assert_eq!(
+            page.next.as_deref(),
+            Some("/api/widgets/v1/?limit=2&after=2")
+        );
+        let last = Page::of(vec![4_i64, 5], paging, "/api/widgets/v1", |id| *id);
+        assert_eq!(last.rows, [4, 5]);
+        assert_eq!(last.next, None);
+    }
+}
