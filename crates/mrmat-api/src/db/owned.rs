@@ -448,6 +448,8 @@ macro_rules! owned_store {
         ) -> Result<OwnerOnly<WithOwner>, StoreError> {
             let holder = |conn: &mut DbConnection, owner_id| id_of_name(conn, owner_id, name);
             $crate::db::owned::write_unique_name(conn, deadline, NOUN, holder, |conn| {
+                // Another owner's row: nothing is written, so the (empty) transaction
+                // commits, and the caller hears what was found.
                 let OwnerOnly::Done((current, owner)) = owned_by(conn, who, id)? else {
                     return Ok(OwnerOnly::NotOwner);
                 };
