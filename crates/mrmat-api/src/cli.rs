@@ -332,9 +332,7 @@ options! {
 
 options! {
     /// The identity provider options, a part of [`Options`] (the same flat names in the
-    /// config file): `settings` turns them into one [`OidcSettings`] a provider.
-    ///
-    /// [`OidcSettings`]: crate::settings::OidcSettings
+    /// config file): `settings` turns them into one `OidcSettings` a provider.
     #[command(next_help_heading = "Identity provider (OIDC)")]
     pub struct OidcOptions {
         /// OIDC registration in the Flask-OIDC client_secrets.json shape ({"web": {...}}).

@@ -3,9 +3,11 @@
 //!
 //! [`Application`] is the server; `main.rs` only parses the command line and runs it, and
 //! the tests build the very same thing. The modules form a stack, each importing only
-//! from below: `error`, `outage`, `request_id`, `forwarded`, `logging`, `cli` and
-//! `settings` at the bottom; then `telemetry`; then `extract`, `db` and `auth`; then
-//! `rate_limit` and `cors`; then `state` and `middleware`; then `api`; then `startup`.
+//! from the floors below it. From the bottom: `error`, `outage`, `request_id`,
+//! `forwarded`, `trust`, `metrics`, `logging`, `cli`, `settings`; then `telemetry`; then
+//! `extract`, `db/` and `auth/`; then `rate_limit` and `cors`; then `state` and
+//! `middleware`; then `api/`; then `startup` and `doctor`; `main.rs` on top. The README
+//! lists the same order (a test below holds the two, and this list, to every module).
 
 pub mod cli;
 pub mod doctor;
@@ -29,11 +31,9 @@ mod state;
 mod telemetry;
 mod trust;
 
-pub use cors::CorsOrigins;
 pub use db::{openssl_without_exit_handler, schema};
 pub use forwarded::{ForwardedHeaders, TrustedProxy};
-pub use rate_limit::RateLimit;
-pub use settings::Settings;
+pub use settings::{CorsOrigins, RateLimit, Settings};
 pub use startup::{Application, StartupError, migrate, openapi_json};
 pub use telemetry::Telemetry;
 
@@ -65,4 +65,46 @@ pub fn mounted_apis() -> Vec<MountedApi> {
                 .collect(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The backticked names of the layer order in `text`, from "From the bottom:" to "on top".
+    fn layers(text: &str) -> Vec<String> {
+        let text = text.replace("//!", " ");
+        let start = text.find("From the bottom:").expect("the layer order");
+        let end = start + text[start..].find("on top").expect("its end");
+        text[start..end]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|name| {
+                name.trim_end_matches('/')
+                    .trim_end_matches(".rs")
+                    .to_owned()
+            })
+            // Module names only: the README also names a type (`AppState`) in passing.
+            .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect()
+    }
+
+    #[test]
+    fn the_layer_order_names_every_module_and_agrees_with_the_readme() {
+        let lib = include_str!("lib.rs");
+        let order = layers(lib);
+        for line in lib.lines() {
+            let declared = line
+                .strip_prefix("pub mod ")
+                .or_else(|| line.strip_prefix("mod "))
+                .and_then(|rest| rest.strip_suffix(';'));
+            if let Some(module) = declared {
+                assert!(
+                    order.iter().any(|m| m == module),
+                    "{module} is not in the layer order"
+                );
+            }
+        }
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+        assert_eq!(layers(readme), order, "README.md and lib.rs disagree");
+    }
 }

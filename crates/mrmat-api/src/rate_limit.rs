@@ -37,7 +37,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -50,6 +50,7 @@ use mrmat_api_types::problem::PROBLEM_JSON;
 use crate::auth::Issuers;
 use crate::forwarded::{Client, TrustedProxies};
 use crate::metrics::{LimitKey, Metrics};
+use crate::settings::RateLimit;
 
 /// Most caller states kept at once (about 100 bytes each).
 pub(crate) const MAX_KEYS: usize = 100_000;
@@ -58,50 +59,6 @@ pub(crate) const MAX_KEYS: usize = 100_000;
 pub(crate) const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// The `RateLimit-Policy` field.
 pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-
-/// `N` requests a `period`: the value of `--rate-limit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Requests a period, also the burst.
-    pub requests: u32,
-    /// The period: a second or a minute.
-    pub period: Duration,
-}
-
-impl std::str::FromStr for RateLimit {
-    type Err = String;
-
-    /// `N/s` or `N/min` (also `N/sec`, `N/second`, `N/m`, `N/minute`), N from 1 to 10^9.
-    fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "{text:?} is not a rate: write N/s or N/min, N a whole number from 1 to 1000000000"
-            )
-        };
-        let (n, unit) = text.trim().split_once('/').ok_or_else(bad)?;
-        let requests: u32 = n.trim().parse().map_err(|_| bad())?;
-        if !(1..=1_000_000_000).contains(&requests) {
-            return Err(bad());
-        }
-        let period = match unit.trim().to_ascii_lowercase().as_str() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            _ => return Err(bad()),
-        };
-        Ok(Self { requests, period })
-    }
-}
-
-impl std::fmt::Display for RateLimit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let unit = if self.period.as_secs() == 60 {
-            "min"
-        } else {
-            "s"
-        };
-        write!(f, "{}/{unit}", self.requests)
-    }
-}
 
 /// The algorithm: one `u64` of state a key, its theoretical arrival time (TAT) in
 /// nanoseconds since the limiter's epoch. A request is allowed when moving the TAT on by
@@ -484,6 +441,7 @@ fn limiter_policy_text(limiter: &RateLimiter) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const SECOND: u64 = 1_000_000_000;
 

@@ -6,18 +6,20 @@
 //! One file per concern: `config_file` reads `--config`, `client_secrets` a Flask-OIDC
 //! `client_secrets.json`, `url_policy` decides which URLs are acceptable, `ca_file`
 //! reads extra certificate authorities, `listen` the addresses and the unix socket,
-//! `placeholder` knows the published secrets, `database` the database URL, `oidc`
+//! `placeholder` knows the published secrets, `database` the database URL, `cors_origins` and `rate_limit` those options, `oidc`
 //! what a checked provider looks like and `providers` makes them from the options.
 
 mod ca_file;
 mod client_secrets;
 mod config_file;
+mod cors_origins;
 mod database;
 mod error;
 mod listen;
 mod oidc;
 mod placeholder;
 mod providers;
+mod rate_limit;
 mod url_policy;
 
 use std::path::PathBuf;
@@ -25,15 +27,15 @@ use std::time::Duration;
 
 use url::Url;
 
+pub use cors_origins::CorsOrigins;
 pub use database::DatabaseUrl;
 pub use error::ConfigError;
 pub use listen::{DEFAULT_SOCKET_MODE, UnixSocket};
 pub use oidc::{ClientCredentials, OidcSettings, ScopeClaim};
+pub use rate_limit::RateLimit;
 
 use crate::cli::{Options, defaults};
-use crate::cors::CorsOrigins;
 use crate::forwarded::{ForwardedHeaders, TrustedProxy};
-use crate::rate_limit::RateLimit;
 use config_file::read_config_file;
 use listen::{parse_bind, parse_host_port, port_from_env};
 use providers::resolve_oidc;
