@@ -1,6 +1,7 @@
 //! Which URLs the configuration accepts: the server's public URL, and the identity
 //! provider's (https, or http to this machine; never a user or password in them).
 
+use mrmat_api_types::urls::has_userinfo;
 use url::Url;
 
 use super::ConfigError;
@@ -15,11 +16,7 @@ pub(super) fn parse_public_url(text: &str) -> Result<Url, ConfigError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("must be an http:// or https:// URL".to_owned()));
     }
-    if !url.username().is_empty()
-        || url.password().is_some()
-        || url.query().is_some()
-        || url.fragment().is_some()
-    {
+    if has_userinfo(&url) || url.query().is_some() || url.fragment().is_some() {
         return Err(invalid(
             "must not carry a user, password, query or fragment".to_owned(),
         ));
@@ -43,7 +40,7 @@ pub(super) fn provider_url(
         ));
     }
     // A user or password in the URL would be logged and published in the metadata.
-    if !url.username().is_empty() || url.password().is_some() {
+    if has_userinfo(&url) {
         return Err(ConfigError::invalid(
             option,
             format!(
