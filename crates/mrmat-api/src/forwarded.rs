@@ -18,33 +18,20 @@ use std::str::FromStr;
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
+use ipnet::IpNet;
 use serde::Deserialize;
 
-/// A proxy whose forwarding headers are believed: one address or a CIDR range.
+/// A proxy whose forwarding headers are believed: one address or a CIDR range. The range
+/// arithmetic is `ipnet`'s; what is parsed here is what `ipnet` would take differently: an
+/// IPv4-mapped IPv6 address is the IPv4 one (a dual-stack socket shows IPv4 peers so), a
+/// bare address is a range of one, and the messages name the option's rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrustedProxy {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct TrustedProxy(IpNet);
 
 impl TrustedProxy {
     /// Whether `addr` is this proxy or inside its range.
     pub fn contains(&self, addr: IpAddr) -> bool {
-        match (self.network, canonical(addr)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&canonical(addr))
     }
 }
 
@@ -70,15 +57,14 @@ impl FromStr for TrustedProxy {
                 .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))?,
         );
         let max = if network.is_ipv4() { 32 } else { 128 };
+        let bad_prefix = || format!("{text:?}: the prefix length must be 0 to {max}");
         let prefix = match prefix {
             None => max,
-            Some(bits) => bits
-                .parse::<u8>()
-                .ok()
-                .filter(|bits| *bits <= max)
-                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {max}"))?,
+            Some(bits) => bits.parse::<u8>().map_err(|_| bad_prefix())?,
         };
-        Ok(Self { network, prefix })
+        IpNet::new(network, prefix)
+            .map(Self)
+            .map_err(|_| bad_prefix())
     }
 }
 
@@ -571,6 +557,26 @@ mod tests {
     fn mapped_ipv4_peers_match_ipv4_ranges() {
         let range: TrustedProxy = "127.0.0.1/32".parse().unwrap();
         assert!(range.contains("::ffff:127.0.0.1".parse().unwrap()));
+    }
+
+    /// What the hand-written masks did before `ipnet`, kept: host bits in the range are
+    /// ignored, a bare address is itself only, families never match, a mapped address in
+    /// the list is its IPv4 address.
+    #[test]
+    fn ranges_behave_as_before_ipnet() {
+        let sloppy: TrustedProxy = "10.1.2.3/8".parse().unwrap();
+        assert!(sloppy.contains("10.200.0.1".parse().unwrap()));
+        let one: TrustedProxy = "192.0.2.7".parse().unwrap();
+        assert!(one.contains("192.0.2.7".parse().unwrap()));
+        assert!(!one.contains("192.0.2.8".parse().unwrap()));
+        let every_v4: TrustedProxy = "0.0.0.0/0".parse().unwrap();
+        assert!(!every_v4.contains("2001:db8::1".parse().unwrap()));
+        let every_v6: TrustedProxy = "::/0".parse().unwrap();
+        assert!(!every_v6.contains("192.0.2.1".parse().unwrap()));
+        let mapped: TrustedProxy = "::ffff:10.0.0.1".parse().unwrap();
+        assert!(mapped.contains("10.0.0.1".parse().unwrap()));
+        assert!("::ffff:10.0.0.0/104".parse::<TrustedProxy>().is_err());
+        assert!("10.0.0.0/-1".parse::<TrustedProxy>().is_err());
     }
 
     #[test]
