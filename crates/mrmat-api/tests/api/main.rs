@@ -17,4 +17,5 @@ mod meta;
 mod metrics;
 mod rate_limit;
 mod resource;
+mod schema;
 mod trust;
