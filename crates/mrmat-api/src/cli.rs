@@ -6,7 +6,7 @@
 //! Reads: `MRMAT_API_CONFIG`, `MRMAT_API_DEBUG`, `MRMAT_API_HOST`, `MRMAT_API_PORT` (and
 //! `PORT`, through `settings`), `MRMAT_API_BIND`, `MRMAT_API_SOCKET_MODE`,
 //! `MRMAT_API_METRICS_ADDR`, `MRMAT_API_INSTANCE_PATH`, `MRMAT_API_DB`,
-//! `MRMAT_API_DB_TIMEOUT`, `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`,
+//! `MRMAT_API_DB_TIMEOUT`, `MRMAT_API_DB_POOL_SIZE`, `MRMAT_API_OIDC_SECRETS`, `MRMAT_API_OIDC_ISSUER`,
 //! `MRMAT_API_PUBLIC_URL`, `MRMAT_API_OIDC_SCOPE_CLAIM`, `MRMAT_API_OIDC_ENDPOINT_HOSTS`,
 //! `MRMAT_API_OIDC_REQUIRE_DPOP`,
 //! `MRMAT_API_OIDC_CLIENT_ID`, `MRMAT_API_OIDC_CLIENT_SECRET`, `MRMAT_API_OIDC_PUBLIC_ISSUER`,
@@ -246,6 +246,12 @@ options! {
             default_value = defaults::DB_TIMEOUT.as_secs_f64().to_string()
         )]
         db_timeout: f64,
+
+        /// Most connections the pool holds to the database, from 1 to 10000 (SQLite
+        /// writes take turns on one writer whatever the pool)
+        /// [default: twice --workers, at least 8].
+        #[arg(long, global = true, env = "MRMAT_API_DB_POOL_SIZE", value_name = "N")]
+        db_pool_size: u32,
 
         /// The URL clients use to reach this server, e.g. https://api.example.com. It is the
         /// `resource` of the RFC 9728 metadata, and an audience a token must name

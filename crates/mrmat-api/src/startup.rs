@@ -93,12 +93,9 @@ fn prepare_database(settings: &Settings, metrics: Arc<Metrics>) -> Result<Db, St
         migrate::ensure_current(&mut conn)?;
     }
     drop(conn);
-    let pool_size = u32::try_from(settings.workers.saturating_mul(2))
-        .unwrap_or(u32::MAX)
-        .max(8);
     Ok(Db::new(
         &settings.database,
-        pool_size,
+        settings.db_pool_size,
         u32::try_from(settings.workers).unwrap_or(u32::MAX),
         settings.db_timeout,
         metrics,

@@ -60,6 +60,8 @@ pub struct Settings {
     pub database: DatabaseUrl,
     /// Longest a request waits for the database before it is answered 503.
     pub db_timeout: Duration,
+    /// Most connections the pool holds to the database.
+    pub db_pool_size: u32,
     /// The identity providers; none runs without authentication. The first is the
     /// primary: opaque tokens are introspected there, and owners an older release stored
     /// without an issuer are its users.
@@ -88,6 +90,18 @@ pub struct Settings {
 
 /// Default bound on every wait for the database.
 pub use defaults::DB_TIMEOUT as DEFAULT_DB_TIMEOUT;
+
+/// The largest `--db-pool-size`: far above what a database serves well, so only a typo
+/// meets it.
+const MAX_POOL_SIZE: u32 = 10_000;
+
+/// `--db-pool-size` when not given: two connections a worker, so a worker's requests can
+/// wait on the database side by side, and at least 8.
+fn default_pool_size(workers: usize) -> u32 {
+    u32::try_from(workers.saturating_mul(2))
+        .unwrap_or(u32::MAX)
+        .max(8)
+}
 /// Default introspection-cache ceiling.
 pub use defaults::OIDC_CACHE_TTL as DEFAULT_OIDC_CACHE_TTL;
 /// Default timeout of calls to the identity provider.
@@ -145,6 +159,16 @@ impl Settings {
         if workers == 0 {
             return Err(ConfigError::invalid("--workers", "must be at least 1"));
         }
+        let db_pool_size = match options.db_pool_size {
+            None => default_pool_size(workers),
+            Some(size) if (1..=MAX_POOL_SIZE).contains(&size) => size,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "--db-pool-size",
+                    format!("must be a number of connections from 1 to {MAX_POOL_SIZE}"),
+                ));
+            }
+        };
         let host = options.host.unwrap_or_else(|| defaults::HOST.to_owned());
         if host.trim().is_empty() {
             return Err(ConfigError::invalid("--host", "must not be empty"));
@@ -194,6 +218,7 @@ impl Settings {
             instance_path,
             database,
             db_timeout,
+            db_pool_size,
             oidc,
             public_url,
             require_dpop,
@@ -221,6 +246,7 @@ impl Settings {
             instance_path: PathBuf::from(defaults::INSTANCE_PATH),
             database,
             db_timeout: DEFAULT_DB_TIMEOUT,
+            db_pool_size: default_pool_size(1),
             oidc: Vec::new(),
             public_url: None,
             require_dpop: false,
@@ -263,8 +289,14 @@ impl Settings {
                 .join("; ")
         };
         format!(
-            "configuration: {}:{}, {} workers, database {database} (timeout {:?}), migrate {}, oidc {oidc}, trusted proxies {:?}",
-            self.host, self.port, self.workers, self.db_timeout, self.migrate, self.trusted_proxies
+            "configuration: {}:{}, {} workers, database {database} (timeout {:?}, pool {}), migrate {}, oidc {oidc}, trusted proxies {:?}",
+            self.host,
+            self.port,
+            self.workers,
+            self.db_timeout,
+            self.db_pool_size,
+            self.migrate,
+            self.trusted_proxies
         )
     }
 }

@@ -203,3 +203,21 @@ fn boolean_flags_take_an_optional_value() {
     assert_eq!(options(&[]).debug, None);
     assert_eq!(options(&["--no-migrate"]).no_migrate, Some(true));
 }
+
+#[test]
+fn the_pool_holds_twice_the_workers_and_at_least_8_by_default() {
+    let pool = |workers: &str| {
+        Settings::load(options(&["--workers", workers]))
+            .unwrap()
+            .db_pool_size
+    };
+    assert_eq!(pool("1"), 8);
+    assert_eq!(pool("4"), 8);
+    assert_eq!(pool("16"), 32);
+}
+
+#[test]
+fn a_given_pool_size_is_taken_as_it_is() {
+    let settings = Settings::load(options(&["--workers", "16", "--db-pool-size", "3"])).unwrap();
+    assert_eq!(settings.db_pool_size, 3);
+}

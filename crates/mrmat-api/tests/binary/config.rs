@@ -191,6 +191,14 @@ fn zero_workers_exits_2() {
 }
 
 #[test]
+fn a_pool_size_of_0_or_above_10000_exits_2() {
+    for size in ["0", "10001", "many"] {
+        let dir = tempfile::tempdir().unwrap();
+        assert_bad_config(dir.path(), &["--db-pool-size", size], &[], "--db-pool-size");
+    }
+}
+
+#[test]
 fn port_in_use_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
