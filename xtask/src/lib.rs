@@ -3,3 +3,4 @@
 pub mod new_api;
 pub mod rename;
 pub mod test;
+pub mod workspace;

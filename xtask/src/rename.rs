@@ -394,7 +394,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    let root = match workspace_root() {
+    let root = match crate::workspace::root() {
         Ok(root) => root,
         Err(reason) => {
             eprintln!("error: cannot find the workspace to rename: {reason}");
@@ -423,31 +423,6 @@ pub fn main(args: Vec<String>) -> ExitCode {
     }
 }
 
-/// The root of the workspace `cargo xtask` was run in, asked of cargo when it runs. Not
-/// this crate's `CARGO_MANIFEST_DIR` at build time: two checkouts that share a target
-/// directory (CI's rename check builds its clone in this checkout's) share this crate's
-/// artifacts too, as cargo hashes a workspace crate by its path relative to the root,
-/// and a binary built in one would rename the other.
-fn workspace_root() -> Result<PathBuf, String> {
-    let output = Command::new(cargo())
-        .args(["locate-project", "--workspace", "--message-format", "plain"])
-        .output()
-        .map_err(|e| format!("cargo locate-project: {e}"))?;
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
-    }
-    let manifest = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    manifest
-        .parent()
-        .map(Path::to_path_buf)
-        .ok_or_else(|| format!("{} has no directory", manifest.display()))
-}
-
-/// The cargo that runs this task (`CARGO`), else the one on `PATH`.
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
 /// Lets cargo write `Cargo.lock` again: it lists packages by name, so renamed crates
 /// move, and `--locked` builds refuse a lock file out of order. `cargo update
 /// --workspace` re-locks only the workspace's own crates and keeps every dependency's
@@ -455,7 +430,7 @@ fn cargo() -> String {
 /// builds before). `cargo metadata` was tried first: it fetches every platform's
 /// dependencies (`r-efi`), which fails offline.
 fn relock(root: &Path) {
-    let status = Command::new(cargo())
+    let status = Command::new(crate::workspace::cargo())
         .args(["update", "--workspace", "--offline", "--quiet"])
         .current_dir(root)
         .status();

@@ -100,10 +100,13 @@ pub fn main(args: Vec<String>) -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let root = match crate::workspace::root() {
+        Ok(root) => root,
+        Err(e) => {
+            eprintln!("new-api: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match parse_args(&args).and_then(|request| run(&root, &request)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
