@@ -9,7 +9,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -25,7 +24,6 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::idp::Idp;
-use crate::process::try_output;
 
 /// The variable naming an external provider's test configuration.
 pub const OIDC_CONFIG_ENV: &str = "MRMAT_TEST_OIDC_CONFIG";
@@ -208,19 +206,36 @@ impl Oidc {
     /// Revokes `token`, an access token of `client`, at the provider (RFC 7009), with that
     /// client's own credentials.
     pub async fn revoke(&self, client: TestClient, token: &str) {
+        self.post_as(
+            client,
+            "revocation_endpoint",
+            &[("token", token), ("token_type_hint", "access_token")],
+        )
+        .await;
+    }
+
+    /// Posts `form` to the discovered endpoint `endpoint` with `client`'s credentials
+    /// (HTTP Basic); the answer must be a success.
+    async fn post_as(
+        &self,
+        client: TestClient,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         let credentials = self.credentials(client);
         let response = reqwest::Client::new()
-            .post(self.endpoint("revocation_endpoint").await)
+            .post(self.endpoint(endpoint).await)
             .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
-            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .form(form)
             .send()
             .await
-            .expect("revocation request");
+            .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
         assert!(
             response.status().is_success(),
-            "revocation: {}",
+            "{endpoint}: {}",
             response.status()
         );
+        response
     }
 
     /// An access token of `client` (client credentials grant, default scopes).
@@ -230,22 +245,9 @@ impl Oidc {
 
     /// An access token of `client` asked for `resource` (RFC 8707), when given.
     pub async fn token_for(&self, client: TestClient, resource: Option<&str>) -> String {
-        let credentials = self.credentials(client);
-        let token_endpoint = self.endpoint("token_endpoint").await;
         let mut form = vec![("grant_type", "client_credentials")];
         form.extend(resource.map(|resource| ("resource", resource)));
-        let response = reqwest::Client::new()
-            .post(&token_endpoint)
-            .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
-            .form(&form)
-            .send()
-            .await
-            .expect("token request");
-        assert!(
-            response.status().is_success(),
-            "token request: {}",
-            response.status()
-        );
+        let response = self.post_as(client, "token_endpoint", &form).await;
         let body: serde_json::Value = response.json().await.expect("token JSON");
         body["access_token"]
             .as_str()
@@ -253,9 +255,6 @@ impl Oidc {
             .to_owned()
     }
 }
-
-/// Longest one `openssl genpkey` may take.
-const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A DPoP key of the tests (RFC 9449): an ECDSA P-256 pair (ES256) made by `openssl` for
 /// this test process, never written anywhere but a temporary directory. Its `Debug` shows
@@ -279,18 +278,7 @@ impl DpopKey {
     /// A new key pair.
     pub fn generate() -> Self {
         let dir = tempfile::tempdir().expect("temp dir for a DPoP key");
-        let openssl = |args: &[&str]| {
-            let output = try_output(
-                Command::new("openssl").args(args).current_dir(dir.path()),
-                OPENSSL_TIMEOUT,
-            )
-            .unwrap_or_else(|e| panic!("openssl {args:?}: {e}"));
-            assert!(
-                output.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
+        let openssl = |args: &[&str]| crate::tools::openssl(args, dir.path());
         openssl(&[
             "genpkey",
             "-algorithm",

@@ -3,6 +3,27 @@
 //! fails the test, since a silently skipped check would count as a pass.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::try_output;
+
+/// Longest an `openssl` command of the tests (a key pair, a certificate) may take.
+const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `openssl args` in `dir`; a failure ends the test with openssl's stderr.
+pub fn openssl(args: &[&str], dir: &Path) {
+    let output = try_output(
+        Command::new("openssl").args(args).current_dir(dir),
+        OPENSSL_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("openssl {args:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
 
 /// Says why a test does not run: a visible "skipped: ..." line outside CI, a failure
 /// under CI.

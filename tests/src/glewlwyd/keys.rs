@@ -3,15 +3,9 @@
 //! asymmetric key, so that Glewlwyd publishes its public half in its JWKS and the server
 //! can check Glewlwyd's access tokens itself.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use crate::process::try_output;
-
-/// Longest one `openssl` run may take.
-const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::tools::openssl;
 
 /// A PEM private key and its PEM public key.
 #[derive(Clone)]
@@ -26,19 +20,6 @@ impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKey").finish_non_exhaustive()
     }
-}
-
-fn openssl(args: &[&str], dir: &Path) {
-    let output = try_output(
-        Command::new("openssl").args(args).current_dir(dir),
-        OPENSSL_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("openssl {args:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 fn generate() -> SigningKey {

@@ -372,7 +372,7 @@ mod tests {
     use jsonwebtoken::EncodingKey;
     use serde_json::json;
 
-    use crate::auth::test_key::{PRIVATE_KEY, PUBLIC_X};
+    use crate::auth::test_key::{PRIVATE_KEY, PUBLIC_X, changed};
     const URL: &str = "https://api.example/api/greeting/v3/";
     const TOKEN: &str = "an-access-token";
 
@@ -414,15 +414,7 @@ mod tests {
     }
 
     fn with(changes: Value) -> Value {
-        let mut claims = claims();
-        for (name, value) in changes.as_object().unwrap() {
-            if value.is_null() {
-                claims.as_object_mut().unwrap().remove(name);
-            } else {
-                claims[name] = value.clone();
-            }
-        }
-        claims
+        changed(claims(), &changes)
     }
 
     fn checked(proof: &str) -> Result<Proven, ProofError> {

@@ -350,7 +350,7 @@ mod tests {
     use serde_json::json;
 
     use crate::auth::Scope;
-    use crate::auth::test_key::{PRIVATE_KEY, PUBLIC_X};
+    use crate::auth::test_key::{PRIVATE_KEY, PUBLIC_X, changed};
     const ISSUER: &str = "https://idp.example";
     const AUDIENCE: &str = "https://api.example";
 
@@ -408,15 +408,7 @@ mod tests {
     }
 
     fn with(changes: Value) -> Value {
-        let mut claims = claims();
-        for (name, value) in changes.as_object().unwrap() {
-            if value.is_null() {
-                claims.as_object_mut().unwrap().remove(name);
-            } else {
-                claims[name] = value.clone();
-            }
-        }
-        claims
+        changed(claims(), &changes)
     }
 
     #[test]
