@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::Oidc;
 use crate::process::{self, Running};
 
 /// How long the server may take to log that it is listening.
@@ -42,6 +43,26 @@ pub fn command(binary: &str, dir: &Path) -> Command {
     }
     command.env("MRMAT_API_SHUTDOWN_DELAY", "0");
     command
+}
+
+/// Points `command` at the test provider `oidc` with the server's own client, its secret in
+/// the environment as a deployment passes it (never in argv), and two workers.
+pub fn with_test_provider<'a>(command: &'a mut Command, oidc: &Oidc) -> &'a mut Command {
+    let (client_id, secret) = oidc.server_credentials();
+    command
+        .args(["--oidc-issuer", &oidc.issuer, "--oidc-client-id", client_id])
+        .env("MRMAT_API_OIDC_CLIENT_SECRET", secret)
+        .args(["--workers", "2"])
+}
+
+/// The check called `name` in a `mrmat-api doctor --output json` report.
+pub fn doctor_check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {report}"))
 }
 
 /// Where [`ServerProcess::serve`] has the server listen.

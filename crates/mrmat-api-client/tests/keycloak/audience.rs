@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use mrmat_api_testkit::keycloak::{NOAUD_REALM, REALM};
 use mrmat_api_testkit::process;
+use mrmat_api_testkit::server_process::doctor_check as check;
 use mrmat_api_testkit::{Backend, Keycloak, TestApp, TestClient, TestDb};
 use serde_json::Value;
 
@@ -73,15 +74,6 @@ async fn doctor(keycloak: &Keycloak, realm: &str, token: &str) -> (Option<i32>, 
     let report = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
     (output.status.code(), report)
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} check in {report}"))
 }
 
 #[tokio::test]

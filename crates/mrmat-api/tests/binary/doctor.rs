@@ -1,6 +1,7 @@
 //! `mrmat-api doctor`: every check ok/warn/fail with a fix, non-zero exit on a failure,
 //! JSON for automation, and a real token tried when given.
 
+use mrmat_api_testkit::server_process::doctor_check as check;
 use mrmat_api_testkit::{Backend, Oidc, TestClient, TestDb};
 use mrmat_api_types::scope::Scope;
 use serde_json::Value;
@@ -19,15 +20,6 @@ fn doctor(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Value) {
     let report: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
     (output.status.code(), report)
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} check in {report}"))
 }
 
 fn oidc_args(oidc: &Oidc) -> Vec<String> {

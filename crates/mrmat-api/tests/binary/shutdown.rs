@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use mrmat_api_testkit::server_process::{Listen, ServerProcess};
+use mrmat_api_testkit::server_process::{self, Listen, ServerProcess};
 use mrmat_api_testkit::{Oidc, TestClient};
 use reqwest::StatusCode;
 use reqwest::header::CONNECTION;
@@ -29,13 +29,8 @@ const SLACK: Duration = Duration::from_secs(5);
 const IN_FLIGHT: usize = 4;
 
 async fn start(dir: &std::path::Path, delay: Duration) -> ServerProcess {
-    let oidc = Oidc::shared();
-    let (client_id, secret) = oidc.server_credentials();
     let mut command = command(dir);
-    command
-        .args(["--oidc-issuer", &oidc.issuer, "--oidc-client-id", client_id])
-        .env("MRMAT_API_OIDC_CLIENT_SECRET", secret)
-        .args(["--workers", "2"])
+    server_process::with_test_provider(&mut command, Oidc::shared())
         .arg("--shutdown-delay")
         .arg(delay.as_secs().to_string());
     ServerProcess::serve(command, Listen::Loopback).await

@@ -39,13 +39,8 @@ pub async fn start_server(
     oidc: &Oidc,
     extra: &[&str],
 ) -> ServerProcess {
-    let (client_id, secret) = oidc.server_credentials();
     let mut command = command(dir);
-    command
-        .args(["--oidc-issuer", &oidc.issuer, "--oidc-client-id", client_id])
-        .env("MRMAT_API_OIDC_CLIENT_SECRET", secret)
-        .args(["--workers", "2"])
-        .args(extra);
+    server_process::with_test_provider(&mut command, oidc).args(extra);
     ServerProcess::serve(command, listen).await
 }
 
