@@ -279,15 +279,7 @@ impl DpopKey {
     pub fn generate() -> Self {
         let dir = tempfile::tempdir().expect("temp dir for a DPoP key");
         let openssl = |args: &[&str]| crate::tools::openssl(args, dir.path());
-        openssl(&[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "key.pem",
-        ]);
+        crate::tools::p256_key(dir.path());
         // PKCS#8, which is what `jsonwebtoken` reads (genpkey's DER is SEC1).
         openssl(&[
             "pkcs8", "-topk8", "-nocrypt", "-in", "key.pem", "-outform", "DER", "-out", "key.der",

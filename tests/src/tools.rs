@@ -11,6 +11,22 @@ use crate::process::try_output;
 /// Longest an `openssl` command of the tests (a key pair, a certificate) may take.
 const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Makes an ECDSA P-256 key pair (ES256) as `key.pem` in `dir`.
+pub fn p256_key(dir: &Path) {
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "key.pem",
+        ],
+        dir,
+    );
+}
+
 /// Runs `openssl args` in `dir`; a failure ends the test with openssl's stderr.
 pub fn openssl(args: &[&str], dir: &Path) {
     let output = try_output(

@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use crate::tools::openssl;
+use crate::tools::{openssl, p256_key};
 
 /// A PEM private key and its PEM public key.
 #[derive(Clone)]
@@ -24,18 +24,7 @@ impl std::fmt::Debug for SigningKey {
 
 fn generate() -> SigningKey {
     let dir = tempfile::tempdir().expect("temp dir for the signing key");
-    openssl(
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "key.pem",
-        ],
-        dir.path(),
-    );
+    p256_key(dir.path());
     openssl(
         &["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"],
         dir.path(),
