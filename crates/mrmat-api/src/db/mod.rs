@@ -24,6 +24,7 @@ use diesel::pg::PgConnection;
 use diesel::r2d2::{HandleError, Pool, PooledConnection, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
+use tokio::sync::Semaphore;
 
 pub(crate) use connection::ConnectionManager;
 pub use connection::openssl_without_exit_handler;
@@ -218,6 +219,12 @@ pub(crate) struct Db {
     /// blocking thread and back cost more than the query (two thread wake-ups; a third of
     /// the throughput of a list). A read that meets a lock goes to the blocking pool.
     inline_reads: Option<DbPool>,
+    /// Turns at the pool's connections, one per connection, handed out in arrival order:
+    /// a call waits here, on its async worker and holding no thread, until a connection
+    /// is free for it. r2d2 alone lets a newcomer take a connection a waiter was woken
+    /// for, and under load some waiters lost again and again: a PostgreSQL list at c=32
+    /// with 8 connections had a p99 of 390 ms against a p50 of 2.6 ms.
+    turns: Arc<Semaphore>,
     outage: Arc<Outage>,
     /// A full disk is an outage of its own, logged at ERROR: an operator must free space.
     storage: Arc<Outage>,
@@ -282,6 +289,7 @@ impl Db {
             timeout,
             writer,
             inline_reads,
+            turns: Arc::new(Semaphore::new(max_size as usize)),
             outage,
             storage: Arc::new(Outage::described(
                 "the database's storage",
@@ -351,7 +359,9 @@ impl Db {
         let pool = self.pool.clone();
         let timeout = self.timeout;
         let metrics = self.metrics.clone();
-        let work = move || on_connection(&pool, deadline, timeout, &metrics, f);
+        // `waiting`: since when the call has waited for a connection, for the metrics.
+        let work =
+            move |waiting: Instant| on_connection(&pool, deadline, timeout, &metrics, waiting, f);
         // The backstop: a call stuck in the driver (a link that went silent mid-query) is
         // answered at the bound; its thread gives up later, and rolls back, not commits.
         let late = || unavailable(format!("no answer within {timeout:?}"));
@@ -365,7 +375,7 @@ impl Db {
                         let result = if Instant::now() >= deadline {
                             Err(unavailable(format!("no turn to write within {timeout:?}")))
                         } else {
-                            work()
+                            work(Instant::now())
                         };
                         // Nobody waits for an answer given after the bound.
                         let _ = answer.send(result);
@@ -379,13 +389,30 @@ impl Db {
                     Err(_) => Err(late()),
                 }
             }
-            _ => match tokio::time::timeout_at(deadline.into(), web::block(work)).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(blocking)) => Err(StoreError::Internal(format!(
-                    "database task failed: {blocking}"
-                ))),
-                Err(_) => Err(late()),
-            },
+            _ => {
+                let queued = Instant::now();
+                let turn =
+                    tokio::time::timeout_at(deadline.into(), self.turns.clone().acquire_owned())
+                        .await;
+                // The semaphore is never closed: an error is the bound passing.
+                let Ok(Ok(turn)) = turn else {
+                    self.metrics.pool_wait(queued.elapsed());
+                    return Err(unavailable(format!("no connection within {timeout:?}")));
+                };
+                // The turn goes with the work: a call answered at the bound keeps it until
+                // its thread lets the connection go.
+                let work = move || {
+                    let _turn = turn;
+                    work(queued)
+                };
+                match tokio::time::timeout_at(deadline.into(), web::block(work)).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(blocking)) => Err(StoreError::Internal(format!(
+                        "database task failed: {blocking}"
+                    ))),
+                    Err(_) => Err(late()),
+                }
+            }
         }
     }
 
@@ -428,6 +455,7 @@ fn on_connection<T, E, F>(
     deadline: Instant,
     timeout: Duration,
     metrics: &Metrics,
+    waiting: Instant,
     f: F,
 ) -> Result<T, StoreError>
 where
@@ -435,8 +463,8 @@ where
     E: Into<StoreError>,
 {
     let remaining = deadline.saturating_duration_since(Instant::now());
-    let waiting = Instant::now();
     let conn = checkout(pool, remaining, timeout);
+    // The whole wait: the turn (when there was one), then the checkout.
     metrics.pool_wait(waiting.elapsed());
     let mut conn = conn?;
     let result = f(&mut conn, Deadline::at(deadline)).map_err(Into::into);
