@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use mrmat_api_testkit::idp::{Approval, Idp, eventually};
 use mrmat_api_testkit::{Backend, Oidc, TestApp};
+use mrmat_api_types::scope::Scope;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -217,7 +218,7 @@ async fn look_alike(metadata: impl Fn(&str) -> Value + Send + 'static) -> String
 fn metadata_naming(resource: Option<&str>, issuer: &str) -> Value {
     let mut metadata = json!({
         "authorization_servers": [issuer],
-        "scopes_supported": ["mrmat-api-resource-read", "mrmat-api-resource-write"],
+        "scopes_supported": Scope::ALL,
         "bearer_methods_supported": ["header"],
     });
     if let Some(resource) = resource {

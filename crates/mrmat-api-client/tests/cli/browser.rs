@@ -10,6 +10,7 @@ use mrmat_api_testkit::{Backend, Oidc, TestApp};
 
 use crate::harness::{Home, stderr};
 use crate::terminal::Terminal;
+use mrmat_api_types::scope::Scope;
 
 /// A `BROWSER` that writes the page it is given to `opened` instead of showing it.
 fn recording_browser(dir: &std::path::Path) -> (String, std::path::PathBuf) {
@@ -106,7 +107,7 @@ async fn login_with_scopes_asks_only_for_those_and_the_login_is_read_only() {
     let result = home
         .login_with(
             idp,
-            &["--scopes", "mrmat-api-resource-read"],
+            &["--scopes", Scope::ResourceRead.as_str()],
             "alice",
             Some(Approval::Approve),
             || async {},
@@ -120,8 +121,11 @@ async fn login_with_scopes_asks_only_for_those_and_the_login_is_read_only() {
         .iter()
         .map(|s| s.as_str().unwrap())
         .collect();
-    assert!(scopes.contains(&"mrmat-api-resource-read"), "{scopes:?}");
-    assert!(!scopes.contains(&"mrmat-api-resource-write"), "{scopes:?}");
+    assert!(scopes.contains(&Scope::ResourceRead.as_str()), "{scopes:?}");
+    assert!(
+        !scopes.contains(&Scope::ResourceWrite.as_str()),
+        "{scopes:?}"
+    );
     assert!(home.run(&["resource", "list"]).await.status.success());
     let create = home.run(&["resource", "create", "not allowed"]).await;
     assert_eq!(create.status.code(), Some(5), "{}", stderr(&create));

@@ -5,6 +5,7 @@
 
 use mrmat_api_testkit::idp::{Idp, IdpOptions};
 use mrmat_api_testkit::{Backend, Oidc, TestApp};
+use mrmat_api_types::scope::Scope;
 use serde_json::json;
 
 use crate::harness::{Home, mode, stderr};
@@ -242,7 +243,7 @@ async fn a_server_that_does_not_advertise_dpop_gets_a_bearer_login() {
             Body::Json(json!({
                 "resource": base,
                 "authorization_servers": [issuer],
-                "scopes_supported": ["mrmat-api-resource-read", "mrmat-api-resource-write"],
+                "scopes_supported": Scope::ALL,
                 "bearer_methods_supported": ["header"],
             })),
         )

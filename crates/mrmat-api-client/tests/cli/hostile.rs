@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use mrmat_api_types::scope::Scope;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -148,7 +149,7 @@ fn metadata(base: &str) -> Reply {
     json(json!({
         "resource": base,
         "authorization_servers": [base],
-        "scopes_supported": ["mrmat-api-resource-read"],
+        "scopes_supported": [Scope::ResourceRead.as_str()],
         "bearer_methods_supported": ["header"],
     }))
 }
@@ -164,7 +165,7 @@ fn discovery(base: &str) -> Reply {
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "scopes_supported": ["openid", "profile", "mrmat-api-resource-read"],
+        "scopes_supported": ["openid", "profile", Scope::ResourceRead.as_str()],
     }))
 }
 
@@ -189,7 +190,7 @@ fn tokens(expires_in: Value) -> Reply {
         "token_type": "Bearer",
         "expires_in": expires_in,
         "refresh_token": "a-refresh-token",
-        "scope": "openid profile mrmat-api-resource-read",
+        "scope": format!("openid profile {}", Scope::ResourceRead),
     }))
 }
 

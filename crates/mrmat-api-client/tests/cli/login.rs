@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use mrmat_api_testkit::idp::{Approval, Idp, IdpOptions, eventually};
 use mrmat_api_testkit::{Backend, Oidc, TestApp};
 
+use mrmat_api_types::scope::Scope;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::harness::{Home, bounded, mode, stderr};
@@ -33,7 +34,7 @@ async fn login_then_whoami_greeting_and_resource_commands_work_as_the_user() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|s| s == "mrmat-api-resource-write")
+            .any(|s| s == Scope::ResourceWrite.as_str())
     );
 
     assert_eq!(

@@ -7,6 +7,7 @@ use mrmat_api_testkit::idp::{Approval, Idp, Stats, eventually};
 use mrmat_api_testkit::{Backend, Oidc, TestApp};
 
 use crate::harness::{Home, stderr, stdout};
+use mrmat_api_types::scope::Scope;
 
 const SHORT: &str = "mrmat-api-cli-short";
 
@@ -52,7 +53,7 @@ async fn auth_status_of_a_working_login_says_who_where_and_active_and_exits_0() 
     assert!(
         login["scopes"]
             .to_string()
-            .contains("mrmat-api-resource-write")
+            .contains(Scope::ResourceWrite.as_str())
     );
 
     let table = home.run(&["--output", "table", "whoami"]).await;

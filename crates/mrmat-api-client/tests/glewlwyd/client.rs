@@ -13,6 +13,7 @@ use mrmat_api_testkit::{Backend, Glewlwyd, GlewlwydOptions, TestApp};
 
 use crate::glewlwyd;
 use crate::home::{Home, stderr};
+use mrmat_api_types::scope::Scope;
 
 const CACHE_CEILING: Duration = Duration::from_secs(30);
 
@@ -67,7 +68,7 @@ async fn whoami_after_login_shows_alices_name_scopes_and_a_live_token() {
     assert_eq!(me["name"], "alice");
     assert_eq!(me["state"], "active");
     let scopes = me["scopes"].as_array().unwrap();
-    for scope in ["mrmat-api-resource-read", "mrmat-api-resource-write"] {
+    for scope in Scope::ALL.iter().map(|s| s.as_str()) {
         assert!(scopes.iter().any(|s| s == scope), "{scope} in {scopes:?}");
     }
     assert!(

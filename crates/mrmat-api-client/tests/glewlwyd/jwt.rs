@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mrmat_api_testkit::glewlwyd::{CLI_CLIENT, USER_SCOPES};
 use mrmat_api_testkit::{Backend, Glewlwyd, GlewlwydOptions, TestApp, TestClient};
+use mrmat_api_types::scope::Scope;
 use serde_json::{Value, json};
 
 use crate::home::Home;
@@ -146,7 +147,7 @@ async fn an_access_token_asked_for_no_resource_has_the_scope_list_as_aud() {
     };
     let token = setup.glewlwyd.token(TestClient::Ro).await;
     let (_, claims) = decoded(&token);
-    assert_eq!(claims["aud"], "mrmat-api-resource-read", "{claims}");
+    assert_eq!(claims["aud"], Scope::ResourceRead.as_str(), "{claims}");
 }
 
 #[tokio::test]
@@ -223,7 +224,7 @@ async fn a_jwt_only_server_lets_a_read_only_client_list_but_not_create() {
     let challenge = response.headers()["www-authenticate"].to_str().unwrap();
     assert!(challenge.contains("insufficient_scope"), "{challenge}");
     assert!(
-        challenge.contains("mrmat-api-resource-write"),
+        challenge.contains(Scope::ResourceWrite.as_str()),
         "{challenge}"
     );
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use mrmat_api_testkit::glewlwyd::ClientAuth;
 use mrmat_api_testkit::idp::eventually;
 use mrmat_api_testkit::{Backend, Glewlwyd, TestApp, TestClient};
+use mrmat_api_types::scope::Scope;
 use serde_json::json;
 
 use crate::glewlwyd;
@@ -85,7 +86,7 @@ async fn a_read_only_client_gets_403_insufficient_scope_on_create() {
     let challenge = response.headers()["www-authenticate"].to_str().unwrap();
     assert!(challenge.contains("insufficient_scope"), "{challenge}");
     assert!(
-        challenge.contains("mrmat-api-resource-write"),
+        challenge.contains(Scope::ResourceWrite.as_str()),
         "{challenge}"
     );
 }

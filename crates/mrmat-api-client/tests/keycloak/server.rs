@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use mrmat_api_testkit::keycloak::REALM;
 use mrmat_api_testkit::{Backend, Keycloak, TestApp, TestClient};
+use mrmat_api_types::scope::Scope;
 use serde_json::json;
 
 use crate::keycloak;
@@ -77,7 +78,10 @@ async fn a_read_only_client_lists_but_gets_403_insufficient_scope_on_create() {
     assert_eq!(response.status(), 403);
     let challenge = challenge(&response);
     assert!(
-        challenge.contains(r#"error="insufficient_scope", scope="mrmat-api-resource-write""#),
+        challenge.contains(&format!(
+            r#"error="insufficient_scope", scope="{}""#,
+            Scope::ResourceWrite
+        )),
         "{challenge}"
     );
 }
