@@ -129,30 +129,13 @@ impl Settings {
             Some(url) => DatabaseUrl::parse(url.expose())?,
             None => DatabaseUrl::Sqlite(instance_path.join("mrmat-api.sqlite")),
         };
-        let db_timeout = match options.db_timeout {
-            None => DEFAULT_DB_TIMEOUT,
-            Some(seconds) if seconds.is_finite() && (0.1..=3600.0).contains(&seconds) => {
-                Duration::from_secs_f64(seconds)
-            }
-            Some(_) => {
-                return Err(ConfigError::invalid(
-                    "--db-timeout",
-                    "must be a number of seconds from 0.1 to 3600",
-                ));
-            }
-        };
-        let shutdown_delay = match options.shutdown_delay {
-            None => DEFAULT_SHUTDOWN_DELAY,
-            Some(seconds) if seconds.is_finite() && (0.0..=3600.0).contains(&seconds) => {
-                Duration::from_secs_f64(seconds)
-            }
-            Some(_) => {
-                return Err(ConfigError::invalid(
-                    "--shutdown-delay",
-                    "must be a number of seconds from 0 to 3600",
-                ));
-            }
-        };
+        let db_timeout = seconds("--db-timeout", options.db_timeout, DEFAULT_DB_TIMEOUT, 0.1)?;
+        let shutdown_delay = seconds(
+            "--shutdown-delay",
+            options.shutdown_delay,
+            DEFAULT_SHUTDOWN_DELAY,
+            0.0,
+        )?;
         let workers = options
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -298,6 +281,25 @@ impl Settings {
             self.migrate,
             self.trusted_proxies
         )
+    }
+}
+
+/// A duration option given in seconds, from `least` to an hour; `default` when not given.
+fn seconds(
+    option: &'static str,
+    given: Option<f64>,
+    default: Duration,
+    least: f64,
+) -> Result<Duration, ConfigError> {
+    match given {
+        None => Ok(default),
+        Some(seconds) if seconds.is_finite() && (least..=3600.0).contains(&seconds) => {
+            Ok(Duration::from_secs_f64(seconds))
+        }
+        Some(_) => Err(ConfigError::invalid(
+            option,
+            format!("must be a number of seconds from {least} to 3600"),
+        )),
     }
 }
 
