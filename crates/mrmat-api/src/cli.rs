@@ -13,8 +13,9 @@
 //! `MRMAT_API_OIDC_CACHE_TTL`, `MRMAT_API_OIDC_ALLOW_INSECURE_HTTP`,
 //! `MRMAT_API_OIDC_CA_FILE`, `MRMAT_API_OIDC_AUDIENCE`,
 //! `MRMAT_API_OIDC_INTROSPECTION_TOKEN_SCOPE`, `MRMAT_API_OIDC_TIMEOUT`, `MRMAT_API_WORKERS`,
-//! `MRMAT_API_NO_MIGRATE`, `MRMAT_API_TRUSTED_PROXIES`, `MRMAT_API_FORWARDED_HEADERS`,
-//! `MRMAT_API_CORS_ORIGINS`, `MRMAT_API_RATE_LIMIT`.
+//! `MRMAT_API_SHUTDOWN_DELAY`, `MRMAT_API_NO_MIGRATE`, `MRMAT_API_TRUSTED_PROXIES`,
+//! `MRMAT_API_FORWARDED_HEADERS`, `MRMAT_API_CORS_ORIGINS`, `MRMAT_API_RATE_LIMIT`
+//! (a test holds this list to the options).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -551,6 +552,23 @@ mod tests {
         let cli = Cli::try_parse_from(["mrmat-api", "--port", "8080", "--oidc-timeout=9"]).unwrap();
         assert_eq!(cli.options.port, Some(8080));
         assert_eq!(cli.options.oidc.oidc_timeout, Some(9));
+    }
+
+    #[test]
+    fn the_module_header_names_every_variable_the_options_read() {
+        let header: String = include_str!("cli.rs")
+            .lines()
+            .take_while(|line| line.starts_with("//!"))
+            .collect();
+        for arg in Cli::command().get_arguments() {
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(
+                    header.contains(&format!("`{env}`")),
+                    "{env} is not in the header"
+                );
+            }
+        }
     }
 
     #[test]
