@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Error, Names};
+use super::error::Error;
+use super::names::Names;
 
 const API_DIR: &str = "crates/mrmat-api/src/api";
 const REGISTRY: &str = "crates/mrmat-api/src/api/mod.rs";
