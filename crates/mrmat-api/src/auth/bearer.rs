@@ -23,19 +23,23 @@ pub(crate) enum Scheme {
     Dpop,
 }
 
-/// A presented access token.
-#[derive(Debug, Clone)]
-pub(crate) struct Credential {
+/// A presented access token, read in place from the request's header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Credential<'a> {
     /// Its scheme.
     pub(crate) scheme: Scheme,
     /// The token.
-    pub(crate) token: String,
+    pub(crate) token: &'a str,
 }
 
 /// The token, or why there is none: "no token" (missing header, other scheme, empty
-/// token) is 401 without an error code; a malformed one is `invalid_token`; two
-/// `Authorization` headers are 400.
-pub(super) fn credential(req: &HttpRequest) -> Result<Credential, ApiError> {
+/// token) is 401 without an error code; one too long or not UTF-8 is `invalid_token`;
+/// two `Authorization` headers are 400.
+///
+/// Its characters are judged by [`well_formed`] only when the token is not one already
+/// judged (see `Issuers::authenticate`): a warm request's token is then read once, by
+/// the hash that finds it in the cache, and never copied.
+pub(super) fn credential(req: &HttpRequest) -> Result<Credential<'_>, ApiError> {
     let missing = ApiError::Unauthenticated {
         invalid_token: false,
     };
@@ -72,13 +76,22 @@ pub(super) fn credential(req: &HttpRequest) -> Result<Credential, ApiError> {
     if token.is_empty() {
         return Err(missing);
     }
-    if token.len() > MAX_TOKEN_LEN || !is_b64token(token) {
+    if token.len() > MAX_TOKEN_LEN {
         return Err(invalid);
     }
-    Ok(Credential {
-        scheme,
-        token: token.to_owned(),
-    })
+    Ok(Credential { scheme, token })
+}
+
+/// Whether `token` is made of the characters RFC 6750 allows; `invalid_token` if not.
+/// A token that is not is never sent to a provider.
+pub(super) fn well_formed(token: &str) -> Result<(), ApiError> {
+    if is_b64token(token) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthenticated {
+            invalid_token: true,
+        })
+    }
 }
 
 /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -111,13 +124,14 @@ mod tests {
 
     use super::*;
 
+    /// The token of `value`, judged as a request's token is on a cache miss.
     fn parse(value: &str) -> Result<String, ApiError> {
-        credential(
-            &TestRequest::default()
-                .insert_header((header::AUTHORIZATION, value))
-                .to_http_request(),
-        )
-        .map(|c| c.token)
+        let req = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, value))
+            .to_http_request();
+        let token = credential(&req)?.token;
+        well_formed(token)?;
+        Ok(token.to_owned())
     }
 
     fn is_missing(result: Result<String, ApiError>) -> bool {
@@ -149,7 +163,7 @@ mod tests {
     #[test]
     fn missing_header_is_no_token() {
         assert!(is_missing(
-            credential(&TestRequest::default().to_http_request()).map(|c| c.token)
+            credential(&TestRequest::default().to_http_request()).map(|c| c.token.to_owned())
         ));
     }
 
@@ -161,7 +175,7 @@ mod tests {
                 header::HeaderValue::from_bytes("Basic é".as_bytes()).unwrap(),
             ))
             .to_http_request();
-        assert!(is_missing(credential(&req).map(|c| c.token)));
+        assert!(is_missing(credential(&req).map(|c| c.token.to_owned())));
     }
 
     #[test]
@@ -190,7 +204,7 @@ mod tests {
             .to_http_request();
         let credential = credential(&req).unwrap();
         assert_eq!(
-            (credential.scheme, credential.token.as_str()),
+            (credential.scheme, credential.token),
             (Scheme::Dpop, "abc.def")
         );
     }

@@ -3,6 +3,7 @@
 //! scrapes never limited; refusals counted in /metrics.
 
 use mrmat_api::RateLimit;
+use mrmat_api_testkit::idp::Idp;
 use mrmat_api_testkit::{Backend, Oidc, TestApp, TestClient};
 use reqwest::Response;
 
@@ -143,4 +144,28 @@ async fn without_the_option_nothing_is_limited() {
         assert_eq!(response.status(), 200);
         assert!(!response.headers().contains_key("ratelimit"));
     }
+}
+
+#[tokio::test]
+async fn a_malformed_token_is_never_sent_to_the_provider_to_find_its_holder() {
+    // A provider of its own: its introspection count is this test's alone.
+    let oidc = Oidc::local(Idp::start());
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.oidc = vec![oidc.settings()];
+        s.rate_limit = limit("100/min");
+    })
+    .await;
+    let idp = oidc.idp.as_ref().expect("the local test provider");
+    idp.reset_stats().await;
+    // Characters RFC 6750 does not allow in a token: the limit counts the address, and
+    // the route that asks for a token refuses it, each without asking the provider.
+    for token in ["not*a*token", "a=b", "tok\"en"] {
+        assert_eq!(
+            app.get("/api/greeting/v1/", Some(token)).await.status(),
+            200
+        );
+        let response = app.get("/api/greeting/v3/", Some(token)).await;
+        assert_problem(response, 401).await;
+    }
+    assert_eq!(idp.stats().await.introspections, 0);
 }
