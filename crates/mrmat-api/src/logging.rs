@@ -62,13 +62,34 @@ pub fn escape(text: &str) -> Cow<'_, str> {
 /// Appends `text` escaped as [`escape`] does; a `field` of the access log also has its
 /// space, `"` and `\` escaped, so it stays one field and an escape in it is always ours.
 fn push_escaped(out: &mut String, text: &str, field: bool) {
-    for c in text.chars() {
+    let mut rest = text;
+    loop {
+        // Printable ASCII, nearly every field's whole text, is copied a run at a time:
+        // char by char, the path and subject of an access line cost about 1,400
+        // instructions (callgrind), a twentieth of a greeting.
+        let plain = rest
+            .bytes()
+            .position(|b| !is_plain(b, field))
+            .unwrap_or(rest.len());
+        // Every byte before `plain` is ASCII, so it is a character boundary.
+        let (run, tail) = rest.split_at(plain);
+        out.push_str(run);
+        let mut chars = tail.chars();
+        let Some(c) = chars.next() else {
+            return;
+        };
         if is_unsafe_char(c) || (field && matches!(c, ' ' | '"' | '\\')) {
             let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         } else {
             out.push(c);
         }
+        rest = chars.as_str();
     }
+}
+
+/// A printable ASCII byte that [`push_escaped`] copies as it is.
+fn is_plain(b: u8, field: bool) -> bool {
+    (b' '..=b'~').contains(&b) && !(field && matches!(b, b' ' | b'"' | b'\\'))
 }
 
 /// A `fmt::Write` that escapes as it goes: a record's message is escaped without being
@@ -468,6 +489,37 @@ mod tests {
             escape("a\nb\r\u{1b}[31m\u{9b}\u{7f}\u{202e}\u{2066}\u{200b}\u{feff}"),
             "a\\u{a}b\\u{d}\\u{1b}[31m\\u{9b}\\u{7f}\\u{202e}\\u{2066}\\u{200b}\\u{feff}"
         );
+    }
+
+    #[test]
+    fn runs_of_plain_ascii_are_escaped_as_character_by_character() {
+        let by_char = |text: &str, field: bool| -> String {
+            text.chars()
+                .map(|c| {
+                    if is_unsafe_char(c) || (field && matches!(c, ' ' | '"' | '\\')) {
+                        format!("\\u{{{:x}}}", u32::from(c))
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        };
+        let texts = [
+            "",
+            "/api/greeting/v1/",
+            "é",
+            "a b\"c\\d",
+            "x\u{202e}yé z\n",
+            "\u{7f}~ \u{80}\u{9f}\u{a0}👩\u{200d}👧",
+            "ends in a space ",
+        ];
+        for text in texts {
+            for field in [false, true] {
+                let mut out = String::new();
+                push_escaped(&mut out, text, field);
+                assert_eq!(out, by_char(text, field), "{text:?}, field {field}");
+            }
+        }
     }
 
     #[test]
