@@ -70,15 +70,18 @@ fn open_endpoints() -> Vec<Endpoint> {
 
 /// Registers every route of the application.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    for endpoint in open_endpoints() {
-        endpoint.register(cfg, "");
-    }
+    // The APIs first: the router tries each registration in turn, and the open endpoints
+    // before them cost every API request a dozen failed matches (about 2,000 instructions,
+    // callgrind). No path of one can match the other, so the order changes no answer.
     for api in APIS {
         cfg.service(web::scope(api.prefix).configure(|cfg| {
             for endpoint in (api.endpoints)() {
                 endpoint.register(cfg, api.prefix);
             }
         }));
+    }
+    for endpoint in open_endpoints() {
+        endpoint.register(cfg, "");
     }
 }
 
@@ -90,4 +93,25 @@ pub(crate) fn openapi() -> OpenApi {
 /// The answer of an unknown path: 404 problem+json.
 pub(crate) async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!("no such path: {}", req.path())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What lets [`configure`] register the APIs first: no open endpoint lies under an
+    /// API's mount path, so which is tried first decides no request.
+    #[test]
+    fn no_open_endpoint_lies_under_an_api() {
+        for endpoint in open_endpoints() {
+            for api in APIS {
+                let path = endpoint.path();
+                assert!(
+                    path != api.prefix && !path.starts_with(&format!("{}/", api.prefix)),
+                    "{path} is under {}",
+                    api.prefix
+                );
+            }
+        }
+    }
 }
