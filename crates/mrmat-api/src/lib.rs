@@ -3,7 +3,7 @@
 //!
 //! [`Application`] is the server; `main.rs` only parses the command line and runs it, and
 //! the tests build the very same thing. The modules form a stack, each importing only
-//! from the floors below it. From the bottom: `error`, `outage`, `request_id`,
+//! from the floors below it. From the bottom: `error`, `outage`, `drain`, `request_id`,
 //! `forwarded`, `trust`, `metrics`, `logging`, `cli`, `settings`; then `telemetry`; then
 //! `extract`, `db/` and `auth/`; then `rate_limit` and `cors`; then `state` and
 //! `middleware`; then `api/`; then `startup` and `doctor`; `main.rs` on top. The README
@@ -20,6 +20,7 @@ mod api;
 mod auth;
 mod cors;
 mod db;
+mod drain;
 mod error;
 mod extract;
 mod forwarded;

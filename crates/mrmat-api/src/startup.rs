@@ -5,10 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::http::ConnectionType;
-use actix_web::middleware::{Condition, Next, from_fn};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -16,10 +14,11 @@ use crate::api;
 use crate::auth::Issuers;
 use crate::cors::Cors;
 use crate::db::{self, Db, DbError, migrate};
+use crate::drain::Drain;
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
 use crate::metrics::Metrics;
-use crate::middleware::{edge, request_context};
+use crate::middleware::request_context;
 use crate::rate_limit::RateLimiter;
 use crate::settings::{ConfigError, OidcSettings, Settings, UnixSocket};
 use crate::state::AppState;
@@ -187,7 +186,7 @@ impl Application {
             public_url: settings.public_url.clone(),
             proxies: web::Data::new(proxies),
             readiness: AppState::readiness_cache(),
-            draining: std::sync::atomic::AtomicBool::new(false),
+            drain: web::Data::new(Drain::default()),
         });
         let metrics = web::Data::from(metrics);
         let cors_policy = settings
@@ -205,6 +204,7 @@ impl Application {
             let state = app_state.clone();
             let mut app = App::new()
                 .app_data(state.clone())
+                .app_data(state.drain.clone())
                 .app_data(state.proxies.clone())
                 .app_data(app_metrics.clone());
             // The bearer-token extractor looks for the authenticator on its own.
@@ -231,17 +231,10 @@ impl Application {
                 }
             })
             .default_service(web::to(api::not_found))
-            // Inside out: the limit and CORS around it (one layer, see `edge`), then the
-            // request context. In the chain only when configured: off, they cost nothing
-            // per request.
-            .wrap(Condition::new(
-                limiter.is_some() || cors_policy.is_some(),
-                from_fn(edge),
-            ))
+            // The request context (with the limit, CORS and the drain's `Connection:
+            // close`), and traces outside it, so the access line can name the trace.
             .wrap(from_fn(request_context))
-            // Outside the request context, so the access line can name the trace.
             .wrap(Condition::new(tracing, from_fn(trace_request)))
-            .wrap(from_fn(close_while_draining))
         })
         .workers(settings.workers)
         // The signals are ours: the drain comes first (see `run_until_stopped`).
@@ -463,29 +456,6 @@ async fn shut_the_door(doors: &[TcpListener]) {
         }
     }
     tokio::time::sleep(ACCEPT_QUEUE_GRACE).await;
-}
-
-/// While the server drains, every answer closes its connection: a client or proxy
-/// keeping connections alive opens its next one, which its balancer sends elsewhere.
-async fn close_while_draining(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    // The request context inside turns errors into answers, so an error here is rare;
-    // it leaves without the header (the drain still ends with the listener closing).
-    let mut response = next.call(req).await?;
-    // Asked as the answer leaves: also when the drain began during the request.
-    let draining = response
-        .request()
-        .app_data::<web::Data<AppState>>()
-        .is_some_and(|state| state.is_draining());
-    if draining {
-        response
-            .response_mut()
-            .head_mut()
-            .set_connection_type(ConnectionType::Close);
-    }
-    Ok(response)
 }
 
 /// The listening sockets, bound before the server is built so that a bad address ends the

@@ -2,7 +2,6 @@
 //! the lower layers register and read only their own part (the authenticator, the trusted
 //! proxies), so nothing below the API imports this module.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::web;
@@ -11,6 +10,7 @@ use mrmat_api_types::health::Readiness;
 
 use crate::auth::Issuers;
 use crate::db::Db;
+use crate::drain::Drain;
 use crate::forwarded::TrustedProxies;
 
 /// Shared by every worker.
@@ -30,7 +30,7 @@ pub(crate) struct AppState {
     /// verdict older than the last outage starting or ending is not used.
     pub(crate) readiness: Cache<(), Verdict>,
     /// Set on SIGTERM/SIGINT: readiness answers 503 and every answer closes its connection.
-    pub(crate) draining: AtomicBool,
+    pub(crate) drain: web::Data<Drain>,
 }
 
 /// A readiness verdict: the outage transitions it saw, whether ready, and the body.
@@ -50,12 +50,12 @@ impl AppState {
 
     /// Whether the server is shutting down.
     pub(crate) fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        self.drain.is_draining()
     }
 
     /// The server is shutting down: from now on readiness says so at once.
     pub(crate) fn start_draining(&self) {
-        self.draining.store(true, Ordering::Release);
+        self.drain.start();
         self.readiness.invalidate_all();
     }
 }
