@@ -191,10 +191,10 @@ const SINGLETONS: [HeaderName; 4] = [
 /// Why the request is refused before anything else looks at it, if it is.
 fn refusal(headers: &HeaderMap, path: &str) -> Option<ApiError> {
     // As many values as names: no header is repeated, and the four lookups are spared.
-    let repeats = headers.len() != headers.len_keys();
-    if let Some(name) = SINGLETONS
-        .iter()
-        .find(|name| repeats && headers.get_all(*name).nth(1).is_some())
+    if headers.len() != headers.len_keys()
+        && let Some(name) = SINGLETONS
+            .iter()
+            .find(|name| headers.get_all(*name).nth(1).is_some())
     {
         return Some(ApiError::BadRequest(format!(
             "more than one {name} header; send it once"
