@@ -138,8 +138,11 @@ async fn readiness_under_200_requests_a_second_costs_the_provider_almost_nothing
         stats.introspections,
         stats.token_requests.len()
     );
-    // One check per two seconds at most, however many probes arrive.
-    let allowed = 1 + elapsed.as_secs() / 2;
+    // One check per two seconds at most, however many probes arrive; and one more, as a
+    // dependency seen failing or answering again starts a fresh check at once (by design),
+    // which a loaded machine can cause once in the run (seen in CI: 2 checks in 1.26 s).
+    // Without the shared verdict, every one of the 200 probes would ask the provider.
+    let allowed = 2 + elapsed.as_secs() / 2;
     assert!(
         stats.introspections <= allowed,
         "{} introspections for 200 probes in {elapsed:?}",
