@@ -47,7 +47,7 @@ use bytes::BytesMut;
 use mrmat_api_types::Problem;
 use mrmat_api_types::problem::PROBLEM_JSON;
 
-use crate::auth::Issuers;
+use crate::auth::{Issuers, Recall, Recent};
 use crate::forwarded::{Client, TrustedProxies};
 use crate::metrics::{LimitKey, Metrics};
 use crate::settings::RateLimit;
@@ -342,15 +342,22 @@ fn address_key(client: Client) -> Key {
 
 /// Whose allowance `req` spends.
 async fn key_of(req: &ServiceRequest) -> Key {
-    // Boxed: the authentication future is large, and held inline it made this
-    // middleware's future (moved at every request, token or not) cost a tenth of a
-    // greeting in copies alone.
     if let (Some(token), Some(issuers)) =
         (token(req.headers()), req.app_data::<web::Data<Issuers>>())
-        && let Ok(principal) = Box::pin(issuers.authenticate(token)).await
-        && principal.expires_at.is_none_or(|at| at > SystemTime::now())
     {
-        return Key::Subject(principal.issuer.clone(), principal.subject.clone());
+        let recent = req.app_data::<Recent>();
+        let judged = match issuers.recall(recent, token) {
+            Recall::Known(judged) => judged,
+            // Boxed: the judging future is large, and held inline it made this
+            // middleware's future (moved at every request, token or not) cost a tenth of
+            // a greeting in copies alone.
+            Recall::Unknown(key) => Box::pin(issuers.judge(recent, key, token)).await,
+        };
+        if let Ok(principal) = judged
+            && principal.expires_at.is_none_or(|at| at > SystemTime::now())
+        {
+            return Key::Subject(principal.issuer.clone(), principal.subject.clone());
+        }
     }
     let client = match req.app_data::<web::Data<TrustedProxies>>() {
         Some(proxies) => proxies.client_addr(req.request()),

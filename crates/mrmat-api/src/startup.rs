@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer, web};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::api;
-use crate::auth::Issuers;
+use crate::auth::{Issuers, Recent};
 use crate::cors::Cors;
 use crate::db::{self, Db, DbError, migrate};
 use crate::drain::Drain;
@@ -207,9 +207,10 @@ impl Application {
                 .app_data(state.drain.clone())
                 .app_data(state.proxies.clone())
                 .app_data(app_metrics.clone());
-            // The bearer-token extractor looks for the authenticator on its own.
+            // The bearer-token extractor looks for the authenticator on its own, and for
+            // this worker's recent verdicts (one set per worker, never shared).
             if let Some(auth) = &state.auth {
-                app = app.app_data(auth.clone());
+                app = app.app_data(auth.clone()).app_data(Recent::default());
             }
             if let Some(policy) = &cors_policy {
                 app = app.app_data(policy.clone());

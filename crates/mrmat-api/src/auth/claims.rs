@@ -2,7 +2,7 @@
 //! token, and whose. A pure function of the answer, so every rule has a unit test.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
 use oauth2::basic::BasicTokenType;
@@ -68,6 +68,8 @@ pub(crate) type IntrospectionResponse =
 pub(crate) struct Verdict {
     pub(crate) principal: Option<Arc<Identity>>,
     pub(crate) ttl: Duration,
+    /// When it was made: it may be trusted until `judged_at + ttl`, wherever it is kept.
+    pub(crate) judged_at: Instant,
 }
 
 impl Verdict {
@@ -76,6 +78,7 @@ impl Verdict {
         Self {
             principal: None,
             ttl: INVALID_TTL,
+            judged_at: Instant::now(),
         }
     }
 
@@ -86,6 +89,11 @@ impl Verdict {
             .ok_or(crate::error::ApiError::Unauthenticated {
                 invalid_token: true,
             })
+    }
+
+    /// The moment it is no longer trusted.
+    pub(crate) fn until(&self) -> Instant {
+        self.judged_at + self.ttl
     }
 
     /// No verdict outlives the configured ceiling (0 turns caching off).
@@ -225,6 +233,7 @@ pub(crate) fn holder_verdict(holder: Holder<'_>, rules: Rules<'_>) -> Verdict {
     Verdict {
         principal: Some(Arc::new(principal)),
         ttl: remaining.min(rules.ceiling),
+        judged_at: Instant::now(),
     }
 }
 

@@ -20,7 +20,6 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use super::Principal;
 use super::claims::{self, IntrospectionResponse, Rules, Verdict};
 use super::http::{ProviderHttp, read_capped};
 use super::jwks::{Jwks, Lookup};
@@ -60,9 +59,11 @@ impl Expiry<[u8; 32], Verdict> for VerdictExpiry {
         &self,
         _key: &[u8; 32],
         value: &Verdict,
-        _created_at: std::time::Instant,
+        created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        // From when it was judged, not when it arrived here: the workers' own recent
+        // verdicts (`super::recent`) end at the same moment.
+        Some(value.until().saturating_duration_since(created_at))
     }
 }
 
@@ -196,15 +197,15 @@ impl Authenticator {
         self.settings.credentials.is_some()
     }
 
-    /// The holder of `token` (`jwt`: the token read as a JWT of this provider's), from the
-    /// cache, the keys or the provider. Concurrent calls for one uncached token share one
-    /// check.
+    /// The verdict on `token` (`jwt`: the token read as a JWT of this provider's), from
+    /// the cache, the keys or the provider. Concurrent calls for one uncached token share
+    /// one check.
     pub(crate) async fn authenticate(
         &self,
         key: TokenKey,
         token: &str,
         jwt: Option<&Peeked>,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Verdict, ApiError> {
         let cached = self.cache.get(&key).await;
         self.metrics.cache(cached.is_some());
         let verdict = match cached {
@@ -222,15 +223,15 @@ impl Authenticator {
                 return Err((*error).clone().into());
             }
         };
-        verdict.into_principal()
+        Ok(verdict)
     }
 
     /// The verdict on the token with `key` when this provider has it cached: no decoding,
     /// no call. `None` when it has none.
-    pub(crate) async fn cached(&self, key: &TokenKey) -> Option<Result<Principal, ApiError>> {
+    pub(crate) async fn cached(&self, key: &TokenKey) -> Option<Verdict> {
         let verdict = self.cache.get(key).await?;
         self.metrics.cache(true);
-        Some(verdict.into_principal())
+        Some(verdict)
     }
 
     fn observe(&self, error: &ProviderError) {

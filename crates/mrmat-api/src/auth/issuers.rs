@@ -15,9 +15,11 @@ use actix_web::{HttpRequest, web};
 use url::Url;
 
 use super::bearer;
+use super::claims::Verdict;
 use super::dpop::Binding;
-use super::introspection::token_key;
+use super::introspection::{TokenKey, token_key};
 use super::jwt::{self, Peeked};
+use super::recent::Recent;
 use super::{Authenticator, Principal, ProviderHealth};
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
@@ -32,6 +34,16 @@ pub(crate) struct Issuers {
     binding: Binding,
     /// `--public-url`: the URL DPoP proofs name, when set.
     public_url: Option<Url>,
+    metrics: Arc<Metrics>,
+}
+
+/// What [`Issuers::recall`] can say of a token at once.
+#[derive(Debug)]
+pub(crate) enum Recall {
+    /// The answer.
+    Known(Result<Principal, ApiError>),
+    /// Not judged lately: to be judged, under this key.
+    Unknown(TokenKey),
 }
 
 impl Issuers {
@@ -54,6 +66,7 @@ impl Issuers {
             all,
             binding: Binding::new(require_dpop),
             public_url,
+            metrics: metrics.clone(),
         }))
     }
 
@@ -93,14 +106,15 @@ impl Issuers {
         }
     }
 
-    /// The holder of `token`; `invalid_token` for a token of characters RFC 6750 does
-    /// not allow, which no provider is asked about.
-    pub(crate) async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+    /// What can be said of `token` without a wait: too long, or judged lately by this
+    /// worker (`recent`: its verdicts). Else the key to [`Self::judge`] it by, which
+    /// refuses a token of characters RFC 6750 does not allow without asking a provider.
+    pub(crate) fn recall(&self, recent: Option<&Recent>, token: &str) -> Recall {
         // Longer than any real token: refused before anything is decoded or sent.
         if token.len() > jwt::MAX_TOKEN_BYTES {
-            return Err(ApiError::Unauthenticated {
+            return Recall::Known(Err(ApiError::Unauthenticated {
                 invalid_token: true,
-            });
+            }));
         }
         // A token seen before is judged from the cache, before anything is decoded: reading
         // a JWT's header and payload first held warm JWT requests to 0.54 of greeting v1
@@ -108,9 +122,34 @@ impl Issuers {
         // Only a well-formed token is ever judged and cached, so one found there needs no
         // second look at its characters.
         let key = token_key(token);
+        match recent.and_then(|recent| recent.get(&key)) {
+            Some(verdict) => {
+                self.metrics.cache(true);
+                Recall::Known(verdict.into_principal())
+            }
+            None => Recall::Unknown(key),
+        }
+    }
+
+    /// The holder of `token`, whose key is `key`, from the shared cache, the keys or the
+    /// provider; the verdict is kept in `recent`.
+    pub(crate) async fn judge(
+        &self,
+        recent: Option<&Recent>,
+        key: TokenKey,
+        token: &str,
+    ) -> Result<Principal, ApiError> {
+        let verdict = self.verdict(key, token).await?;
+        if let Some(recent) = recent {
+            recent.remember(key, &verdict);
+        }
+        verdict.into_principal()
+    }
+
+    async fn verdict(&self, key: TokenKey, token: &str) -> Result<Verdict, ApiError> {
         for provider in &self.all {
-            if let Some(judged) = provider.cached(&key).await {
-                return judged;
+            if let Some(verdict) = provider.cached(&key).await {
+                return Ok(verdict);
             }
         }
         bearer::well_formed(token)?;

@@ -13,6 +13,7 @@ mod issuers;
 mod jwks;
 pub(crate) mod jwt;
 pub(crate) mod provider;
+mod recent;
 mod service_token;
 #[cfg(test)]
 mod test_key;
@@ -23,11 +24,13 @@ use std::time::SystemTime;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use futures_util::future::LocalBoxFuture;
+use futures_util::FutureExt;
+use futures_util::future::{Either, LocalBoxFuture, Map, Ready, ready};
 
 pub(crate) use introspection::Authenticator;
-pub(crate) use issuers::Issuers;
+pub(crate) use issuers::{Issuers, Recall};
 pub(crate) use mrmat_api_types::scope::{RequiredScope, Scope};
+pub(crate) use recent::Recent;
 // The markers a handler names (`Authorized<ResourceRead>`) are made by the scope list, one
 // per scope: naming them here again would be a second list to keep.
 pub(crate) use mrmat_api_types::scope::required::*;
@@ -86,43 +89,72 @@ impl Identity {
     }
 }
 
+/// The extractors' future: ready at once for a token this worker judged lately (no
+/// allocation, no wait), boxed only when the token must be judged.
+type Judged<T> = Either<Ready<Result<T, ApiError>>, LocalBoxFuture<'static, Result<T, ApiError>>>;
+
 impl FromRequest for Principal {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = Judged<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Registered only when OIDC is configured.
-        let auth = req.app_data::<web::Data<Issuers>>().cloned();
-        let req = req.clone();
-        Box::pin(async move {
-            let auth = auth.ok_or(ApiError::AuthNotConfigured)?;
-            // Read in place from the request this future holds: copying the token out
-            // cost a warm JWT request an allocation and a copy of its 800 bytes.
-            let credential = bearer::credential(&req)?;
-            let principal = auth.authenticate(credential.token).await?;
-            if principal.is_expired() {
-                return Err(ApiError::Unauthenticated {
-                    invalid_token: true,
-                });
+        let Some(auth) = req.app_data::<web::Data<Issuers>>() else {
+            return Either::Left(ready(Err(ApiError::AuthNotConfigured)));
+        };
+        // Read in place: copying the token out cost a warm JWT request an allocation
+        // and a copy of its 800 bytes.
+        let credential = match bearer::credential(req) {
+            Ok(credential) => credential,
+            Err(refused) => return Either::Left(ready(Err(refused))),
+        };
+        match auth.recall(req.app_data::<Recent>(), credential.token) {
+            Recall::Known(judged) => {
+                Either::Left(ready(judged.and_then(|p| admit(req, auth, credential, p))))
             }
-            auth.binding().check(
-                credential.scheme,
-                principal.bound_to.as_deref(),
-                || {
-                    req.headers()
-                        .get_all(DPOP)
-                        .map(|value| value.to_str().ok().map(str::to_owned))
-                        .collect()
-                },
-                || Some((req.method().as_str().to_owned(), auth.request_url(&req)?)),
-                credential.token,
-            )?;
-            // The access log names who called.
-            req.extensions_mut()
-                .insert(Subject(principal.subject.clone()));
-            Ok(principal)
-        })
+            Recall::Unknown(key) => {
+                let auth = auth.clone();
+                let req = req.clone();
+                Either::Right(Box::pin(async move {
+                    let credential = bearer::credential(&req)?;
+                    let recent = req.app_data::<Recent>();
+                    let principal = auth.judge(recent, key, credential.token).await?;
+                    admit(&req, &auth, credential, principal)
+                }))
+            }
+        }
     }
+}
+
+/// The holder of a token, once the token is known valid: still in its life, presented as
+/// its binding demands; named for the access log.
+fn admit(
+    req: &HttpRequest,
+    auth: &Issuers,
+    credential: bearer::Credential<'_>,
+    principal: Principal,
+) -> Result<Principal, ApiError> {
+    if principal.is_expired() {
+        return Err(ApiError::Unauthenticated {
+            invalid_token: true,
+        });
+    }
+    auth.binding().check(
+        credential.scheme,
+        principal.bound_to.as_deref(),
+        || {
+            req.headers()
+                .get_all(DPOP)
+                .map(|value| value.to_str().ok().map(str::to_owned))
+                .collect()
+        },
+        || Some((req.method().as_str().to_owned(), auth.request_url(req)?)),
+        credential.token,
+    )?;
+    // The access log names who called.
+    req.extensions_mut()
+        .insert(Subject(principal.subject.clone()));
+    Ok(principal)
 }
 
 /// The proof header of RFC 9449.
@@ -166,19 +198,22 @@ pub(crate) struct Authorized<S: RequiredScope> {
 
 impl<S: RequiredScope + 'static> FromRequest for Authorized<S> {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = Map<Judged<Principal>, fn(Result<Principal, ApiError>) -> Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let principal = Principal::from_request(req, payload);
-        Box::pin(async move {
-            let principal = principal.await?;
-            if !principal.has_scope(S::SCOPE) {
-                return Err(ApiError::InsufficientScope(S::SCOPE));
-            }
-            Ok(Self {
-                principal,
-                scope: PhantomData,
-            })
+        Principal::from_request(req, payload).map(Self::scoped as fn(_) -> _)
+    }
+}
+
+impl<S: RequiredScope> Authorized<S> {
+    fn scoped(principal: Result<Principal, ApiError>) -> Result<Self, ApiError> {
+        let principal = principal?;
+        if !principal.has_scope(S::SCOPE) {
+            return Err(ApiError::InsufficientScope(S::SCOPE));
+        }
+        Ok(Self {
+            principal,
+            scope: PhantomData,
         })
     }
 }
