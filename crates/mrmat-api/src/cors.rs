@@ -78,8 +78,9 @@ impl Cors {
     }
 }
 
-/// What CORS makes of one request: the policy, the `Access-Control-Allow-Origin` to send
-/// when the origin is allowed, and whether it is a preflight of an allowed origin.
+/// What CORS makes of one request: the policy (each worker has its own, so the clone
+/// counts on no reference count another worker does), the `Access-Control-Allow-Origin`
+/// to send when the origin is allowed, and whether it is a preflight of an allowed origin.
 #[derive(Debug)]
 pub(crate) struct CorsRequest {
     policy: web::Data<Cors>,

@@ -4,9 +4,11 @@
 //! (route templates, never raw paths; methods; statuses), so the number of series stays
 //! bounded whatever clients send.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use actix_web::http::Method;
+use actix_web::web;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -278,6 +280,27 @@ impl Metrics {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
+    }
+}
+
+/// A worker's handle on the shared [`Metrics`], which the request layer clones at every
+/// request: an `Rc`, so the clone touches nothing another worker does (a `web::Data` clone
+/// counts on the one reference count all workers share).
+#[derive(Clone)]
+pub(crate) struct WorkerMetrics(Rc<web::Data<Metrics>>);
+
+impl WorkerMetrics {
+    /// The handle of one worker.
+    pub(crate) fn new(metrics: &web::Data<Metrics>) -> Self {
+        Self(Rc::new(metrics.clone()))
+    }
+}
+
+impl std::ops::Deref for WorkerMetrics {
+    type Target = Metrics;
+
+    fn deref(&self) -> &Metrics {
+        &self.0
     }
 }
 

@@ -22,7 +22,7 @@ use crate::drain::Drain;
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
 use crate::logging::{self, AccessRecord, Subject};
-use crate::metrics::{self, Metrics, RouteName};
+use crate::metrics::{self, RouteName, WorkerMetrics};
 use crate::rate_limit::{self, Admission, RateLimiter};
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::telemetry::RequestTrace;
@@ -42,7 +42,7 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
     let id = RequestId::for_request(req.headers().get(X_REQUEST_ID));
     let refusal = refusal(req.headers(), req.uri().path());
     let method = req.method().clone();
-    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let metrics = req.app_data::<WorkerMetrics>().cloned();
     // Gathered only when the access log is on; the writer thread formats it.
     let access = logging::access_enabled().then(|| {
         let client = match req.app_data::<web::Data<TrustedProxies>>() {

@@ -227,11 +227,12 @@ impl States {
     }
 }
 
-/// The limiter the app shares: the algorithm, the states, the constant headers.
+/// The limiter: the algorithm and the states every worker shares, the constant header
+/// each worker has its own copy of ([`Self::for_worker`]).
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
     gcra: Gcra,
-    states: States,
+    states: Arc<States>,
     epoch: Instant,
     policy: HeaderValue,
 }
@@ -244,9 +245,22 @@ impl RateLimiter {
             .unwrap_or_else(|_| HeaderValue::from_static("\"default\""));
         Self {
             gcra: Gcra::new(limit),
-            states: States::new(MAX_KEYS),
+            states: Arc::new(States::new(MAX_KEYS)),
             epoch: Instant::now(),
             policy,
+        }
+    }
+
+    /// The same limiter for one worker: the same states, and a `RateLimit-Policy` value
+    /// of its own. Every allowed answer clones that value, and a clone of one value all
+    /// workers share counts on a reference count they take from each other's caches.
+    pub(crate) fn for_worker(&self) -> Self {
+        Self {
+            gcra: self.gcra,
+            states: Arc::clone(&self.states),
+            epoch: self.epoch,
+            policy: HeaderValue::from_bytes(self.policy.as_bytes())
+                .unwrap_or_else(|_| self.policy.clone()),
         }
     }
 
@@ -393,9 +407,10 @@ impl Admission {
 
 /// Spends `req`'s allowance, if a [`RateLimiter`] is registered and the path is limited.
 pub(crate) async fn admit(req: &ServiceRequest) -> Admission {
+    // Borrowed from the request, not cloned: see `RateLimiter::for_worker`.
     let limiter = match req.app_data::<web::Data<RateLimiter>>() {
         Some(limiter) if !exempt(req.path()) && !is_preflight(req.method(), req.headers()) => {
-            limiter.clone()
+            limiter
         }
         _ => return Admission::Free,
     };
@@ -420,7 +435,7 @@ pub(crate) async fn admit(req: &ServiceRequest) -> Admission {
                 status.canonical_reason().unwrap_or("Too Many Requests"),
                 format!(
                     "more than {} requests; retry in {wait} s",
-                    limiter_policy_text(&limiter)
+                    limiter_policy_text(limiter)
                 ),
             );
             Admission::Refused(Box::new(

@@ -17,7 +17,7 @@ use crate::db::{self, Db, DbError, migrate};
 use crate::drain::Drain;
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WorkerMetrics};
 use crate::middleware::request_context;
 use crate::rate_limit::RateLimiter;
 use crate::settings::{ConfigError, OidcSettings, Settings, UnixSocket};
@@ -189,13 +189,10 @@ impl Application {
             drain: web::Data::new(Drain::default()),
         });
         let metrics = web::Data::from(metrics);
-        let cors_policy = settings
-            .cors_origins
-            .clone()
-            .map(|o| web::Data::new(Cors::new(o)));
+        let cors_origins = settings.cors_origins.clone();
         let limiter = settings
             .rate_limit
-            .map(|l| web::Data::new(RateLimiter::new(l)));
+            .map(|limit| Arc::new(RateLimiter::new(limit)));
         let public_metrics = settings.metrics_addr.is_none();
 
         let app_state = state.clone();
@@ -212,11 +209,14 @@ impl Application {
             if let Some(auth) = &state.auth {
                 app = app.app_data(auth.clone()).app_data(Recent::default());
             }
-            if let Some(policy) = &cors_policy {
-                app = app.app_data(policy.clone());
+            // Each worker its own handles on what every request clones: an `Arc` both
+            // workers count references on is a cache line they take from each other.
+            app = app.app_data(WorkerMetrics::new(&app_metrics));
+            if let Some(origins) = &cors_origins {
+                app = app.app_data(web::Data::new(Cors::new(origins.clone())));
             }
             if let Some(limiter) = &limiter {
-                app = app.app_data(limiter.clone());
+                app = app.app_data(web::Data::new(limiter.for_worker()));
             }
             app.app_data(
                 web::PathConfig::default()
