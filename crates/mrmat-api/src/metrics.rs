@@ -4,6 +4,11 @@
 //! (route templates, never raw paths; methods; statuses), so the number of series stays
 //! bounded whatever clients send.
 
+mod striped;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,6 +20,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use striped::{StripedCounter, StripedHistogram};
 
 /// The route template a request matched, as the OpenAPI document writes it: set on each
 /// route as its data, read back when the request is answered.
@@ -116,39 +122,46 @@ struct BuildLabels {
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    requests: Family<RequestLabels, StripedCounter>,
+    durations: Family<RouteLabels, StripedHistogram, fn() -> StripedHistogram>,
     introspections: Family<OutcomeLabels, Counter>,
     introspection_duration: Histogram,
-    cache_hits: Counter,
-    cache_misses: Counter,
+    cache_hits: StripedCounter,
+    cache_misses: StripedCounter,
     pool: Family<PoolLabels, Gauge>,
     pool_wait: Histogram,
     rate_limited: Family<LimitLabels, Counter>,
 }
 
+/// Latency buckets, 0.25 ms to 10 s: a warm request takes a fraction of a millisecond,
+/// the database and provider bounds are seconds.
+const LATENCY_BOUNDS: [f64; striped::MAX_BOUNDS] = [
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0,
+];
+
 fn latency_histogram() -> Histogram {
-    // 0.25 ms to about 8 s: a warm request takes a fraction of a millisecond, the
-    // database and provider bounds are seconds.
-    Histogram::new([
-        0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-        10.0,
-    ])
+    Histogram::new(LATENCY_BOUNDS)
+}
+
+fn striped_latency_histogram() -> StripedHistogram {
+    StripedHistogram::new(&LATENCY_BOUNDS)
 }
 
 impl Metrics {
     /// A registry with every metric at zero.
     pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("mrmat_api");
-        let requests = Family::<RequestLabels, Counter>::default();
+        let requests = Family::<RequestLabels, StripedCounter>::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by route template, method and status",
             requests.clone(),
         );
-        let durations = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
+        let durations =
+            Family::<RouteLabels, StripedHistogram, fn() -> StripedHistogram>::new_with_constructor(
+                striped_latency_histogram as fn() -> StripedHistogram,
+            );
         registry.register(
             "http_request_duration_seconds",
             "Time from the request's arrival to its answer, by route template and method",
@@ -166,13 +179,13 @@ impl Metrics {
             "Time of each introspection call to the identity provider",
             introspection_duration.clone(),
         );
-        let cache_hits = Counter::default();
+        let cache_hits = StripedCounter::default();
         registry.register(
             "introspection_cache_hits",
             "Bearer tokens judged from the introspection cache",
             cache_hits.clone(),
         );
-        let cache_misses = Counter::default();
+        let cache_misses = StripedCounter::default();
         registry.register(
             "introspection_cache_misses",
             "Bearer tokens not in the cache: introspected, or JWTs checked against the keys",
@@ -223,6 +236,7 @@ impl Metrics {
     }
 
     /// One answered request.
+    #[cfg(test)]
     pub(crate) fn request(
         &self,
         route: &'static str,
@@ -230,17 +244,31 @@ impl Metrics {
         status: u16,
         took: Duration,
     ) {
-        let method = HttpMethod::from(method);
-        self.requests
+        let (count, durations) = self.series(route, HttpMethod::from(method), status);
+        count.inc();
+        durations.observe(took.as_secs_f64());
+    }
+
+    /// The counter and the histogram of one route, method and status.
+    fn series(
+        &self,
+        route: &'static str,
+        method: HttpMethod,
+        status: u16,
+    ) -> (StripedCounter, StripedHistogram) {
+        let count = self
+            .requests
             .get_or_create(&RequestLabels {
                 route,
                 method,
                 status,
             })
-            .inc();
-        self.durations
+            .clone();
+        let durations = self
+            .durations
             .get_or_create(&RouteLabels { route, method })
-            .observe(took.as_secs_f64());
+            .clone();
+        (count, durations)
     }
 
     /// One introspection call.
@@ -285,14 +313,48 @@ impl Metrics {
 
 /// A worker's handle on the shared [`Metrics`], which the request layer clones at every
 /// request: an `Rc`, so the clone touches nothing another worker does (a `web::Data` clone
-/// counts on the one reference count all workers share).
+/// counts on the one reference count all workers share). It keeps the series of the
+/// requests it counted, so a request looks nothing up in the shared families (a lock
+/// every worker takes, and SipHash on the labels).
 #[derive(Clone)]
-pub(crate) struct WorkerMetrics(Rc<web::Data<Metrics>>);
+pub(crate) struct WorkerMetrics(Rc<Worker>);
+
+struct Worker {
+    shared: web::Data<Metrics>,
+    series: RefCell<
+        HashMap<SeriesKey, (StripedCounter, StripedHistogram), BuildHasherDefault<LabelHasher>>,
+    >,
+}
+
+/// A route template (by its address: each is one `&'static str` of the route table), a
+/// method and a status.
+type SeriesKey = (usize, HttpMethod, u16);
 
 impl WorkerMetrics {
     /// The handle of one worker.
     pub(crate) fn new(metrics: &web::Data<Metrics>) -> Self {
-        Self(Rc::new(metrics.clone()))
+        Self(Rc::new(Worker {
+            shared: metrics.clone(),
+            series: RefCell::default(),
+        }))
+    }
+
+    /// One answered request.
+    pub(crate) fn request(
+        &self,
+        route: &'static str,
+        method: &Method,
+        status: u16,
+        took: Duration,
+    ) {
+        let method = HttpMethod::from(method);
+        let key = (route.as_ptr() as usize, method, status);
+        let mut series = self.0.series.borrow_mut();
+        let (count, durations) = series
+            .entry(key)
+            .or_insert_with(|| self.0.shared.series(route, method, status));
+        count.inc();
+        durations.observe(took.as_secs_f64());
     }
 }
 
@@ -300,7 +362,36 @@ impl std::ops::Deref for WorkerMetrics {
     type Target = Metrics;
 
     fn deref(&self) -> &Metrics {
-        &self.0
+        &self.0.shared
+    }
+}
+
+/// The labels of a series come from closed sets (the route table, six methods, the
+/// statuses the server answers), not from clients: a multiply-and-add hash is enough.
+#[derive(Default)]
+struct LabelHasher(u64);
+
+impl Hasher for LabelHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+
+    fn write_u16(&mut self, value: u16) {
+        self.write_u64(u64::from(value));
     }
 }
 

@@ -20,6 +20,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::Identity;
 use super::claims::Verdict;
 use super::introspection::TokenKey;
 
@@ -53,13 +54,17 @@ impl Recent {
                 verdicts.clear();
             }
         }
-        // A copy of the worker's own: the shared cache's `Arc` would have both workers
-        // count references on one cache line at every request.
+        // A copy of the worker's own, down to its strings: the shared cache's `Arc`s
+        // would have both workers count references on one cache line at every request.
         let own = Verdict {
-            principal: verdict
-                .principal
-                .as_ref()
-                .map(|identity| Arc::new((**identity).clone())),
+            principal: verdict.principal.as_deref().map(|identity| {
+                Arc::new(Identity {
+                    issuer: Arc::from(&*identity.issuer),
+                    subject: Arc::from(&*identity.subject),
+                    bound_to: identity.bound_to.as_deref().map(Arc::from),
+                    ..identity.clone()
+                })
+            }),
             ..verdict.clone()
         };
         verdicts.insert(key, own);
@@ -94,7 +99,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::auth::Identity;
 
     fn verdict(ttl: Duration) -> Verdict {
         Verdict {
@@ -160,6 +164,8 @@ mod tests {
         let shared = shared.principal.unwrap();
         assert_eq!(*own, *shared);
         assert!(!Arc::ptr_eq(&own, &shared));
+        assert!(!Arc::ptr_eq(&own.subject, &shared.subject));
+        assert!(!Arc::ptr_eq(&own.issuer, &shared.issuer));
     }
 
     #[test]
