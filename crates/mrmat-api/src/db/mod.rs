@@ -5,6 +5,7 @@
 //! found, ...); the API layer maps them to HTTP in one place (`api/owned.rs`).
 
 pub(crate) mod connection;
+mod crew;
 mod error;
 pub(crate) mod failure;
 pub(crate) mod migrate;
@@ -19,15 +20,14 @@ mod writer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{HandleError, Pool, PooledConnection, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
-use tokio::sync::Semaphore;
 
 pub(crate) use connection::ConnectionManager;
 pub use connection::openssl_without_exit_handler;
+use crew::Crew;
 pub(crate) use error::StoreError;
 pub(crate) use failure::DbFailure;
 pub(crate) use transaction::Deadline;
@@ -217,14 +217,13 @@ pub(crate) struct Db {
     /// SQLite reads run on the calling async worker when a connection here is idle (one
     /// per worker): a read in WAL mode does not wait for the writer, and the hop to a
     /// blocking thread and back cost more than the query (two thread wake-ups; a third of
-    /// the throughput of a list). A read that meets a lock goes to the blocking pool.
+    /// the throughput of a list). A read that meets a lock goes to the crew.
     inline_reads: Option<DbPool>,
-    /// Turns at the pool's connections, one per connection, handed out in arrival order:
-    /// a call waits here, on its async worker and holding no thread, until a connection
-    /// is free for it. r2d2 alone lets a newcomer take a connection a waiter was woken
-    /// for, and under load some waiters lost again and again: a PostgreSQL list at c=32
-    /// with 8 connections had a p99 of 390 ms against a p50 of 2.6 ms.
-    turns: Arc<Semaphore>,
+    /// The threads that run every other call, one per connection, in arrival order. r2d2
+    /// alone lets a newcomer take a connection a waiter was woken for, and under load
+    /// some waiters lost again and again: a PostgreSQL list at c=32 with 8 connections had
+    /// a p99 of 390 ms against a p50 of 2.6 ms.
+    crew: Crew,
     outage: Arc<Outage>,
     /// A full disk is an outage of its own, logged at ERROR: an operator must free space.
     storage: Arc<Outage>,
@@ -289,7 +288,7 @@ impl Db {
             timeout,
             writer,
             inline_reads,
-            turns: Arc::new(Semaphore::new(max_size as usize)),
+            crew: Crew::start(max_size).map_err(DbError::Writer)?,
             outage,
             storage: Arc::new(Outage::described(
                 "the database's storage",
@@ -301,7 +300,7 @@ impl Db {
         })
     }
 
-    /// Runs `f` with a pooled connection on the blocking thread pool (SQLite writes: on the
+    /// Runs `f` with a pooled connection on a crew thread (SQLite writes: on the
     /// writer thread). Every wait (for the SQLite write turn, a free connection, a lock,
     /// the query) ends by `--db-timeout`; `f` is given that [`Deadline`], for the commit
     /// of its writes (see [`transaction::write`]).
@@ -365,59 +364,37 @@ impl Db {
         // The backstop: a call stuck in the driver (a link that went silent mid-query) is
         // answered at the bound; its thread gives up later, and rolls back, not commits.
         let late = || unavailable(format!("no answer within {timeout:?}"));
-        match (&self.writer, access) {
-            (Some(writer), Access::Write) => {
-                let (answer, answered) = tokio::sync::oneshot::channel();
-                writer
-                    .submit(Box::new(move || {
-                        // A write whose turn came after its bound was answered 503: it
-                        // must not land behind that answer.
-                        let result = if Instant::now() >= deadline {
-                            Err(unavailable(format!("no turn to write within {timeout:?}")))
-                        } else {
-                            work(Instant::now())
-                        };
-                        // Nobody waits for an answer given after the bound.
-                        let _ = answer.send(result);
-                    }))
-                    .map_err(|refused| unavailable(refused.to_string()))?;
-                match tokio::time::timeout_at(deadline.into(), answered).await {
-                    Ok(Ok(result)) => result,
-                    Ok(Err(_)) => Err(StoreError::Internal(
-                        "the database write panicked".to_owned(),
-                    )),
-                    Err(_) => Err(late()),
-                }
-            }
-            _ => {
-                let queued = Instant::now();
-                let turn =
-                    tokio::time::timeout_at(deadline.into(), self.turns.clone().acquire_owned())
-                        .await;
-                // The semaphore is never closed: an error is the bound passing.
-                let Ok(Ok(turn)) = turn else {
-                    self.metrics.pool_wait(queued.elapsed());
-                    return Err(unavailable(format!("no connection within {timeout:?}")));
-                };
-                // The turn goes with the work: a call answered at the bound keeps it until
-                // its thread lets the connection go.
-                let work = move || {
-                    let _turn = turn;
-                    work(queued)
-                };
-                match tokio::time::timeout_at(deadline.into(), web::block(work)).await {
-                    Ok(Ok(result)) => result,
-                    Ok(Err(blocking)) => Err(StoreError::Internal(format!(
-                        "database task failed: {blocking}"
-                    ))),
-                    Err(_) => Err(late()),
-                }
-            }
+        let queued = Instant::now();
+        let waits = self.metrics.clone();
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: writer::Job = Box::new(move || {
+            // A call whose turn came after its bound was answered 503: it must not run (a
+            // write must not land) behind that answer.
+            let result = if Instant::now() >= deadline {
+                waits.pool_wait(queued.elapsed());
+                Err(unavailable(format!("no connection within {timeout:?}")))
+            } else {
+                work(queued)
+            };
+            // Nobody waits for an answer given after the bound.
+            let _ = answer.send(result);
+        });
+        let submitted = match (&self.writer, access) {
+            (Some(writer), Access::Write) => writer.submit(job).map_err(|e| e.to_string()),
+            _ => self.crew.submit(job).map_err(|e| e.to_string()),
+        };
+        submitted.map_err(unavailable)?;
+        match tokio::time::timeout_at(deadline.into(), answered).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(StoreError::Internal(
+                "the database call panicked".to_owned(),
+            )),
+            Err(_) => Err(late()),
         }
     }
 
     /// `f` on the calling worker, when an inline connection is idle and the read need not
-    /// wait for a lock; `None` leaves it to the blocking pool.
+    /// wait for a lock; `None` leaves it to the crew.
     fn read_inline<T, E, F>(&self, f: &F, deadline: Deadline) -> Option<Result<T, StoreError>>
     where
         F: Fn(&mut DbConnection, Deadline) -> Result<T, E>,
@@ -425,7 +402,7 @@ impl Db {
     {
         let mut conn = self.inline_reads.as_ref()?.try_get()?;
         match f(&mut conn, deadline).map_err(Into::into) {
-            // Locked (or failed in a way a retry may cure): the blocking pool waits for it,
+            // Locked (or failed in a way a retry may cure): the crew waits for it,
             // up to the bound, without holding up the other requests of this worker.
             Err(error) if error.is_unavailable() => None,
             result => Some(result),
@@ -447,7 +424,7 @@ impl Db {
     }
 }
 
-/// Runs `f` on a pooled connection, on the calling (blocking) thread: a write that finds
+/// Runs `f` on a pooled connection, on the calling (crew or writer) thread: a write that finds
 /// `deadline` passed when it would commit rolls back (see [`transaction::Deadline`]), and a
 /// connection a query found cut off goes back to the pool marked, to be dropped.
 fn on_connection<T, E, F>(
