@@ -235,20 +235,6 @@ impl Metrics {
         self.rate_limited.get_or_create(&LimitLabels { key }).inc();
     }
 
-    /// One answered request.
-    #[cfg(test)]
-    pub(crate) fn request(
-        &self,
-        route: &'static str,
-        method: &Method,
-        status: u16,
-        took: Duration,
-    ) {
-        let (count, durations) = self.series(route, HttpMethod::from(method), status);
-        count.inc();
-        durations.observe(took.as_secs_f64());
-    }
-
     /// The counter and the histogram of one route, method and status.
     fn series(
         &self,
@@ -401,17 +387,20 @@ mod tests {
 
     #[test]
     fn requests_are_counted_by_route_template_method_and_status() {
-        let metrics = Metrics::new();
-        metrics.request(
-            "/api/resource/v1/{id}",
-            &Method::GET,
-            200,
-            Duration::from_millis(2),
-        );
+        let metrics = web::Data::new(Metrics::new());
+        let worker = WorkerMetrics::new(&metrics);
+        for _ in 0..2 {
+            worker.request(
+                "/api/resource/v1/{id}",
+                &Method::GET,
+                200,
+                Duration::from_millis(2),
+            );
+        }
         let text = metrics.render(3, 1).unwrap();
         assert!(
             text.contains(
-                r#"mrmat_api_http_requests_total{route="/api/resource/v1/{id}",method="GET",status="200"} 1"#
+                r#"mrmat_api_http_requests_total{route="/api/resource/v1/{id}",method="GET",status="200"} 2"#
             ),
             "{text}"
         );

@@ -15,7 +15,6 @@ pub mod schema;
 #[cfg(test)]
 mod testing;
 pub(crate) mod transaction;
-mod writer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,11 +26,10 @@ use diesel::{Connection, ConnectionError};
 
 pub(crate) use connection::ConnectionManager;
 pub use connection::openssl_without_exit_handler;
-use crew::Crew;
+use crew::{Crew, Job};
 pub(crate) use error::StoreError;
 pub(crate) use failure::DbFailure;
 pub(crate) use transaction::Deadline;
-use writer::Writer;
 
 use crate::metrics::Metrics;
 use crate::outage::{Outage, Part};
@@ -133,9 +131,9 @@ pub(crate) enum DbError {
         "--no-migrate: the database schema is behind ({0} pending migration(s)); run `mrmat-api migrate` first or start without --no-migrate"
     )]
     SchemaBehind(usize),
-    /// The SQLite writer thread could not be started.
-    #[error("cannot start the database writer thread: {0}")]
-    Writer(std::io::Error),
+    /// The database threads could not be started.
+    #[error("cannot start the database threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// One direct connection, for start-up work (migrations, schema checks) and to fail at
@@ -205,6 +203,12 @@ const PING: Work = Work {
     collection: None,
 };
 
+/// Calls that may wait for a crew thread.
+const QUEUE: usize = 4096;
+
+/// SQLite writes that may wait for the writer.
+const WRITE_QUEUE: usize = 1024;
+
 /// The database as handlers see it: a bounded, failure-mapping front of the pool.
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
@@ -213,7 +217,7 @@ pub(crate) struct Db {
     /// SQLite has one writer at a time: its writes queue for the writer thread, without
     /// holding a pooled connection, so a long wait for the write lock never starves the
     /// readers.
-    writer: Option<Writer>,
+    writer: Option<Crew>,
     /// SQLite reads run on the calling async worker when a connection here is idle (one
     /// per worker): a read in WAL mode does not wait for the writer, and the hop to a
     /// blocking thread and back cost more than the query (two thread wake-ups; a third of
@@ -259,7 +263,7 @@ impl Db {
         let manager = ConnectionManager::new(url.clone(), timeout);
         let (writer, inline_reads) = match manager.is_sqlite() {
             true => (
-                Some(Writer::start().map_err(DbError::Writer)?),
+                Some(Crew::start("sqlite-writer", 1, WRITE_QUEUE).map_err(DbError::Threads)?),
                 Some(
                     Pool::builder()
                         .max_size(workers.max(1))
@@ -288,7 +292,7 @@ impl Db {
             timeout,
             writer,
             inline_reads,
-            crew: Crew::start(max_size).map_err(DbError::Writer)?,
+            crew: Crew::start("db", max_size, QUEUE).map_err(DbError::Threads)?,
             outage,
             storage: Arc::new(Outage::described(
                 "the database's storage",
@@ -367,7 +371,7 @@ impl Db {
         let queued = Instant::now();
         let waits = self.metrics.clone();
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: writer::Job = Box::new(move || {
+        let job: Job = Box::new(move || {
             // A call whose turn came after its bound was answered 503: it must not run (a
             // write must not land) behind that answer.
             let result = if Instant::now() >= deadline {
