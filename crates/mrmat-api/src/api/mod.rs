@@ -74,11 +74,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     // before them cost every API request a dozen failed matches (about 2,000 instructions,
     // callgrind). No path of one can match the other, so the order changes no answer.
     for api in APIS {
-        cfg.service(web::scope(api.prefix).configure(|cfg| {
-            for endpoint in (api.endpoints)() {
-                endpoint.register(cfg, api.prefix);
-            }
-        }));
+        for endpoint in (api.endpoints)() {
+            endpoint.register(cfg, api.prefix);
+        }
     }
     for endpoint in open_endpoints() {
         endpoint.register(cfg, "");
