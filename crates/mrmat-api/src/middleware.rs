@@ -7,6 +7,7 @@
 //! proxy and the server could each read another `Authorization`), and a path in a form
 //! other than its one canonical form (404: `/api/resource/v1/%31` is not `/1`).
 
+use std::rc::Rc;
 use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -17,15 +18,46 @@ use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest, web};
 
-use crate::cors::{self, Cors};
+use crate::cors;
 use crate::drain::Drain;
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
 use crate::logging::{self, AccessRecord, Subject};
 use crate::metrics::{self, RouteName, WorkerMetrics};
-use crate::rate_limit::{self, Admission, RateLimiter};
+use crate::rate_limit::{self, Admission};
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::telemetry::RequestTrace;
+
+/// What the request context needs of its worker, found with one lookup a request: each
+/// `app_data` lookup is a walk of the request's data and a hash lookup, and there were
+/// five (perf).
+#[derive(Clone)]
+pub(crate) struct WorkerContext(Rc<Worker>);
+
+struct Worker {
+    metrics: WorkerMetrics,
+    proxies: web::Data<TrustedProxies>,
+    drain: web::Data<Drain>,
+    /// Whether a rate limit or CORS is configured: only then does [`edge`] run.
+    edge: bool,
+}
+
+impl WorkerContext {
+    /// One worker's context.
+    pub(crate) fn new(
+        metrics: WorkerMetrics,
+        proxies: web::Data<TrustedProxies>,
+        drain: web::Data<Drain>,
+        edge: bool,
+    ) -> Self {
+        Self(Rc::new(Worker {
+            metrics,
+            proxies,
+            drain,
+            edge,
+        }))
+    }
+}
 
 /// Tags the request with an id, echoes it on the response and logs the outcome; when
 /// configured, the rate limit and CORS (see [`edge`]); while the server drains, closes the
@@ -37,28 +69,29 @@ use crate::telemetry::RequestTrace;
 pub(crate) async fn request_context<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<EitherBody<B>>>, Error> {
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
     let started = Instant::now();
     let id = RequestId::for_request(req.headers().get(X_REQUEST_ID));
     let refusal = refusal(req.headers(), req.uri().path());
     let method = req.method().clone();
-    let metrics = req.app_data::<WorkerMetrics>().cloned();
-    // Gathered only when the access log is on; the writer thread formats it.
+    let context = req.app_data::<WorkerContext>().cloned();
+    // Gathered only when the access log is on.
     let access = logging::access_enabled().then(|| {
-        let client = match req.app_data::<web::Data<TrustedProxies>>() {
-            Some(proxies) => proxies.client_addr(req.request()),
+        let client = match &context {
+            Some(context) => context.0.proxies.client_addr(req.request()),
             None => TrustedProxies::default().client_addr(req.request()),
         };
         let trace = req.extensions().get::<RequestTrace>().map(|t| t.0);
         (client, req.uri().clone(), trace)
     });
     let finish = |status: u16, request: Option<&HttpRequest>, error: Option<&Error>| {
-        let took = started.elapsed();
-        if let Some(metrics) = &metrics {
+        let finished = Instant::now();
+        let took = finished - started;
+        if let Some(context) = &context {
             let route = request
                 .and_then(|r| r.app_data::<RouteName>())
                 .map_or(metrics::UNMATCHED, |name| name.0);
-            metrics.request(route, &method, status, took);
+            context.0.metrics.request(route, &method, status, took);
         }
         if let Some((level, cause)) = error
             .and_then(|e| e.as_error::<ApiError>())
@@ -66,32 +99,37 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
         {
             log::log!(level, "request_id={} {cause}", id.as_str());
         }
-        if let Some((client, uri, trace_id)) = access {
-            logging::access(AccessRecord {
+        if let Some((client, uri, trace_id)) = &access {
+            let extensions = request.map(HttpRequest::extensions);
+            logging::access(&AccessRecord {
                 client,
-                method: method.clone(),
-                uri,
+                method: &method,
+                path: uri.path(),
                 status,
                 took,
-                request_id: id.0.clone(),
-                subject: request.and_then(|r| r.extensions().get::<Subject>().map(|s| s.0.clone())),
-                trace_id,
+                finished,
+                request_id: id.as_str(),
+                subject: extensions
+                    .as_ref()
+                    .and_then(|e| e.get::<Subject>())
+                    .map(|s| &*s.0),
+                trace_id: *trace_id,
             });
         }
     };
 
     if let Some(error) = refusal {
         let mut response = req.error_response(error).map_into_right_body();
-        response.headers_mut().insert(X_REQUEST_ID, id.0.clone());
-        close_if_draining(&mut response);
+        close_if_draining(&mut response, context.as_ref());
         finish(response.status().as_u16(), None, None);
+        response.headers_mut().insert(X_REQUEST_ID, id.0);
         return Ok(response);
     }
 
-    let edge_configured = req.app_data::<web::Data<RateLimiter>>().is_some()
-        || req.app_data::<web::Data<Cors>>().is_some();
     // The request is not cloned to keep for the error case: routing needs it unshared.
-    let answered = if edge_configured {
+    // The handler's body passes through as it is (no boxing per request); the answers
+    // made here are the other side of one `EitherBody`.
+    let answered = if context.as_ref().is_some_and(|c| c.0.edge) {
         edge(req, next).await
     } else {
         next.call(req)
@@ -99,27 +137,25 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
             .map(ServiceResponse::map_into_left_body)
     };
     match answered {
-        Ok(response) => {
-            // The handler's body passes through as it is (no boxing per request).
-            let mut response = response.map_into_left_body();
-            response.headers_mut().insert(X_REQUEST_ID, id.0.clone());
-            close_if_draining(&mut response);
+        Ok(mut response) => {
+            close_if_draining(&mut response, context.as_ref());
             finish(
                 response.status().as_u16(),
                 Some(response.request()),
                 response.response().error(),
             );
+            // Moved in once the log is done with it: a clone of a new header value
+            // allocates (its bytes become shared).
+            response.headers_mut().insert(X_REQUEST_ID, id.0);
             Ok(response)
         }
         // An error that left the handler without an answer leaves without the drain's
         // header too: rare, as the handlers' errors are answers; the drain still ends with
         // the listener closing.
         Err(error) => {
-            let mut response = error
-                .error_response()
-                .map_into_right_body::<EitherBody<B>>();
-            response.headers_mut().insert(X_REQUEST_ID, id.0.clone());
+            let mut response = error.error_response().map_into_right_body::<B>();
             finish(response.status().as_u16(), None, Some(&error));
+            response.headers_mut().insert(X_REQUEST_ID, id.0);
             Err(
                 InternalError::from_response(error.to_string(), response.map_into_boxed_body())
                     .into(),
@@ -131,12 +167,8 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
 /// While the server drains, every answer closes its connection: a client or proxy
 /// keeping connections alive opens its next one, which its balancer sends elsewhere. Asked
 /// as the answer leaves: also when the drain began during the request.
-fn close_if_draining<B>(response: &mut ServiceResponse<B>) {
-    let draining = response
-        .request()
-        .app_data::<web::Data<Drain>>()
-        .is_some_and(|drain| drain.is_draining());
-    if draining {
+fn close_if_draining<B>(response: &mut ServiceResponse<B>, context: Option<&WorkerContext>) {
+    if context.is_some_and(|c| c.0.drain.is_draining()) {
         response
             .response_mut()
             .head_mut()

@@ -18,7 +18,7 @@ use crate::drain::Drain;
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
 use crate::metrics::{Metrics, WorkerMetrics};
-use crate::middleware::request_context;
+use crate::middleware::{WorkerContext, request_context};
 use crate::rate_limit::RateLimiter;
 use crate::settings::{ConfigError, OidcSettings, Settings, UnixSocket};
 use crate::state::AppState;
@@ -201,7 +201,6 @@ impl Application {
             let state = app_state.clone();
             let mut app = App::new()
                 .app_data(state.clone())
-                .app_data(state.drain.clone())
                 .app_data(state.proxies.clone())
                 .app_data(app_metrics.clone());
             // The bearer-token extractor looks for the authenticator on its own, and for
@@ -211,7 +210,12 @@ impl Application {
             }
             // Each worker its own handles on what every request clones: an `Arc` both
             // workers count references on is a cache line they take from each other.
-            app = app.app_data(WorkerMetrics::new(&app_metrics));
+            app = app.app_data(WorkerContext::new(
+                WorkerMetrics::new(&app_metrics),
+                state.proxies.clone(),
+                state.drain.clone(),
+                cors_origins.is_some() || limiter.is_some(),
+            ));
             if let Some(origins) = &cors_origins {
                 app = app.app_data(web::Data::new(Cors::new(origins.clone())));
             }
