@@ -13,8 +13,8 @@ use std::time::Instant;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
-use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest, web};
 
@@ -26,7 +26,7 @@ use crate::logging::{self, AccessRecord, Subject};
 use crate::metrics::{self, RouteName, WorkerMetrics};
 use crate::rate_limit::{self, Admission};
 use crate::request_id::{RequestId, X_REQUEST_ID};
-use crate::telemetry::RequestTrace;
+use crate::telemetry::ServerSpan;
 
 /// What the request context needs of its worker, found with one lookup a request: each
 /// `app_data` lookup is a walk of the request's data and a hash lookup, and there were
@@ -71,6 +71,7 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, Error> {
     let started = Instant::now();
+    let span = ServerSpan::start(&req);
     let id = RequestId::for_request(req.headers().get(X_REQUEST_ID));
     let refusal = refusal(req.headers(), req.uri().path());
     let method = req.method().clone();
@@ -81,17 +82,19 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
             Some(context) => context.0.proxies.client_addr(req.request()),
             None => TrustedProxies::default().client_addr(req.request()),
         };
-        let trace = req.extensions().get::<RequestTrace>().map(|t| t.0);
-        (client, req.uri().clone(), trace)
+        (client, req.uri().clone())
     });
-    let finish = |status: u16, request: Option<&HttpRequest>, error: Option<&Error>| {
+    let finish = |status: StatusCode, request: Option<&HttpRequest>, error: Option<&Error>| {
         let finished = Instant::now();
         let took = finished - started;
         if let Some(context) = &context {
             let route = request
                 .and_then(|r| r.app_data::<RouteName>())
                 .map_or(metrics::UNMATCHED, |name| name.0);
-            context.0.metrics.request(route, &method, status, took);
+            context
+                .0
+                .metrics
+                .request(route, &method, status.as_u16(), took);
         }
         if let Some((level, cause)) = error
             .and_then(|e| e.as_error::<ApiError>())
@@ -99,13 +102,17 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
         {
             log::log!(level, "request_id={} {cause}", id.as_str());
         }
-        if let Some((client, uri, trace_id)) = &access {
+        if let Some(span) = &span {
+            let route = request.and_then(HttpRequest::match_pattern);
+            span.end(status, route.as_deref());
+        }
+        if let Some((client, uri)) = &access {
             let extensions = request.map(HttpRequest::extensions);
             logging::access(&AccessRecord {
                 client,
                 method: &method,
                 path: uri.path(),
-                status,
+                status: status.as_u16(),
                 took,
                 finished,
                 request_id: id.as_str(),
@@ -113,7 +120,7 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
                     .as_ref()
                     .and_then(|e| e.get::<Subject>())
                     .map(|s| &*s.0),
-                trace_id: *trace_id,
+                trace_id: span.as_ref().map(ServerSpan::trace_id),
             });
         }
     };
@@ -121,7 +128,7 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
     if let Some(error) = refusal {
         let mut response = req.error_response(error).map_into_right_body();
         close_if_draining(&mut response, context.as_ref());
-        finish(response.status().as_u16(), None, None);
+        finish(response.status(), None, None);
         response.headers_mut().insert(X_REQUEST_ID, id.0);
         return Ok(response);
     }
@@ -129,18 +136,24 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
     // The request is not cloned to keep for the error case: routing needs it unshared.
     // The handler's body passes through as it is (no boxing per request); the answers
     // made here are the other side of one `EitherBody`.
-    let answered = if context.as_ref().is_some_and(|c| c.0.edge) {
-        edge(req, next).await
-    } else {
-        next.call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body)
+    let answer = async {
+        if context.as_ref().is_some_and(|c| c.0.edge) {
+            edge(req, next).await
+        } else {
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
+        }
+    };
+    let answered = match &span {
+        Some(span) => span.around(answer).await,
+        None => answer.await,
     };
     match answered {
         Ok(mut response) => {
             close_if_draining(&mut response, context.as_ref());
             finish(
-                response.status().as_u16(),
+                response.status(),
                 Some(response.request()),
                 response.response().error(),
             );
@@ -154,7 +167,7 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
         // the listener closing.
         Err(error) => {
             let mut response = error.error_response().map_into_right_body::<B>();
-            finish(response.status().as_u16(), None, Some(&error));
+            finish(response.status(), None, Some(&error));
             response.headers_mut().insert(X_REQUEST_ID, id.0);
             Err(
                 InternalError::from_response(error.to_string(), response.map_into_boxed_body())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{Condition, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -22,7 +22,7 @@ use crate::middleware::{WorkerContext, request_context};
 use crate::rate_limit::RateLimiter;
 use crate::settings::{ConfigError, OidcSettings, Settings, UnixSocket};
 use crate::state::AppState;
-use crate::telemetry::{Telemetry, trace_request};
+use crate::telemetry::Telemetry;
 
 /// Why the server could not start. Each is a configuration problem the operator fixes.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +156,6 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         // First: the database and the provider are traced from their first call.
         let telemetry = Telemetry::from_env()?;
-        let tracing = telemetry.is_some();
         let metrics = Arc::new(Metrics::new());
         let db = prepare_database(&settings, metrics.clone())?;
         settings.oidc.iter().for_each(warn_about);
@@ -236,10 +235,9 @@ impl Application {
                 }
             })
             .default_service(web::to(api::not_found))
-            // The request context (with the limit, CORS and the drain's `Connection:
-            // close`), and traces outside it, so the access line can name the trace.
+            // The request context: the request id, traces, metrics, the access line, the
+            // limit, CORS and the drain's `Connection: close`.
             .wrap(from_fn(request_context))
-            .wrap(Condition::new(tracing, from_fn(trace_request)))
         })
         .workers(settings.workers)
         // The signals are ours: the drain comes first (see `run_until_stopped`).

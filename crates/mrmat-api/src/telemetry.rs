@@ -16,11 +16,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, web};
+use actix_web::web;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{
     Link, Span, SpanKind, Status, TraceContextExt, TraceId, Tracer, TracerProvider,
@@ -144,10 +143,6 @@ impl Telemetry {
 /// W3C Trace Context's header.
 const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
 
-/// The trace a request belongs to, as its extensions carry it for the access log.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RequestTrace(pub(crate) TraceId);
-
 /// Reads W3C trace context from actix's headers.
 struct RequestHeaders<'a>(&'a HeaderMap);
 
@@ -195,99 +190,116 @@ fn method_name(method: &actix_web::http::Method) -> &'static str {
 /// The server span of a request: started before anything else runs, made current for the
 /// handlers (so database and provider spans are its children), named by the route
 /// template once routing found one, ended with the status.
-pub(crate) async fn trace_request<B: MessageBody + 'static>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<B>, Error> {
-    let Some(tracer) = tracer() else {
-        return next.call(req).await;
-    };
-    let method = method_name(req.method());
-    let trusted = match req.app_data::<web::Data<TrustedProxies>>() {
-        Some(proxies) => proxies.peer_is_trusted(req.request()),
-        None => false,
-    };
-    // Most requests carry no trace context: the propagator's header lookups by string
-    // cost more than this one by a constant name.
-    let incoming = if req.headers().contains_key(&TRACEPARENT) {
-        TraceContextPropagator::new().extract(&RequestHeaders(req.headers()))
-    } else {
-        Context::new()
-    };
-    let remote = incoming.span().span_context().clone();
-    let (parent, links) = match (trusted, remote.is_valid()) {
-        (true, _) => (incoming, Vec::new()),
-        (false, true) => (Context::new(), vec![Link::with_context(remote)]),
-        (false, false) => (Context::new(), Vec::new()),
-    };
-    let mut span = tracer
-        .span_builder(method)
-        .with_kind(SpanKind::Server)
-        .with_links(links)
-        .start_with_context(tracer, &parent);
-    // Attributes only on a span the sampler kept: an unsampled request builds none (a
-    // sampler that decides by attributes would not see them; the SDK's samplers do not
-    // look). Each costs its export too, so the set is the semantic conventions' required
-    // and the recommended ones that say something the trace does not already.
-    if span.is_recording() {
-        let mut attributes = Vec::with_capacity(9);
-        attributes.extend([
-            KeyValue::new("http.request.method", method),
-            KeyValue::new("url.path", req.path().to_owned()),
-            KeyValue::new("url.scheme", "http"),
-            KeyValue::new("network.protocol.version", protocol_version(req.version())),
-        ]);
-        if let Some(proxies) = req.app_data::<web::Data<TrustedProxies>>() {
-            attributes.push(KeyValue::new(
-                "client.address",
-                proxies.client_addr(req.request()).to_string(),
-            ));
-            // The peer, when it is a proxy and not the client itself.
-            if let Some(peer) = req.peer_addr().filter(|_| trusted) {
-                attributes.push(KeyValue::new("network.peer.address", peer.ip().to_string()));
-            }
-        }
-        if let Some(agent) = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-        {
-            attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
-        }
-        span.set_attributes(attributes);
-    }
-    let trace_id = span.span_context().trace_id();
-    req.extensions_mut().insert(RequestTrace(trace_id));
-    let cx = parent.with_span(span);
+///
+/// Started and ended by the request context itself, not by a middleware of its own: a
+/// layer more (even one switched off by `Condition`) costs every request a future and a
+/// body type around the handler's, traced or not.
+pub(crate) struct ServerSpan {
+    cx: Context,
+    method: &'static str,
+}
 
-    let result = opentelemetry::context::FutureExt::with_context(next.call(req), cx.clone()).await;
-    let span = cx.span();
-    if !span.is_recording() {
-        span.end();
-        return result;
-    }
-    let status = match &result {
-        Ok(response) => {
-            if let Some(route) = response.request().match_pattern() {
-                span.update_name(format!("{method} {route}"));
-                span.set_attribute(KeyValue::new("http.route", route));
+impl ServerSpan {
+    /// The span of `req`, or `None` when tracing is off.
+    pub(crate) fn start(req: &ServiceRequest) -> Option<Self> {
+        let tracer = tracer()?;
+        let method = method_name(req.method());
+        let trusted = match req.app_data::<web::Data<TrustedProxies>>() {
+            Some(proxies) => proxies.peer_is_trusted(req.request()),
+            None => false,
+        };
+        // Most requests carry no trace context: the propagator's header lookups by string
+        // cost more than this one by a constant name.
+        let incoming = if req.headers().contains_key(&TRACEPARENT) {
+            TraceContextPropagator::new().extract(&RequestHeaders(req.headers()))
+        } else {
+            Context::new()
+        };
+        let remote = incoming.span().span_context().clone();
+        let (parent, links) = match (trusted, remote.is_valid()) {
+            (true, _) => (incoming, Vec::new()),
+            (false, true) => (Context::new(), vec![Link::with_context(remote)]),
+            (false, false) => (Context::new(), Vec::new()),
+        };
+        let mut span = tracer
+            .span_builder(method)
+            .with_kind(SpanKind::Server)
+            .with_links(links)
+            .start_with_context(tracer, &parent);
+        // Attributes only on a span the sampler kept: an unsampled request builds none (a
+        // sampler that decides by attributes would not see them; the SDK's samplers do
+        // not look). Each costs its export too, so the set is the semantic conventions'
+        // required and the recommended ones that say something the trace does not already.
+        if span.is_recording() {
+            let mut attributes = Vec::with_capacity(9);
+            attributes.extend([
+                KeyValue::new("http.request.method", method),
+                KeyValue::new("url.path", req.path().to_owned()),
+                KeyValue::new("url.scheme", "http"),
+                KeyValue::new("network.protocol.version", protocol_version(req.version())),
+            ]);
+            if let Some(proxies) = req.app_data::<web::Data<TrustedProxies>>() {
+                attributes.push(KeyValue::new(
+                    "client.address",
+                    proxies.client_addr(req.request()).to_string(),
+                ));
+                // The peer, when it is a proxy and not the client itself.
+                if let Some(peer) = req.peer_addr().filter(|_| trusted) {
+                    attributes.push(KeyValue::new("network.peer.address", peer.ip().to_string()));
+                }
             }
-            response.status()
+            if let Some(agent) = req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+            {
+                attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+            }
+            span.set_attributes(attributes);
         }
-        Err(error) => error.as_response_error().status_code(),
-    };
-    span.set_attribute(KeyValue::new(
-        "http.response.status_code",
-        i64::from(status.as_u16()),
-    ));
-    // Only a server error is the server's failure; a 4xx is the client's (semantic
-    // conventions: server spans leave status unset for 4xx).
-    if status.is_server_error() {
-        span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
-        span.set_status(Status::error(""));
+        Some(Self {
+            cx: parent.with_span(span),
+            method,
+        })
     }
-    span.end();
-    result
+
+    /// The trace, for the access line.
+    pub(crate) fn trace_id(&self) -> TraceId {
+        self.cx.span().span_context().trace_id()
+    }
+
+    /// Runs `work` with this span current.
+    pub(crate) fn around<F: std::future::Future>(
+        &self,
+        work: F,
+    ) -> opentelemetry::context::WithContext<F> {
+        opentelemetry::context::FutureExt::with_context(work, self.cx.clone())
+    }
+
+    /// Ends the span with the answer's `status` and, when routing found one, the route
+    /// template `route`.
+    pub(crate) fn end(&self, status: StatusCode, route: Option<&str>) {
+        let span = self.cx.span();
+        if !span.is_recording() {
+            span.end();
+            return;
+        }
+        if let Some(route) = route {
+            span.update_name(format!("{} {route}", self.method));
+            span.set_attribute(KeyValue::new("http.route", route.to_owned()));
+        }
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        ));
+        // Only a server error is the server's failure; a 4xx is the client's (semantic
+        // conventions: server spans leave status unset for 4xx).
+        if status.is_server_error() {
+            span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
+            span.set_status(Status::error(""));
+        }
+        span.end();
+    }
 }
 
 fn protocol_version(version: actix_web::http::Version) -> &'static str {
