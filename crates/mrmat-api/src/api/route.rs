@@ -84,6 +84,20 @@ fn intern(name: &str) -> &'static str {
     leaked
 }
 
+/// A form of an endpoint's path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Form {
+    /// With a trailing slash: how clients write an API's paths (DESIGN.md).
+    Slash,
+    /// Without.
+    Bare,
+}
+
+impl Form {
+    /// Both, in the order the router should try them.
+    pub(crate) const BOTH: [Form; 2] = [Form::Slash, Form::Bare];
+}
+
 /// One path and the methods it answers.
 pub(crate) struct Endpoint {
     path: &'static str,
@@ -195,33 +209,43 @@ impl Endpoint {
             .join(", ")
     }
 
-    /// Registers the routes at `prefix` (the mount's, or empty) and the path, and 405 with
-    /// `Allow` for any other method. Each request carries its route template
-    /// ([`RouteName`]) for the metrics.
+    /// Registers the routes at `prefix` (the mount's, or empty) and the path, in both
+    /// forms (see [`Endpoint::register_form`]).
+    pub(crate) fn register(self, cfg: &mut web::ServiceConfig, prefix: &str) {
+        for form in Form::BOTH {
+            self.register_form(cfg, prefix, form);
+        }
+    }
+
+    /// Registers one form of the path at `prefix`, with 405 and `Allow` for any other
+    /// method. Each request carries its route template ([`RouteName`]) for the metrics.
     ///
     /// The path without and with a trailing slash are two plain resources: one resource of
     /// two patterns is matched by a regex on every request. They are registered at their
     /// full path, not in a scope of the mount: a scope is one more router and one more
     /// boxed service call a request, about 2 % of greeting v1's CPU (perf).
-    pub(crate) fn register(self, cfg: &mut web::ServiceConfig, prefix: &str) {
+    pub(crate) fn register_form(&self, cfg: &mut web::ServiceConfig, prefix: &str, form: Form) {
         let allow = self.allow();
         let name = RouteName(intern(&format!("{prefix}{}", self.path)));
         let bare = format!("{prefix}{}", self.path.trim_end_matches('/'));
-        for full in [format!("{bare}/"), bare] {
-            let resource = self
-                .routes
-                .iter()
-                .fold(web::resource(full), |resource, make| resource.route(make()));
-            let allow = allow.clone();
-            cfg.service(resource.app_data(name).default_service(web::to(
-                move |req: HttpRequest| {
+        let full = match form {
+            Form::Slash => format!("{bare}/"),
+            Form::Bare => bare,
+        };
+        let resource = self
+            .routes
+            .iter()
+            .fold(web::resource(full), |resource, make| resource.route(make()));
+        cfg.service(
+            resource
+                .app_data(name)
+                .default_service(web::to(move |req: HttpRequest| {
                     let error = ApiError::MethodNotAllowed {
                         method: req.method().to_string(),
                         allow: allow.clone(),
                     };
                     async move { Err::<HttpResponse, _>(error) }
-                },
-            )));
-        }
+                })),
+        );
     }
 }
