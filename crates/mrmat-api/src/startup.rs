@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::middleware::{WorkerContext, request_context};
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::SharedLimit;
 use crate::settings::{ConfigError, OidcSettings, Settings, UnixSocket};
 use crate::state::AppState;
 use crate::telemetry::Telemetry;
@@ -191,7 +191,7 @@ impl Application {
         let cors_origins = settings.cors_origins.clone();
         let limiter = settings
             .rate_limit
-            .map(|limit| Arc::new(RateLimiter::new(limit)));
+            .map(|limit| Arc::new(SharedLimit::new(limit)));
         let public_metrics = settings.metrics_addr.is_none();
 
         let app_state = state.clone();
