@@ -183,7 +183,15 @@ impl TestApp {
                 &serde_json::json!({ "name": name }),
             )
             .await;
-        assert_eq!(response.status(), 201, "create {name:?}");
+        let status = response.status();
+        if status != 201 {
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let body = response.text().await.unwrap_or_default();
+            panic!("create {name:?}: {status}, WWW-Authenticate {challenge:?}, body {body}");
+        }
         response.json().await.expect("resource JSON")
     }
 }
