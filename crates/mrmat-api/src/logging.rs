@@ -415,11 +415,14 @@ fn write_loop(entries: &Receiver<Entry>) {
 fn take_shelves(into: &mut String) {
     let mut shelves = lock(&SHELVES);
     shelves.retain(|shelf| {
+        // Asked before the take: when the last handle is this list's, the thread has
+        // ended and can shelve nothing after it; asked after, a line shelved between the
+        // two would be dropped with the shelf.
+        let ended = Arc::strong_count(shelf) == 1;
         // Taken, not copied under the lock: the shelf's thread waits for nothing longer.
         let lines = std::mem::take(&mut *lock(&shelf.lines));
         into.push_str(&lines);
-        // The last handle is this list's: its thread has ended, and it is empty now.
-        Arc::strong_count(shelf) > 1
+        !ended
     });
 }
 
