@@ -121,13 +121,12 @@ impl Issuers {
         // in the benchmark, against 0.78 for opaque tokens.
         // Only a well-formed token is ever judged and cached, so one found there needs no
         // second look at its characters.
-        let key = token_key(token);
-        match recent.and_then(|recent| recent.get(&key)) {
+        match recent.and_then(|recent| recent.get(token)) {
             Some(verdict) => {
                 self.metrics.cache(true);
                 Recall::Known(verdict.into_principal())
             }
-            None => Recall::Unknown(key),
+            None => Recall::Unknown(token_key(token)),
         }
     }
 
@@ -141,7 +140,7 @@ impl Issuers {
     ) -> Result<Principal, ApiError> {
         let verdict = self.verdict(key, token).await?;
         if let Some(recent) = recent {
-            recent.remember(key, &verdict);
+            recent.remember(token, &verdict);
         }
         verdict.into_principal()
     }

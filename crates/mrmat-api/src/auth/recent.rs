@@ -11,8 +11,14 @@
 //! the shared cache (`Verdict::until`), and verdicts are never withdrawn early there
 //! either. The shared cache stays the one that judges once for all workers.
 //!
-//! Bounded: at most [`CAPACITY`] entries a worker. When it is full, the expired ones go;
-//! under a flood of live tokens, all of them (the shared cache still holds them).
+//! A JOSE token (a JWT) is found by the SHA-256 of its last segment alone, and its entry
+//! keeps the rest verbatim to compare (see [`Lookup`]): hashing all of a 770-byte JWT was
+//! 530 ns of a warm JWT request's 14.9 µs (perf, c=32), half of all it cost beyond an
+//! opaque token's.
+//!
+//! Bounded: at most [`CAPACITY`] entries and [`SIGNED_BYTES`] bytes of kept token parts a
+//! worker. When it is full, the expired ones go; under a flood of live tokens, all of
+//! them (the shared cache still holds them).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,38 +26,110 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
+use sha2::{Digest, Sha256};
+
 use super::Identity;
 use super::claims::Verdict;
-use super::introspection::TokenKey;
+use super::introspection::{TokenKey, token_key};
 
 /// Most verdicts one worker keeps.
 const CAPACITY: usize = 4096;
 
+/// Most bytes of JOSE tokens' signed parts one worker keeps, all entries together.
+const SIGNED_BYTES: usize = 2 * 1024 * 1024;
+
+/// Longest signed part kept: a longer JOSE token is found by the digest of all of it.
+const MAX_SIGNED: usize = 4 * 1024;
+
+/// How a worker finds a token among its recent verdicts.
+///
+/// A JOSE token (it starts with `eyJ`, a JSON object in base64url, and has a dot) is
+/// found by the SHA-256 of what follows its last dot, its signature (or a JWE's
+/// authentication tag), and is the same token only when what comes before that dot is
+/// the same, byte for byte. So an entry is found only by the very token it was made for:
+/// a cached signature under another header or payload is not. What is kept of the token,
+/// its header and payload (a JWE's encrypted parts), is no credential without the last
+/// segment, which is kept only as a digest, as the shared cache keeps whole tokens.
+///
+/// Any other token is found by the SHA-256 of all of it, and nothing of it is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lookup<'a> {
+    digest: TokenKey,
+    /// What must match verbatim: a JOSE token's signed part, else nothing.
+    signed: &'a str,
+}
+
+impl<'a> Lookup<'a> {
+    /// How `token` is found.
+    pub(crate) fn of(token: &'a str) -> Self {
+        if token.starts_with("eyJ")
+            && let Some((signed, signature)) = token.rsplit_once('.')
+            && !signature.is_empty()
+            && signed.len() <= MAX_SIGNED
+        {
+            return Self {
+                digest: Sha256::digest(signature.as_bytes()).into(),
+                signed,
+            };
+        }
+        Self {
+            digest: token_key(token),
+            signed: "",
+        }
+    }
+}
+
+/// One verdict, with what its token's lookup must match verbatim.
+#[derive(Debug)]
+struct Entry {
+    signed: Box<str>,
+    verdict: Verdict,
+}
+
 /// One worker's recent verdicts (`App::app_data`, one per worker: never shared).
 #[derive(Debug, Default)]
 pub(crate) struct Recent {
-    verdicts: RefCell<HashMap<TokenKey, Verdict, BuildHasherDefault<DigestHasher>>>,
+    kept: RefCell<Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    entries: HashMap<TokenKey, Entry, BuildHasherDefault<DigestHasher>>,
+    /// The bytes of every entry's `signed`.
+    signed_bytes: usize,
 }
 
 impl Recent {
-    /// The verdict on the token with `key`, when this worker has one still trusted.
-    pub(crate) fn get(&self, key: &TokenKey) -> Option<Verdict> {
-        let verdicts = self.verdicts.borrow();
-        let verdict = verdicts.get(key)?;
-        (verdict.until() > Instant::now()).then(|| verdict.clone())
+    /// The verdict on `token`, when this worker has one still trusted.
+    pub(crate) fn get(&self, token: &str) -> Option<Verdict> {
+        let lookup = Lookup::of(token);
+        let kept = self.kept.borrow();
+        let entry = kept.entries.get(&lookup.digest)?;
+        (*entry.signed == *lookup.signed && entry.verdict.until() > Instant::now())
+            .then(|| entry.verdict.clone())
     }
 
-    /// Keeps `verdict` on the token with `key` for as long as it is trusted.
-    pub(crate) fn remember(&self, key: TokenKey, verdict: &Verdict) {
+    /// Keeps `verdict` on `token` for as long as it is trusted.
+    pub(crate) fn remember(&self, token: &str, verdict: &Verdict) {
         let now = Instant::now();
         if verdict.until() <= now {
             return;
         }
-        let mut verdicts = self.verdicts.borrow_mut();
-        if verdicts.len() >= CAPACITY && !verdicts.contains_key(&key) {
-            verdicts.retain(|_, kept| kept.until() > now);
-            if verdicts.len() >= CAPACITY {
-                verdicts.clear();
+        let lookup = Lookup::of(token);
+        let mut kept = self.kept.borrow_mut();
+        let kept = &mut *kept;
+        if let Some(replaced) = kept.entries.remove(&lookup.digest) {
+            kept.signed_bytes -= replaced.signed.len();
+        }
+        if kept.entries.len() >= CAPACITY || kept.signed_bytes + lookup.signed.len() > SIGNED_BYTES
+        {
+            kept.entries.retain(|_, entry| entry.verdict.until() > now);
+            kept.signed_bytes = kept.entries.values().map(|e| e.signed.len()).sum();
+            if kept.entries.len() >= CAPACITY
+                || kept.signed_bytes + lookup.signed.len() > SIGNED_BYTES
+            {
+                kept.entries.clear();
+                kept.signed_bytes = 0;
             }
         }
         // A copy of the worker's own, down to its strings: the shared cache's `Arc`s
@@ -67,12 +145,24 @@ impl Recent {
             }),
             ..verdict.clone()
         };
-        verdicts.insert(key, own);
+        kept.signed_bytes += lookup.signed.len();
+        kept.entries.insert(
+            lookup.digest,
+            Entry {
+                signed: lookup.signed.into(),
+                verdict: own,
+            },
+        );
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.verdicts.borrow().len()
+        self.kept.borrow().entries.len()
+    }
+
+    #[cfg(test)]
+    fn signed_bytes(&self) -> usize {
+        self.kept.borrow().signed_bytes
     }
 }
 
@@ -108,16 +198,20 @@ mod tests {
         }
     }
 
-    fn key(n: usize) -> TokenKey {
-        let mut key = [0; 32];
-        key[..8].copy_from_slice(&(n as u64).to_le_bytes());
-        key
+    /// An opaque token.
+    fn key(n: usize) -> String {
+        format!("opaque-{n}")
+    }
+
+    /// A JOSE token of `signed` and `signature` (their contents do not matter here).
+    fn jws(signed: &str, signature: &str) -> String {
+        format!("eyJhbGciOiJFUzI1NiJ9.{signed}.{signature}")
     }
 
     #[test]
     fn a_remembered_verdict_is_found_until_it_ends() {
         let recent = Recent::default();
-        recent.remember(key(1), &verdict(Duration::from_millis(50)));
+        recent.remember(&key(1), &verdict(Duration::from_millis(50)));
         assert!(recent.get(&key(1)).is_some());
         assert!(recent.get(&key(2)).is_none());
         std::thread::sleep(Duration::from_millis(60));
@@ -127,7 +221,7 @@ mod tests {
     #[test]
     fn a_verdict_that_is_not_to_be_cached_is_not_remembered() {
         let recent = Recent::default();
-        recent.remember(key(1), &verdict(Duration::ZERO));
+        recent.remember(&key(1), &verdict(Duration::ZERO));
         assert!(recent.get(&key(1)).is_none());
         assert_eq!(recent.len(), 0);
     }
@@ -139,7 +233,7 @@ mod tests {
             judged_at: Instant::now() - Duration::from_secs(5),
             ..verdict(Duration::from_secs(5))
         };
-        recent.remember(key(1), &judged);
+        recent.remember(&key(1), &judged);
         assert!(recent.get(&key(1)).is_none());
     }
 
@@ -159,7 +253,7 @@ mod tests {
             })),
             ..verdict(Duration::from_secs(60))
         };
-        recent.remember(key(1), &shared);
+        recent.remember(&key(1), &shared);
         let own = recent.get(&key(1)).and_then(|v| v.principal).unwrap();
         let shared = shared.principal.unwrap();
         assert_eq!(*own, *shared);
@@ -172,7 +266,7 @@ mod tests {
     fn the_entries_stay_within_the_bound_under_a_flood_of_live_tokens() {
         let recent = Recent::default();
         for n in 0..3 * CAPACITY {
-            recent.remember(key(n), &verdict(Duration::from_secs(60)));
+            recent.remember(&key(n), &verdict(Duration::from_secs(60)));
             assert!(recent.len() <= CAPACITY);
         }
         assert!(recent.get(&key(3 * CAPACITY - 1)).is_some());
@@ -182,12 +276,95 @@ mod tests {
     fn a_full_worker_makes_room_by_forgetting_the_expired_first() {
         let recent = Recent::default();
         for n in 0..CAPACITY - 1 {
-            recent.remember(key(n), &verdict(Duration::from_millis(20)));
+            recent.remember(&key(n), &verdict(Duration::from_millis(20)));
         }
-        recent.remember(key(CAPACITY), &verdict(Duration::from_secs(60)));
+        recent.remember(&key(CAPACITY), &verdict(Duration::from_secs(60)));
         std::thread::sleep(Duration::from_millis(30));
-        recent.remember(key(CAPACITY + 1), &verdict(Duration::from_secs(60)));
+        recent.remember(&key(CAPACITY + 1), &verdict(Duration::from_secs(60)));
         assert_eq!(recent.len(), 2);
         assert!(recent.get(&key(CAPACITY)).is_some());
+    }
+
+    #[test]
+    fn a_jwts_verdict_is_found_by_that_very_token() {
+        let recent = Recent::default();
+        let token = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
+        recent.remember(&token, &verdict(Duration::from_secs(60)));
+        assert!(recent.get(&token).is_some());
+        assert_eq!(recent.signed_bytes(), token.rfind('.').unwrap());
+    }
+
+    #[test]
+    fn a_remembered_signature_under_another_payload_is_not_found() {
+        let recent = Recent::default();
+        recent.remember(
+            &jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl"),
+            &verdict(Duration::from_secs(60)),
+        );
+        assert!(
+            recent
+                .get(&jws("eyJzdWIiOiJtYWxsb3J5In0", "c2lnbmF0dXJl"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_remembered_payload_under_another_signature_is_not_found() {
+        let recent = Recent::default();
+        recent.remember(
+            &jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl"),
+            &verdict(Duration::from_secs(60)),
+        );
+        assert!(
+            recent
+                .get(&jws("eyJzdWIiOiJhbGljZSJ9", "Zm9yZ2VyeQ"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_jose_token_with_a_long_signed_part_is_kept_as_a_digest_only() {
+        let recent = Recent::default();
+        let token = jws(&"A".repeat(MAX_SIGNED), "c2lnbmF0dXJl");
+        recent.remember(&token, &verdict(Duration::from_secs(60)));
+        assert!(recent.get(&token).is_some());
+        assert_eq!(recent.signed_bytes(), 0);
+    }
+
+    #[test]
+    fn the_kept_signed_parts_stay_within_their_byte_bound() {
+        let recent = Recent::default();
+        let payload = "A".repeat(MAX_SIGNED - 100);
+        let count = 2 * SIGNED_BYTES / payload.len();
+        for n in 0..count {
+            let token = jws(&payload, &format!("sig{n}"));
+            recent.remember(&token, &verdict(Duration::from_secs(60)));
+            assert!(recent.signed_bytes() <= SIGNED_BYTES);
+            assert_eq!(
+                recent.signed_bytes(),
+                recent
+                    .kept
+                    .borrow()
+                    .entries
+                    .values()
+                    .map(|e| e.signed.len())
+                    .sum::<usize>()
+            );
+        }
+        assert!(
+            recent
+                .get(&jws(&payload, &format!("sig{}", count - 1)))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn remembering_a_token_again_keeps_one_entry_and_counts_its_bytes_once() {
+        let recent = Recent::default();
+        let token = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
+        recent.remember(&token, &verdict(Duration::from_secs(60)));
+        recent.remember(&token, &verdict(Duration::from_secs(60)));
+        assert_eq!(recent.len(), 1);
+        assert_eq!(recent.signed_bytes(), token.rfind('.').unwrap());
     }
 }

@@ -448,6 +448,45 @@ async fn the_minted_good_token_is_accepted_so_each_refusal_below_is_for_its_one_
     );
 }
 
+/// The header and payload of `signed_of` under the signature of `signature_of`.
+fn spliced(signed_of: &str, signature_of: &str) -> String {
+    let (signed, _) = signed_of.rsplit_once('.').expect("a JWS");
+    let (_, signature) = signature_of.rsplit_once('.').expect("a JWS");
+    format!("{signed}.{signature}")
+}
+
+/// A good token, accepted often enough that every worker has judged it lately, and a
+/// second good token with another subject.
+async fn a_judged_token_and_another(oidc: &Oidc, app: &TestApp) -> (String, String) {
+    let judged = idp(oidc)
+        .mint(json!({"typ": "at+jwt"}), good_claims(oidc))
+        .await;
+    for _ in 0..8 {
+        assert_eq!(
+            app.get("/api/resource/v1/", Some(&judged)).await.status(),
+            200
+        );
+    }
+    let mut claims = good_claims(oidc);
+    claims["sub"] = json!("alice");
+    let other = idp(oidc).mint(json!({"typ": "at+jwt"}), claims).await;
+    (judged, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judged_tokens_signature_under_another_payload_is_401() {
+    let (oidc, app) = hostile_setup("ES256").await;
+    let (judged, other) = a_judged_token_and_another(&oidc, &app).await;
+    assert_refused(&oidc, &app, &spliced(&other, &judged)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judged_tokens_payload_under_another_signature_is_401() {
+    let (oidc, app) = hostile_setup("ES256").await;
+    let (judged, other) = a_judged_token_and_another(&oidc, &app).await;
+    assert_refused(&oidc, &app, &spliced(&judged, &other)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsigned_alg_none_token_is_401() {
     let (oidc, app) = hostile_setup("ES256").await;
