@@ -138,7 +138,11 @@ pub(crate) async fn request_context<B: MessageBody + 'static>(
     // made here are the other side of one `EitherBody`.
     let answer = async {
         if context.as_ref().is_some_and(|c| c.0.edge) {
-            edge(req, next).await
+            // Boxed: its future (the limit's and CORS's work) is large. Held inline it made
+            // this future 336 bytes, not 80, for every request, copied at each `.await`:
+            // boxed, v1 took 0.1 to 0.35 us less CPU a request, and with CORS and the
+            // limit on 0.43 us less (paired wrk runs).
+            Box::pin(edge(req, next)).await
         } else {
             next.call(req)
                 .await
