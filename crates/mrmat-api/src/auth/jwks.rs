@@ -11,10 +11,14 @@
 //!   rotated in then still works, a moment later).
 //! - Keys for encryption (`use: enc`), of unknown types or with unusable parameters are
 //!   skipped, not fatal: Keycloak publishes an RSA-OAEP key beside its signing keys.
+//! - An EC key's coordinates are taken at their full size even when published shorter
+//!   (see [`full_size_coordinates`]).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
@@ -248,7 +252,9 @@ pub(crate) fn parse(body: &[u8]) -> Result<KeySet, String> {
 
 /// A JWK entry as a verification key, or `None` for one to skip.
 fn usable(entry: &Value) -> Option<Key> {
-    let jwk: Jwk = serde_json::from_value(entry.clone()).ok()?;
+    let mut entry = entry.clone();
+    full_size_coordinates(&mut entry)?;
+    let jwk: Jwk = serde_json::from_value(entry).ok()?;
     if matches!(
         jwk.common.public_key_use,
         Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
@@ -271,6 +277,43 @@ fn usable(entry: &Value) -> Option<Key> {
         alg,
         key,
     })
+}
+
+/// An EC key's `x` and `y` at the full size of its curve's coordinates, as RFC 7518
+/// section 6.2.1.2 requires; `None` when one is larger (no point of that curve).
+///
+/// Glewlwyd drops a coordinate's leading zero bytes, so one of its P-256 keys in 128 has a
+/// 31-byte `x` or `y`. jsonwebtoken takes such a key and then refuses every token with it
+/// (`InvalidEcdsaKey`), so all tokens of that provider were refused until its next key.
+/// The number a shorter coordinate stands for is plain, so it is padded back.
+fn full_size_coordinates(entry: &mut Value) -> Option<()> {
+    if entry.get("kty").and_then(Value::as_str) != Some("EC") {
+        return Some(());
+    }
+    let size = match entry.get("crv").and_then(Value::as_str) {
+        Some("P-256") => 32,
+        Some("P-384") => 48,
+        Some("P-521") => 66,
+        _ => return Some(()),
+    };
+    for name in ["x", "y"] {
+        let Some(text) = entry.get(name).and_then(Value::as_str) else {
+            continue;
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        if bytes.len() == size {
+            continue;
+        }
+        let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+        let significant = &bytes[first..];
+        if significant.len() > size {
+            return None;
+        }
+        let mut full = vec![0; size - significant.len()];
+        full.extend_from_slice(significant);
+        entry[name] = Value::String(URL_SAFE_NO_PAD.encode(full));
+    }
+    Some(())
 }
 
 #[cfg(test)]
@@ -323,5 +366,57 @@ mod tests {
     fn a_document_without_keys_is_an_error() {
         assert!(parse(br#"{"issuer": "x"}"#).is_err());
         assert!(parse(b"not json").is_err());
+    }
+
+    /// A P-256 key whose `x` starts with a zero byte (made with `openssl genpkey` for this
+    /// test alone), PKCS#8 DER in standard base64, and its coordinates in base64url.
+    const EC_PRIVATE_KEY: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgWc/4+SLhQcZpWkHgI1zlmWKZ7Q1PLWomRNvcg2iY7nyhRANCAAQAA1qoI6EbCkeuz0e54S9JNM+0bMNJGNuMwdO/tdajs9L1ZBX+USvg1VG87KrwtBT7FWOnX4a8VzThm4/CMyxa";
+    const EC_X: &str = "AANaqCOhGwpHrs9HueEvSTTPtGzDSRjbjMHTv7XWo7M";
+    const EC_X_SHORT: &str = "A1qoI6EbCkeuz0e54S9JNM-0bMNJGNuMwdO_tdajsw";
+    const EC_Y: &str = "0vVkFf5RK-DVUbzsqvC0FPsVY6dfhrxXNOGbj8IzLFo";
+
+    /// A token signed by the key above, checked against `x` as published.
+    fn verifies_with_published_x(x: &str) -> bool {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(EC_PRIVATE_KEY)
+            .unwrap();
+        let signing = jsonwebtoken::EncodingKey::from_ec_der(&der);
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.kid = Some("ec".into());
+        let token =
+            jsonwebtoken::encode(&header, &serde_json::json!({"sub": "alice"}), &signing).unwrap();
+        let keys = set(serde_json::json!([
+            {"kty": "EC", "crv": "P-256", "x": x, "y": EC_Y, "kid": "ec", "alg": "ES256"}
+        ]));
+        let found = find(&keys, Some("ec"), Algorithm::ES256);
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        found
+            .iter()
+            .any(|key| jsonwebtoken::decode::<Value>(&token, &key.key, &validation).is_ok())
+    }
+
+    #[test]
+    fn an_ec_key_published_at_full_size_verifies_its_tokens() {
+        assert_eq!(URL_SAFE_NO_PAD.decode(EC_X).unwrap().len(), 32);
+        assert!(verifies_with_published_x(EC_X));
+    }
+
+    #[test]
+    fn an_ec_key_published_without_its_leading_zero_byte_verifies_its_tokens() {
+        assert_eq!(URL_SAFE_NO_PAD.decode(EC_X_SHORT).unwrap().len(), 31);
+        assert!(verifies_with_published_x(EC_X_SHORT));
+    }
+
+    #[test]
+    fn an_ec_coordinate_larger_than_its_curve_is_skipped() {
+        let mut long = vec![1u8];
+        long.extend(URL_SAFE_NO_PAD.decode(EC_X).unwrap());
+        let keys = set(serde_json::json!([
+            {"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(long), "y": EC_Y, "kid": "ec"}
+        ]));
+        assert!(keys.keys.is_empty());
+        assert_eq!(keys.skipped, 1);
     }
 }
