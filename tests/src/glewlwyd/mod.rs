@@ -30,6 +30,7 @@ use mrmat_api::settings::{OidcSettings, Settings};
 use tempfile::TempDir;
 
 pub use install::{INSTALL_ENV, SKIP_MESSAGE, available};
+pub use keys::KeyShape;
 pub use pages::DeviceApproval;
 
 use crate::idp::{DeviceAuthorization, TokenSet};
@@ -74,6 +75,8 @@ pub struct GlewlwydOptions {
     /// (the default): resource indicators off, a `resource` parameter is ignored and `aud`
     /// is the scope list.
     pub resources: Vec<String>,
+    /// The key it signs with (default: this test process's own).
+    pub signing_key: KeyShape,
 }
 
 impl Default for GlewlwydOptions {
@@ -82,6 +85,7 @@ impl Default for GlewlwydOptions {
             access_token_ttl: 3600,
             basic_introspection: false,
             resources: Vec::new(),
+            signing_key: KeyShape::Fresh,
         }
     }
 }

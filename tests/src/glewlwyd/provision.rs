@@ -179,7 +179,7 @@ fn confidential(credentials: &Credentials, scopes: &[&str]) -> Value {
 /// The OpenID Connect plugin instance. Parameter names are those of Glewlwyd 2.7's
 /// `protocol_oidc` (its admin pages send the same JSON).
 fn plugin(issuer: &str, options: &GlewlwydOptions) -> Value {
-    let key = signing_key();
+    let key = signing_key(options.signing_key);
     let resource_scope: serde_json::Map<String, Value> = user_scopes()
         .into_iter()
         .chain(scopes())

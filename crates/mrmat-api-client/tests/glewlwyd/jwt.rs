@@ -12,7 +12,7 @@ use std::net::TcpListener;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mrmat_api_testkit::glewlwyd::{CLI_CLIENT, USER_SCOPES};
+use mrmat_api_testkit::glewlwyd::{CLI_CLIENT, KeyShape, USER_SCOPES};
 use mrmat_api_testkit::{Backend, Glewlwyd, GlewlwydOptions, TestApp, TestClient};
 use mrmat_api_types::scope::Scope;
 use serde_json::{Value, json};
@@ -34,12 +34,18 @@ struct Setup {
 impl Setup {
     /// `None` where Glewlwyd is not installed (the test is skipped).
     async fn start() -> Option<Self> {
+        Self::start_signing_with(KeyShape::Fresh).await
+    }
+
+    /// [`Self::start`], Glewlwyd signing with the key of `shape`.
+    async fn start_signing_with(shape: KeyShape) -> Option<Self> {
         // Held while Glewlwyd starts, so that Glewlwyd cannot be given this port.
         let port = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}", port.local_addr().unwrap().port());
         let glewlwyd = Glewlwyd::start_or_skip(GlewlwydOptions {
             // Glewlwyd compares resources as strings: both forms of the URL.
             resources: vec![url.clone(), format!("{url}/"), OTHER_API.to_owned()],
+            signing_key: shape,
             ..GlewlwydOptions::default()
         })
         .await?;
@@ -203,6 +209,29 @@ async fn a_jwt_only_server_gives_bob_403_on_alices_resource() {
         .put_json(&path, Some(&bob.access_token), &json!({"name": "bob's"}))
         .await;
     assert_eq!(response.status(), 403);
+}
+
+/// Glewlwyd publishes a P-256 coordinate without its leading zero bytes (one fresh key in
+/// 128): every token of such a key was refused, until the server padded it back.
+#[tokio::test]
+async fn a_key_glewlwyd_publishes_one_byte_short_still_verifies_its_tokens() {
+    let Some(setup) = Setup::start_signing_with(KeyShape::LeadingZeroX).await else {
+        return;
+    };
+    let jwks = setup.glewlwyd.jwks().await;
+    let x = URL_SAFE_NO_PAD
+        .decode(jwks["keys"][0]["x"].as_str().expect("x"))
+        .expect("base64url");
+    assert_eq!(
+        x.len(),
+        31,
+        "Glewlwyd now publishes x at full size: this test no longer tries a short one"
+    );
+    let url = setup.url.clone();
+    let (glewlwyd, app) = setup.jwt_only_server().await;
+    let alice = glewlwyd.user_tokens_for("alice", Some(&url)).await;
+    let created = app.create_resource(&alice.access_token, "alice's").await;
+    assert_eq!(created["name"], "alice's");
 }
 
 #[tokio::test]
