@@ -62,6 +62,8 @@ pub(crate) struct Lookup<'a> {
 impl<'a> Lookup<'a> {
     /// How `token` is found.
     pub(crate) fn of(token: &'a str) -> Self {
+        // The `eyJ` makes a JOSE token's `signed` never empty, so no JOSE token is ever
+        // found by another token's whole digest, nor the other way round.
         if token.starts_with("eyJ")
             && let Some((signed, signature)) = token.rsplit_once('.')
             && !signature.is_empty()
@@ -75,6 +77,16 @@ impl<'a> Lookup<'a> {
         Self {
             digest: token_key(token),
             signed: "",
+        }
+    }
+
+    /// The shared cache's key of `token` (this lookup's): the digest already made when
+    /// that is of the whole token.
+    pub(crate) fn token_key(&self, token: &str) -> TokenKey {
+        if self.signed.is_empty() {
+            self.digest
+        } else {
+            token_key(token)
         }
     }
 }
@@ -100,9 +112,8 @@ struct Kept {
 }
 
 impl Recent {
-    /// The verdict on `token`, when this worker has one still trusted.
-    pub(crate) fn get(&self, token: &str) -> Option<Verdict> {
-        let lookup = Lookup::of(token);
+    /// The verdict on the token of `lookup`, when this worker has one still trusted.
+    pub(crate) fn get(&self, lookup: &Lookup<'_>) -> Option<Verdict> {
         let kept = self.kept.borrow();
         let entry = kept.entries.get(&lookup.digest)?;
         (*entry.signed == *lookup.signed && entry.verdict.until() > Instant::now())
@@ -110,12 +121,19 @@ impl Recent {
     }
 
     /// Keeps `verdict` on `token` for as long as it is trusted.
+    ///
+    /// Not a refusal of a JOSE token: its signed part would be kept too, and made-up tokens,
+    /// refused without a signature check, would then fill the byte bound eight times
+    /// sooner than the count bound, emptying the worker. The shared cache keeps those.
     pub(crate) fn remember(&self, token: &str, verdict: &Verdict) {
         let now = Instant::now();
         if verdict.until() <= now {
             return;
         }
         let lookup = Lookup::of(token);
+        if verdict.principal.is_none() && !lookup.signed.is_empty() {
+            return;
+        }
         let mut kept = self.kept.borrow_mut();
         let kept = &mut *kept;
         if let Some(replaced) = kept.entries.remove(&lookup.digest) {
@@ -190,6 +208,29 @@ mod tests {
 
     use super::*;
 
+    impl Recent {
+        fn get_token(&self, token: &str) -> Option<Verdict> {
+            self.get(&Lookup::of(token))
+        }
+    }
+
+    /// A verdict that names a holder, trusted for `ttl`.
+    fn accepted(ttl: Duration) -> Verdict {
+        Verdict {
+            principal: Some(Arc::new(Identity {
+                issuer: Arc::from("https://idp.example"),
+                primary: true,
+                subject: Arc::from("alice"),
+                username: "alice".into(),
+                client_id: "cli".into(),
+                scopes: vec![],
+                expires_at: None,
+                bound_to: None,
+            })),
+            ..verdict(ttl)
+        }
+    }
+
     fn verdict(ttl: Duration) -> Verdict {
         Verdict {
             principal: None,
@@ -212,17 +253,17 @@ mod tests {
     fn a_remembered_verdict_is_found_until_it_ends() {
         let recent = Recent::default();
         recent.remember(&key(1), &verdict(Duration::from_millis(50)));
-        assert!(recent.get(&key(1)).is_some());
-        assert!(recent.get(&key(2)).is_none());
+        assert!(recent.get_token(&key(1)).is_some());
+        assert!(recent.get_token(&key(2)).is_none());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(recent.get(&key(1)).is_none());
+        assert!(recent.get_token(&key(1)).is_none());
     }
 
     #[test]
     fn a_verdict_that_is_not_to_be_cached_is_not_remembered() {
         let recent = Recent::default();
         recent.remember(&key(1), &verdict(Duration::ZERO));
-        assert!(recent.get(&key(1)).is_none());
+        assert!(recent.get_token(&key(1)).is_none());
         assert_eq!(recent.len(), 0);
     }
 
@@ -234,7 +275,7 @@ mod tests {
             ..verdict(Duration::from_secs(5))
         };
         recent.remember(&key(1), &judged);
-        assert!(recent.get(&key(1)).is_none());
+        assert!(recent.get_token(&key(1)).is_none());
     }
 
     #[test]
@@ -254,7 +295,7 @@ mod tests {
             ..verdict(Duration::from_secs(60))
         };
         recent.remember(&key(1), &shared);
-        let own = recent.get(&key(1)).and_then(|v| v.principal).unwrap();
+        let own = recent.get_token(&key(1)).and_then(|v| v.principal).unwrap();
         let shared = shared.principal.unwrap();
         assert_eq!(*own, *shared);
         assert!(!Arc::ptr_eq(&own, &shared));
@@ -269,7 +310,7 @@ mod tests {
             recent.remember(&key(n), &verdict(Duration::from_secs(60)));
             assert!(recent.len() <= CAPACITY);
         }
-        assert!(recent.get(&key(3 * CAPACITY - 1)).is_some());
+        assert!(recent.get_token(&key(3 * CAPACITY - 1)).is_some());
     }
 
     #[test]
@@ -282,15 +323,15 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         recent.remember(&key(CAPACITY + 1), &verdict(Duration::from_secs(60)));
         assert_eq!(recent.len(), 2);
-        assert!(recent.get(&key(CAPACITY)).is_some());
+        assert!(recent.get_token(&key(CAPACITY)).is_some());
     }
 
     #[test]
     fn a_jwts_verdict_is_found_by_that_very_token() {
         let recent = Recent::default();
         let token = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
-        recent.remember(&token, &verdict(Duration::from_secs(60)));
-        assert!(recent.get(&token).is_some());
+        recent.remember(&token, &accepted(Duration::from_secs(60)));
+        assert!(recent.get_token(&token).is_some());
         assert_eq!(recent.signed_bytes(), token.rfind('.').unwrap());
     }
 
@@ -299,11 +340,11 @@ mod tests {
         let recent = Recent::default();
         recent.remember(
             &jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl"),
-            &verdict(Duration::from_secs(60)),
+            &accepted(Duration::from_secs(60)),
         );
         assert!(
             recent
-                .get(&jws("eyJzdWIiOiJtYWxsb3J5In0", "c2lnbmF0dXJl"))
+                .get_token(&jws("eyJzdWIiOiJtYWxsb3J5In0", "c2lnbmF0dXJl"))
                 .is_none()
         );
     }
@@ -313,11 +354,11 @@ mod tests {
         let recent = Recent::default();
         recent.remember(
             &jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl"),
-            &verdict(Duration::from_secs(60)),
+            &accepted(Duration::from_secs(60)),
         );
         assert!(
             recent
-                .get(&jws("eyJzdWIiOiJhbGljZSJ9", "Zm9yZ2VyeQ"))
+                .get_token(&jws("eyJzdWIiOiJhbGljZSJ9", "Zm9yZ2VyeQ"))
                 .is_none()
         );
     }
@@ -326,8 +367,8 @@ mod tests {
     fn a_jose_token_with_a_long_signed_part_is_kept_as_a_digest_only() {
         let recent = Recent::default();
         let token = jws(&"A".repeat(MAX_SIGNED), "c2lnbmF0dXJl");
-        recent.remember(&token, &verdict(Duration::from_secs(60)));
-        assert!(recent.get(&token).is_some());
+        recent.remember(&token, &accepted(Duration::from_secs(60)));
+        assert!(recent.get_token(&token).is_some());
         assert_eq!(recent.signed_bytes(), 0);
     }
 
@@ -338,7 +379,7 @@ mod tests {
         let count = 2 * SIGNED_BYTES / payload.len();
         for n in 0..count {
             let token = jws(&payload, &format!("sig{n}"));
-            recent.remember(&token, &verdict(Duration::from_secs(60)));
+            recent.remember(&token, &accepted(Duration::from_secs(60)));
             assert!(recent.signed_bytes() <= SIGNED_BYTES);
             assert_eq!(
                 recent.signed_bytes(),
@@ -353,7 +394,7 @@ mod tests {
         }
         assert!(
             recent
-                .get(&jws(&payload, &format!("sig{}", count - 1)))
+                .get_token(&jws(&payload, &format!("sig{}", count - 1)))
                 .is_some()
         );
     }
@@ -362,9 +403,39 @@ mod tests {
     fn remembering_a_token_again_keeps_one_entry_and_counts_its_bytes_once() {
         let recent = Recent::default();
         let token = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
-        recent.remember(&token, &verdict(Duration::from_secs(60)));
-        recent.remember(&token, &verdict(Duration::from_secs(60)));
+        recent.remember(&token, &accepted(Duration::from_secs(60)));
+        recent.remember(&token, &accepted(Duration::from_secs(60)));
         assert_eq!(recent.len(), 1);
         assert_eq!(recent.signed_bytes(), token.rfind('.').unwrap());
+    }
+
+    #[test]
+    fn an_opaque_token_and_a_jwt_ending_in_it_are_two_tokens() {
+        let recent = Recent::default();
+        let jwt = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
+        recent.remember("c2lnbmF0dXJl", &verdict(Duration::from_secs(60)));
+        assert!(recent.get_token(&jwt).is_none());
+        let recent = Recent::default();
+        recent.remember(&jwt, &accepted(Duration::from_secs(60)));
+        assert!(recent.get_token("c2lnbmF0dXJl").is_none());
+    }
+
+    #[test]
+    fn a_refused_jwt_is_left_to_the_shared_cache() {
+        let recent = Recent::default();
+        let jwt = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
+        recent.remember(&jwt, &verdict(Duration::from_secs(60)));
+        assert_eq!(recent.len(), 0);
+        assert_eq!(recent.signed_bytes(), 0);
+    }
+
+    #[test]
+    fn the_shared_key_of_a_lookup_is_the_whole_tokens_digest() {
+        let jwt = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
+        assert_eq!(Lookup::of(&jwt).token_key(&jwt), token_key(&jwt));
+        assert_eq!(
+            Lookup::of("opaque").token_key("opaque"),
+            token_key("opaque")
+        );
     }
 }
