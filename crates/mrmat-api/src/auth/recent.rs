@@ -111,6 +111,13 @@ struct Kept {
     signed_bytes: usize,
 }
 
+impl Kept {
+    /// Whether one more entry keeping `signed` would pass either bound.
+    fn has_no_room_for(&self, signed: &str) -> bool {
+        self.entries.len() >= CAPACITY || self.signed_bytes + signed.len() > SIGNED_BYTES
+    }
+}
+
 impl Recent {
     /// The verdict on the token of `lookup`, when this worker has one still trusted.
     pub(crate) fn get(&self, lookup: &Lookup<'_>) -> Option<Verdict> {
@@ -139,13 +146,10 @@ impl Recent {
         if let Some(replaced) = kept.entries.remove(&lookup.digest) {
             kept.signed_bytes -= replaced.signed.len();
         }
-        if kept.entries.len() >= CAPACITY || kept.signed_bytes + lookup.signed.len() > SIGNED_BYTES
-        {
+        if kept.has_no_room_for(lookup.signed) {
             kept.entries.retain(|_, entry| entry.verdict.until() > now);
             kept.signed_bytes = kept.entries.values().map(|e| e.signed.len()).sum();
-            if kept.entries.len() >= CAPACITY
-                || kept.signed_bytes + lookup.signed.len() > SIGNED_BYTES
-            {
+            if kept.has_no_room_for(lookup.signed) {
                 kept.entries.clear();
                 kept.signed_bytes = 0;
             }
@@ -281,19 +285,7 @@ mod tests {
     #[test]
     fn the_worker_keeps_an_identity_of_its_own() {
         let recent = Recent::default();
-        let shared = Verdict {
-            principal: Some(Arc::new(Identity {
-                issuer: Arc::from("https://idp.example"),
-                primary: true,
-                subject: Arc::from("alice"),
-                username: "alice".into(),
-                client_id: "cli".into(),
-                scopes: vec!["openid".into()],
-                expires_at: None,
-                bound_to: None,
-            })),
-            ..verdict(Duration::from_secs(60))
-        };
+        let shared = accepted(Duration::from_secs(60));
         recent.remember(&key(1), &shared);
         let own = recent.get_token(&key(1)).and_then(|v| v.principal).unwrap();
         let shared = shared.principal.unwrap();
@@ -329,38 +321,33 @@ mod tests {
     #[test]
     fn a_jwts_verdict_is_found_by_that_very_token() {
         let recent = Recent::default();
-        let token = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
+        let token = jws(ALICE, SIGNATURE);
         recent.remember(&token, &accepted(Duration::from_secs(60)));
         assert!(recent.get_token(&token).is_some());
         assert_eq!(recent.signed_bytes(), token.rfind('.').unwrap());
     }
 
+    /// A worker that accepted alice's JWT: payload [`ALICE`], signature [`SIGNATURE`].
+    fn remembering_alices_jwt() -> Recent {
+        let recent = Recent::default();
+        recent.remember(&jws(ALICE, SIGNATURE), &accepted(Duration::from_secs(60)));
+        recent
+    }
+
+    const ALICE: &str = "eyJzdWIiOiJhbGljZSJ9";
+    const SIGNATURE: &str = "c2lnbmF0dXJl";
+
     #[test]
     fn a_remembered_signature_under_another_payload_is_not_found() {
-        let recent = Recent::default();
-        recent.remember(
-            &jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl"),
-            &accepted(Duration::from_secs(60)),
-        );
-        assert!(
-            recent
-                .get_token(&jws("eyJzdWIiOiJtYWxsb3J5In0", "c2lnbmF0dXJl"))
-                .is_none()
-        );
+        let recent = remembering_alices_jwt();
+        let mallory = "eyJzdWIiOiJtYWxsb3J5In0";
+        assert!(recent.get_token(&jws(mallory, SIGNATURE)).is_none());
     }
 
     #[test]
     fn a_remembered_payload_under_another_signature_is_not_found() {
-        let recent = Recent::default();
-        recent.remember(
-            &jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl"),
-            &accepted(Duration::from_secs(60)),
-        );
-        assert!(
-            recent
-                .get_token(&jws("eyJzdWIiOiJhbGljZSJ9", "Zm9yZ2VyeQ"))
-                .is_none()
-        );
+        let recent = remembering_alices_jwt();
+        assert!(recent.get_token(&jws(ALICE, "Zm9yZ2VyeQ")).is_none());
     }
 
     #[test]
@@ -402,7 +389,7 @@ mod tests {
     #[test]
     fn remembering_a_token_again_keeps_one_entry_and_counts_its_bytes_once() {
         let recent = Recent::default();
-        let token = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
+        let token = jws(ALICE, SIGNATURE);
         recent.remember(&token, &accepted(Duration::from_secs(60)));
         recent.remember(&token, &accepted(Duration::from_secs(60)));
         assert_eq!(recent.len(), 1);
@@ -412,18 +399,18 @@ mod tests {
     #[test]
     fn an_opaque_token_and_a_jwt_ending_in_it_are_two_tokens() {
         let recent = Recent::default();
-        let jwt = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
-        recent.remember("c2lnbmF0dXJl", &verdict(Duration::from_secs(60)));
+        let jwt = jws(ALICE, SIGNATURE);
+        recent.remember(SIGNATURE, &verdict(Duration::from_secs(60)));
         assert!(recent.get_token(&jwt).is_none());
         let recent = Recent::default();
         recent.remember(&jwt, &accepted(Duration::from_secs(60)));
-        assert!(recent.get_token("c2lnbmF0dXJl").is_none());
+        assert!(recent.get_token(SIGNATURE).is_none());
     }
 
     #[test]
     fn a_refused_jwt_is_left_to_the_shared_cache() {
         let recent = Recent::default();
-        let jwt = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
+        let jwt = jws(ALICE, SIGNATURE);
         recent.remember(&jwt, &verdict(Duration::from_secs(60)));
         assert_eq!(recent.len(), 0);
         assert_eq!(recent.signed_bytes(), 0);
@@ -431,7 +418,7 @@ mod tests {
 
     #[test]
     fn the_shared_key_of_a_lookup_is_the_whole_tokens_digest() {
-        let jwt = jws("eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
+        let jwt = jws(ALICE, SIGNATURE);
         assert_eq!(Lookup::of(&jwt).token_key(&jwt), token_key(&jwt));
         assert_eq!(
             Lookup::of("opaque").token_key("opaque"),
