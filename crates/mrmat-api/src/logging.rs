@@ -503,8 +503,10 @@ fn format_access(buffer: &mut String, stamp: &str, record: &AccessRecord) {
     buffer.push_str("\" ");
     buffer.push_str(digits.format(record.status));
     buffer.push(' ');
-    // Milliseconds to a tenth, rounded half up.
-    let tenths = (record.took.as_nanos() + 50_000) / 100_000;
+    // Milliseconds to a tenth, rounded half up; in 64 bits (584 years of nanoseconds),
+    // as a 128-bit division and its digits cost 20 ns a request (perf).
+    let nanos = u64::try_from(record.took.as_nanos()).unwrap_or(u64::MAX);
+    let tenths = nanos.saturating_add(50_000) / 100_000;
     buffer.push_str(digits.format(tenths / 10));
     buffer.push('.');
     buffer.push_str(digits.format(tenths % 10));
