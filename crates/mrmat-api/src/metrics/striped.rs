@@ -76,7 +76,11 @@ impl Stripe {
 fn stripe() -> Stripe {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static STRIPE: Stripe = Stripe::of_thread(NEXT.fetch_add(1, Ordering::Relaxed));
+        // Saturating: a count that wrapped would hand an owned stripe out twice.
+        static STRIPE: Stripe = Stripe::of_thread(
+            NEXT.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_add(1)))
+                .unwrap_or(usize::MAX),
+        );
     }
     STRIPE.with(|stripe| *stripe)
 }
@@ -237,22 +241,56 @@ mod tests {
         assert!(shared.iter().all(|s| (OWNED..STRIPES).contains(&s.index)));
     }
 
+    /// Runs `write` on `threads` threads released at once, so that threads writing one
+    /// cell write it at the same time.
+    fn at_once(threads: usize, write: impl Fn(usize) + Sync) {
+        let start = std::sync::Barrier::new(threads);
+        std::thread::scope(|scope| {
+            for thread in 0..threads {
+                let (start, write) = (&start, &write);
+                scope.spawn(move || {
+                    start.wait();
+                    write(thread);
+                });
+            }
+        });
+    }
+
     #[test]
-    fn a_histogram_counts_every_threads_values_beyond_the_owned_stripes() {
+    fn owned_and_shared_stripes_keep_every_addition_of_threads_adding_at_once() {
+        const EACH: u64 = 1_000_000;
+        let cells: [AtomicU64; STRIPES] = Default::default();
+        // Each owned stripe written by its one thread; one shared stripe by eight.
+        let shared = Stripe::of_thread(OWNED);
+        at_once(2 * OWNED, |thread| {
+            let stripe = if thread < OWNED {
+                Stripe::of_thread(thread)
+            } else {
+                shared
+            };
+            for _ in 0..EACH {
+                stripe.add(&cells[stripe.index], 1);
+            }
+        });
+        for (index, cell) in cells.iter().enumerate() {
+            let expected = match index {
+                i if i < OWNED => EACH,
+                i if i == shared.index => EACH * OWNED as u64,
+                _ => 0,
+            };
+            assert_eq!(cell.load(Ordering::Relaxed), expected, "stripe {index}");
+        }
+    }
+
+    #[test]
+    fn a_histogram_counts_every_value_of_threads_observing_at_once() {
         const THREADS: usize = 2 * STRIPES;
         const EACH: u64 = 20_000;
         let histogram = StripedHistogram::new(&[1.0]);
-        // All at once, so that threads sharing a stripe write it at the same time.
-        let start = std::sync::Barrier::new(THREADS);
-        std::thread::scope(|scope| {
-            for _ in 0..THREADS {
-                scope.spawn(|| {
-                    start.wait();
-                    for _ in 0..EACH {
-                        histogram.observe(0.5);
-                        histogram.observe(2.0);
-                    }
-                });
+        at_once(THREADS, |_| {
+            for _ in 0..EACH {
+                histogram.observe(0.5);
+                histogram.observe(2.0);
             }
         });
         let values = EACH * THREADS as u64;
