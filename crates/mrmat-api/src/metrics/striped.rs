@@ -224,11 +224,7 @@ mod tests {
     #[test]
     fn a_counter_sums_what_every_thread_added() {
         let counter = StripedCounter::default();
-        std::thread::scope(|scope| {
-            for _ in 0..STRIPES + 3 {
-                scope.spawn(|| (0..1000).for_each(|_| counter.inc()));
-            }
-        });
+        at_once(STRIPES + 3, |_| (0..1000).for_each(|_| counter.inc()));
         assert_eq!(counter.get(), 1000 * (STRIPES as u64 + 3));
     }
 
