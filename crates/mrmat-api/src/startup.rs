@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -18,7 +17,7 @@ use crate::drain::Drain;
 use crate::error::ApiError;
 use crate::forwarded::TrustedProxies;
 use crate::metrics::{Metrics, WorkerMetrics};
-use crate::middleware::{WorkerContext, request_context};
+use crate::middleware::{RequestContext, WorkerContext};
 use crate::rate_limit::SharedLimit;
 use crate::settings::{ConfigError, OidcSettings, Settings, UnixSocket};
 use crate::state::AppState;
@@ -237,7 +236,7 @@ impl Application {
             .default_service(web::to(api::not_found))
             // The request context: the request id, traces, metrics, the access line, the
             // limit, CORS and the drain's `Connection: close`.
-            .wrap(from_fn(request_context))
+            .wrap(RequestContext)
         })
         .workers(settings.workers)
         // The signals are ours: the drain comes first (see `run_until_stopped`).

@@ -24,7 +24,7 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{
     Link, Span, SpanKind, Status, TraceContextExt, TraceId, Tracer, TracerProvider,
 };
-use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry::{Context, ContextGuard, InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -268,12 +268,10 @@ impl ServerSpan {
         self.cx.span().span_context().trace_id()
     }
 
-    /// Runs `work` with this span current.
-    pub(crate) fn around<F: std::future::Future>(
-        &self,
-        work: F,
-    ) -> opentelemetry::context::WithContext<F> {
-        opentelemetry::context::FutureExt::with_context(work, self.cx.clone())
+    /// Makes this span current until the guard is dropped: the request context enters it
+    /// for each poll of the answer, as `FutureExt::with_context` would.
+    pub(crate) fn enter(&self) -> ContextGuard {
+        self.cx.clone().attach()
     }
 
     /// Ends the span with the answer's `status` and, when routing found one, the route

@@ -198,3 +198,37 @@ async fn the_access_log_parses_the_same_whatever_a_client_or_proxy_sends() {
         assert_eq!(parsed.status, 404);
     }
 }
+
+#[tokio::test]
+async fn a_refused_requests_access_line_names_its_path_however_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(crate::process::command(dir.path()).args([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]));
+    // Refused before routing (not canonical), so the line is written from the request
+    // context's own copy of the path: one short, one past the copy's room on the stack.
+    let long = format!("/api/resource/v1/{}%31", "a".repeat(100));
+    let requests = [("short", "/api/resource/v1/%31"), ("long", long.as_str())];
+    for (id, path) in requests {
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: {id}\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(raw(server.port, head.as_bytes()).await, "404", "{path}");
+    }
+    let log = server.log_when(Duration::from_secs(5), |log| {
+        log.contains("request_id=short") && log.contains("request_id=long")
+    });
+    for (id, path) in requests {
+        let line = log
+            .lines()
+            .find(|line| {
+                line.contains("mrmat_api::access]") && line.contains(&format!("request_id={id}"))
+            })
+            .unwrap_or_else(|| panic!("no access line for {id}:\n{log}"));
+        let parsed = AccessLine::parse(line).unwrap();
+        assert_eq!((parsed.path.as_str(), parsed.status), (path, 404));
+    }
+}
