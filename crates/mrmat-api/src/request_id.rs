@@ -2,10 +2,11 @@
 //! characters, else a new one. Every response carries it, every log line about the
 //! request names it.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
+use bytes::BytesMut;
 
 /// The request id header.
 pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -38,13 +39,32 @@ impl RequestId {
             id[len] = b"0123456789abcdef"[((n >> (shift * 4)) & 0xf) as usize];
             len += 1;
         }
-        Self(HeaderValue::from_bytes(&id[..len]).unwrap_or_else(|_| HeaderValue::from_static("-")))
+        let bytes = SLAB.with_borrow_mut(|slab| {
+            if slab.capacity() < len {
+                *slab = BytesMut::with_capacity(SLAB_BYTES);
+            }
+            slab.extend_from_slice(&id[..len]);
+            slab.split().freeze()
+        });
+        Self(
+            HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| HeaderValue::from_static("-")),
+        )
     }
 
     /// The id as text, for logs.
     pub(crate) fn as_str(&self) -> &str {
         self.0.to_str().unwrap_or("-")
     }
+}
+
+/// How many bytes of fresh ids a thread writes into one block.
+const SLAB_BYTES: usize = 4096;
+
+thread_local! {
+    /// The rest of the block this thread writes its fresh ids into. Each id is a slice of
+    /// it (a count on the block, no allocation of its own); the block is freed with the
+    /// last of them. An id of its own was an allocation and a free a request.
+    static SLAB: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
 /// The numbers not yet handed to a thread.
@@ -130,6 +150,23 @@ mod tests {
         });
         let all: std::collections::HashSet<_> = ids.iter().flatten().collect();
         assert_eq!(all.len(), 4000);
+    }
+
+    #[test]
+    fn fresh_ids_keep_their_text_while_later_ones_fill_new_blocks() {
+        // Enough ids for several blocks of `SLAB_BYTES`, all alive at once.
+        let ids: Vec<RequestId> = (0..1000).map(|_| RequestId::fresh()).collect();
+        assert!(ids.iter().map(|id| id.0.len()).sum::<usize>() > 3 * SLAB_BYTES);
+        let numbers: Vec<u64> = ids
+            .iter()
+            .map(|id| {
+                let (prefix, counter) = id.as_str().split_once('-').unwrap();
+                assert_eq!(prefix, process_prefix());
+                u64::from_str_radix(counter, 16).unwrap()
+            })
+            .collect();
+        // One thread's numbers only grow: each id still reads as it was written.
+        assert!(numbers.windows(2).all(|w| w[1] > w[0]), "{numbers:?}");
     }
 
     #[test]
