@@ -27,6 +27,6 @@ fn endpoints() -> Vec<Endpoint> {
 )]
 async fn greet() -> web::Json<Greeting> {
     web::Json(Greeting {
-        message: "Hello World".to_owned(),
+        message: "Hello World".into(),
     })
 }

@@ -38,7 +38,7 @@ fn name_from_query(query: &str) -> Option<String> {
 async fn greet(req: HttpRequest) -> web::Json<Greeting> {
     let name = name_from_query(req.query_string()).unwrap_or_else(|| "World".to_owned());
     web::Json(Greeting {
-        message: format!("Hello {name}"),
+        message: format!("Hello {name}").into(),
     })
 }
 

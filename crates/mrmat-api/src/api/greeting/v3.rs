@@ -31,5 +31,7 @@ async fn greet(principal: Principal) -> web::Json<Greeting> {
     let mut message = String::with_capacity("Hello ".len() + principal.username.len());
     message.push_str("Hello ");
     message.push_str(&principal.username);
-    web::Json(Greeting { message })
+    web::Json(Greeting {
+        message: message.into(),
+    })
 }
