@@ -118,7 +118,7 @@ PGBENCH_OF = {"list": "pgb-list", "get": "pgb-get", "create": "pgb-create"}
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s, 3 cold starts; writes no docs/BENCHMARKS.md")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds, every other one in the reverse order (default 4)")
     p.add_argument("--duration", type=float, default=5, help="seconds per wrk run (default 5)")
     p.add_argument("--threads", type=int, default=2, help="wrk -t (default 2; at most the connections)")
     p.add_argument("--workers", type=int, default=2, help="--workers of the servers and the floor (default 2)")
@@ -303,6 +303,17 @@ def main(argv: list[str]) -> int:
     return h.main(run, parse_args(argv))
 
 
+def schedule(targets: list[Target]) -> list[tuple[Target, int]]:
+    """A round's runs: the floor and greeting v1 side by side at each concurrency (their
+    ratio is judged, and this machine's speed drifts by a third within seconds: the floor
+    alone measured 126,000 to 182,000 req/s round by round at c=32), then every other
+    target at each of its concurrencies."""
+    pair = [t for t in targets if t.key in ("floor", "v1")]
+    side_by_side = [(t, c) for c in pair[0].concs for t in pair if c in t.concs]
+    rest = [(t, c) for t in targets if t not in pair for c in t.concs]
+    return side_by_side + rest
+
+
 def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.ExitStack) -> int:
     command = "bench/run.sh" + ("" if not sys.argv[1:] else " " + shlex.join(sys.argv[1:]))
     started = time.monotonic()
@@ -456,58 +467,58 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
 
     runs: list[h.Run] = []
     for rnd in range(1, args.rounds + 1):
-        for t in targets:
-            for c in t.concs:
-                if t.key == "v3dpop":
-                    r = dpop_run(args, t, c, rnd, dp, tmp)
-                    runs.append(r)
-                    auth_requests["SQLite DPoP"] += r.requests + 1
-                    last_auth["SQLite DPoP"] = time.monotonic()
-                    if t.server.proc.poll() is not None:
-                        raise h.BenchError(f"{t.server.name} died under load ({t.name} c={c})")
-                    continue
-                if t.pgbench:
-                    runs.append(
-                        h.pgbench(
-                            t.pg_url,
-                            t.pgbench,
-                            target=t.name,
-                            conc=c,
-                            round_no=rnd,
-                            duration=args.duration,
-                            threads=args.threads,
-                            out_dir=tmp,
-                            variables=t.variables,
-                        )
-                    )
-                    continue
-                headers, script, sargs = list(t.headers or []), "report.lua", None
-                if t.token:
-                    if t.key in ("v3", "v3jwt"):
-                        warm(t.server, t.token)  # the cache may have expired since the last run
-                        auth_requests[t.db] += 1
-                    headers.append(f"Authorization: Bearer {t.token}")
-                if t.create:
-                    script, sargs = "create.lua", [f"r{rnd}c{c}"]
-                r = h.wrk(
-                    t.server.pid,
-                    t.server.base + t.path,
-                    target=t.name,
-                    conc=c,
-                    round_no=rnd,
-                    duration=args.duration,
-                    threads=args.threads,
-                    script=script,
-                    headers=headers,
-                    script_args=sargs,
-                    out_dir=tmp,
-                )
+        # Every other round in the reverse order: the two runs of a pair trade places.
+        for t, c in schedule(targets) if rnd % 2 else schedule(targets)[::-1]:
+            if t.key == "v3dpop":
+                r = dpop_run(args, t, c, rnd, dp, tmp)
                 runs.append(r)
-                if t.token:
-                    auth_requests[t.db] += r.requests
-                    last_auth[t.db] = time.monotonic()
+                auth_requests["SQLite DPoP"] += r.requests + 1
+                last_auth["SQLite DPoP"] = time.monotonic()
                 if t.server.proc.poll() is not None:
                     raise h.BenchError(f"{t.server.name} died under load ({t.name} c={c})")
+                continue
+            if t.pgbench:
+                runs.append(
+                    h.pgbench(
+                        t.pg_url,
+                        t.pgbench,
+                        target=t.name,
+                        conc=c,
+                        round_no=rnd,
+                        duration=args.duration,
+                        threads=args.threads,
+                        out_dir=tmp,
+                        variables=t.variables,
+                    )
+                )
+                continue
+            headers, script, sargs = list(t.headers or []), "report.lua", None
+            if t.token:
+                if t.key in ("v3", "v3jwt"):
+                    warm(t.server, t.token)  # the cache may have expired since the last run
+                    auth_requests[t.db] += 1
+                headers.append(f"Authorization: Bearer {t.token}")
+            if t.create:
+                script, sargs = "create.lua", [f"r{rnd}c{c}"]
+            r = h.wrk(
+                t.server.pid,
+                t.server.base + t.path,
+                target=t.name,
+                conc=c,
+                round_no=rnd,
+                duration=args.duration,
+                threads=args.threads,
+                script=script,
+                headers=headers,
+                script_args=sargs,
+                out_dir=tmp,
+            )
+            runs.append(r)
+            if t.token:
+                auth_requests[t.db] += r.requests
+                last_auth[t.db] = time.monotonic()
+            if t.server.proc.poll() is not None:
+                raise h.BenchError(f"{t.server.name} died under load ({t.name} c={c})")
 
     stats = idp.stats()
     introspections, jwks_rounds = int(stats["introspections"]), int(stats.get("jwks_requests", 0))
@@ -537,6 +548,27 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
     def med(name: str, c: int, attr: str) -> float:
         return h.median(getattr(r, attr) for r in runs if r.target == name and r.conc == c)
 
+    def paired(name: str, base: str, c: int, attr: str = "rps") -> float:
+        """`name`'s figure ÷ `base`'s req/s, run by run in the same round, the median over
+        the rounds: each run is compared with the one of its own round, never with another
+        round's machine."""
+        of_base = {r.round: r.rps for r in runs if r.target == base and r.conc == c}
+        ratios = [
+            getattr(r, attr) / of_base[r.round]
+            for r in runs
+            if r.target == name and r.conc == c and of_base.get(r.round)
+        ]
+        return h.median(ratios) if ratios else 0.0
+
+    def by_round(name: str, base: str, c: int) -> str:
+        """`name` ÷ `base` in each round, in the order of the rounds."""
+        of_base = {r.round: r.rps for r in runs if r.target == base and r.conc == c}
+        return ", ".join(
+            f"{r.rps / of_base[r.round]:.2f}"
+            for r in sorted(runs, key=lambda r: r.round)
+            if r.target == name and r.conc == c and of_base.get(r.round)
+        )
+
     rows, text_rows = [], []
     ratio = {}
     for t in targets:
@@ -545,16 +577,13 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
             if t.key == "floor":
                 rel = "1.00 (floor)"
             elif t.key == "v1":
-                ratio[("v1", c)] = rps / med("floor", c, "rps")
+                ratio[("v1", c)] = paired(t.name, "floor", c)
                 rel = f"{ratio[('v1', c)]:.2f} × floor"
             elif t.key == "v3dpop":
-                v3 = med("v3@SQLite", c, "rps")
-                v1 = med("v1@SQLite", c, "rps")
-                ratio[(t.name, c)] = rps / v3 if v3 else 0
-                rel = f"{ratio[(t.name, c)]:.2f} × v3 bearer ({rps / v1 if v1 else 0:.2f} × v1)"
+                ratio[(t.name, c)] = paired(t.name, "v3@SQLite", c)
+                rel = f"{ratio[(t.name, c)]:.2f} × v3 bearer ({paired(t.name, 'v1@SQLite', c):.2f} × v1)"
             elif t.key == "v1ops":
-                base = med("v1origin@SQLite", c, "rps")
-                ratio[(t.name, c)] = rps / base if base else 0
+                ratio[(t.name, c)] = paired(t.name, "v1origin@SQLite", c)
                 rel = f"{ratio[(t.name, c)]:.2f} × v1 with `Origin`"
             elif t.key.startswith("pgb-"):
                 rel = "the database's own speed"
@@ -563,13 +592,11 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
                 ratio[(t.name, c)] = cps
                 rel = f"{h.thousands(cps)} creates/s"
             else:
-                v1 = med("v1@SQLite", c, "rps")
-                ratio[(t.name, c)] = rps / v1 if v1 else 0
+                ratio[(t.name, c)] = paired(t.name, "v1@SQLite", c)
                 rel = f"{ratio[(t.name, c)]:.2f} × v1"
             base = f"{PGBENCH_OF.get(t.key)}@{t.db}"
             if any(r.target == base and r.conc == c for r in runs):
-                mine = med(t.name, c, "created_per_s" if t.create else "rps")
-                ratio[("pgbench", t.key, c)] = mine / med(base, c, "rps")
+                ratio[("pgbench", t.key, c)] = paired(t.name, base, c, "created_per_s" if t.create else "rps")
                 rel += f"; {ratio[('pgbench', t.key, c)]:.2f} × pgbench"
             non2xx = int(sum(r.non2xx + r.errors for r in runs if r.target == t.name and r.conc == c))
             if t.create:
@@ -805,8 +832,10 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
 Machine: {box['cpu']}, {box['cores']} cores, {box['mem']}, Linux {box['kernel']}; load average
 before the run {box['load']}. Release build, `--workers {args.workers}` for the servers and the
 floor, `wrk -t{args.threads}` (one thread at c=1) on the same cores, {args.duration:g} s per run,
-{args.rounds} interleaved rounds (every target once per round, so drifting machine load hits
-all alike), medians over the rounds. Default server settings: `RUST_LOG` {'unset, so the access log writes one line per request at info' if not args.rust_log else '`' + args.rust_log + '`'};
+{args.rounds} interleaved rounds (every target once per round, every other round in the
+reverse order, so drifting machine load hits all alike; the floor and greeting v1 side by
+side at each concurrency), medians over the rounds. Each ratio is the median of its
+round-by-round ratios: a run is only ever compared with the other run of its own round. Default server settings: `RUST_LOG` {'unset, so the access log writes one line per request at info' if not args.rust_log else '`' + args.rust_log + '`'};
 introspection cache life {cache_ttl} s. The test provider issues JWT access tokens
 (`IDP_JWT_ACCESS_TOKENS=1`) to requests naming a resource (RFC 8707), opaque ones to the
 others; the SQLite server has `--public-url {public_url}` (so it checks JWTs naming it
@@ -842,7 +871,8 @@ server and wrk as it does with pgbench. The PostgreSQL list ÷ greeting v1 is co
 
 ## Throughput and latency
 
-Median of {args.rounds} rounds. "ratio": greeting v1 to the floor; greeting v3 with DPoP to
+Median of {args.rounds} rounds; "ratio" is the median of the ratios round by round. It is
+greeting v1 to the floor ({by_round("v1@SQLite", "floor", JUDGE_C)} at c={JUDGE_C}, round by round); greeting v3 with DPoP to
 greeting v3 with a bearer token (and to v1); greeting v3 (opaque
 token or JWT) and the resource reads to greeting v1 (of the SQLite server; greeting does
 not touch the database); creates as 201 answers per second. The last row is the one run
