@@ -10,7 +10,7 @@
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, EitherBody};
@@ -76,6 +76,8 @@ impl WorkerContext {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct RequestContext;
 
+// For the outermost layer only: the app's router answers with boxed bodies, and its future
+// is boxed, so `Answering` needs no pinning of its own.
 impl<S> Transform<S, ServiceRequest> for RequestContext
 where
     S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = Error> + 'static,
@@ -123,7 +125,7 @@ where
                 Some(context) => context.0.proxies.client_addr(req.request()),
                 None => TrustedProxies::default().client_addr(req.request()),
             };
-            (client, Path::from_slice(req.path().as_bytes()))
+            (client, PathCopy::from_slice(req.path().as_bytes()))
         });
         let ledger = Ledger {
             started,
@@ -140,7 +142,7 @@ where
             let id = ledger.close(response.status(), None, None);
             response.headers_mut().insert(X_REQUEST_ID, id);
             return Answering {
-                answer: Answer::Boxed(Box::pin(std::future::ready(Ok(response)))),
+                answer: Answer::Boxed(Box::pin(ready(Ok(response)))),
                 ledger: None,
             };
         }
@@ -173,22 +175,21 @@ struct Ledger {
     method: Method,
     context: Option<WorkerContext>,
     /// The client and the path, when the access log is on.
-    access: Option<(Client, Path)>,
+    access: Option<(Client, PathCopy)>,
 }
 
-/// A copy of the request's path for its access line, on the stack for most paths: when
-/// the answer is an error that left the router without its request, the line is written
-/// after the request is gone. A clone of the `Uri` shares its bytes, which the first clone
-/// moves to a block of their own: an allocation a request, 350 instructions with its drop
+/// A copy of the request's path for its access line, inline for most paths: when the
+/// answer is an error that left the router without its request, the line is written after
+/// the request is gone. A clone of the `Uri` shares its bytes, which the first clone moves
+/// to a block of their own: an allocation a request, 350 instructions with its drop
 /// (callgrind).
-type Path = SmallVec<[u8; 64]>;
+type PathCopy = SmallVec<[u8; 64]>;
 
 impl Ledger {
     /// Counts, ends the span of and logs the request answered with `status`, and the cause
     /// of `error` when it is one the server logs. `request` is `None` when no route saw
-    /// the request. Returns the request id for the answer's header: moved there once the
-    /// log is done with it, as a clone of a new header value allocates (its bytes become
-    /// shared).
+    /// the request. Returns the request id for the answer's header, moved there once the
+    /// log is done with it: no clone to count up and down.
     fn close(
         self,
         status: StatusCode,
@@ -273,10 +274,9 @@ where
                 .and_then(|l| l.span.as_ref())
                 .map(ServerSpan::enter);
             match &mut this.answer {
-                Answer::Direct(answer) => {
-                    ready!(Pin::new(answer).poll(cx)).map(ServiceResponse::map_into_left_body)
-                }
-                Answer::Boxed(answer) => ready!(answer.as_mut().poll(cx)),
+                Answer::Direct(answer) => std::task::ready!(Pin::new(answer).poll(cx))
+                    .map(ServiceResponse::map_into_left_body),
+                Answer::Boxed(answer) => std::task::ready!(answer.as_mut().poll(cx)),
             }
         };
         let Some(ledger) = this.ledger.take() else {
