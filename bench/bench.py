@@ -473,9 +473,10 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
                 last_auth["SQLite DPoP"] = time.monotonic()
 
     runs: list[h.Run] = []
+    order = schedule(targets)
     for rnd in range(1, args.rounds + 1):
         # Every other round in the reverse order: the two runs of a pair trade places.
-        for t, c in schedule(targets) if rnd % 2 else schedule(targets)[::-1]:
+        for t, c in order if rnd % 2 else order[::-1]:
             if t.key == "v3dpop":
                 r = dpop_run(args, t, c, rnd, dp, tmp)
                 runs.append(r)
@@ -555,29 +556,29 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
     def med(name: str, c: int, attr: str) -> float:
         return h.median(getattr(r, attr) for r in runs if r.target == name and r.conc == c)
 
-    def paired(name: str, base: str, c: int, attr: str = "rps") -> float:
-        """`name`'s figure ÷ `base`'s req/s, run by run in the same round, the median over
+    def round_ratios(name: str, base: str, c: int, attr: str = "rps") -> list[float]:
+        """`name`'s figure ÷ `base`'s req/s, run by run in the same round, in the order of
         the rounds: each run is compared with the one of its own round, never with another
-        round's machine."""
+        round's machine. Rounds missing either run are left out, and the log says so."""
         of_base = {r.round: r.rps for r in runs if r.target == base and r.conc == c}
         ratios = [
             getattr(r, attr) / of_base[r.round]
-            for r in runs
+            for r in sorted(runs, key=lambda r: r.round)
             if r.target == name and r.conc == c and of_base.get(r.round)
         ]
         if len(ratios) < args.rounds:
             h.log(f"{name} ÷ {base} at c={c}: {len(ratios)} of {args.rounds} rounds have both runs")
-        # No pair at all is no figure: shown as nan, and no goal is met by it.
+        return ratios
+
+    def paired(name: str, base: str, c: int, attr: str = "rps") -> float:
+        """The median of `round_ratios`; with no pair at all, no figure: nan, shown as
+        such, and no goal is met by it."""
+        ratios = round_ratios(name, base, c, attr)
         return h.median(ratios) if ratios else math.nan
 
     def by_round(name: str, base: str, c: int) -> str:
         """`name` ÷ `base` in each round, in the order of the rounds."""
-        of_base = {r.round: r.rps for r in runs if r.target == base and r.conc == c}
-        return ", ".join(
-            f"{r.rps / of_base[r.round]:.2f}"
-            for r in sorted(runs, key=lambda r: r.round)
-            if r.target == name and r.conc == c and of_base.get(r.round)
-        )
+        return ", ".join(f"{x:.2f}" for x in round_ratios(name, base, c))
 
     rows, text_rows = [], []
     ratio = {}
