@@ -60,37 +60,83 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Where escaped text goes: a `String` (a log record's line, [`escape`]'s answer) or the
+/// bytes of an access shelf.
+trait Sink {
+    fn put(&mut self, text: &str);
+}
+
+impl Sink for String {
+    fn put(&mut self, text: &str) {
+        self.push_str(text);
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, text: &str) {
+        self.extend_from_slice(text.as_bytes());
+    }
+}
+
 /// Appends `text` escaped as [`escape`] does; a `field` of the access log also has its
 /// space, `"` and `\` escaped, so it stays one field and an escape in it is always ours.
-fn push_escaped(out: &mut String, text: &str, field: bool) {
+fn push_escaped(out: &mut impl Sink, text: &str, field: bool) {
+    let plain = if field { &PLAIN_IN_FIELD } else { &PLAIN };
     let mut rest = text;
     loop {
         // Printable ASCII, nearly every field's whole text, is copied a run at a time:
         // char by char, the path and subject of an access line cost about 1,400
         // instructions (callgrind), a twentieth of a greeting.
-        let plain = rest
+        let run = rest
             .bytes()
-            .position(|b| !is_plain(b, field))
+            .position(|b| !plain[usize::from(b)])
             .unwrap_or(rest.len());
-        // Every byte before `plain` is ASCII, so it is a character boundary.
-        let (run, tail) = rest.split_at(plain);
-        out.push_str(run);
+        // Every byte before `run` is ASCII, so it is a character boundary.
+        let (run, tail) = rest.split_at(run);
+        out.put(run);
         let mut chars = tail.chars();
         let Some(c) = chars.next() else {
             return;
         };
         if is_unsafe_char(c) || (field && matches!(c, ' ' | '"' | '\\')) {
-            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            push_char_escape(out, c);
         } else {
-            out.push(c);
+            out.put(c.encode_utf8(&mut [0; 4]));
         }
         rest = chars.as_str();
     }
 }
 
-/// A printable ASCII byte that [`push_escaped`] copies as it is.
-fn is_plain(b: u8, field: bool) -> bool {
-    (b' '..=b'~').contains(&b) && !(field && matches!(b, b' ' | b'"' | b'\\'))
+/// `\u{..}`: the character's code point in lower-case hex, as `{:x}` writes it.
+fn push_char_escape(out: &mut impl Sink, c: char) {
+    let code = u32::from(c);
+    let digits = (32 - code.leading_zeros()).div_ceil(4).max(1) as usize;
+    let mut hex = [b'0'; 8];
+    for (i, digit) in hex[..digits].iter_mut().enumerate() {
+        *digit = HEX_DIGITS[(code >> (4 * (digits - 1 - i)) & 0xf) as usize];
+    }
+    out.put("\\u{");
+    out.put(std::str::from_utf8(&hex[..digits]).unwrap_or("?"));
+    out.put("}");
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// The bytes [`push_escaped`] copies as they are: printable ASCII. A table, as the test
+/// spelled out cost about 12 instructions a byte of every path (callgrind).
+const PLAIN: [bool; 256] = plain_table(false);
+
+/// [`PLAIN`] for a field of the access log: without space, `"` and `\`.
+const PLAIN_IN_FIELD: [bool; 256] = plain_table(true);
+
+const fn plain_table(field: bool) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = b' ';
+    while b <= b'~' {
+        table[b as usize] = !(field && matches!(b, b' ' | b'"' | b'\\'));
+        b += 1;
+    }
+    table
 }
 
 /// A `fmt::Write` that escapes as it goes: a record's message is escaped without being
@@ -132,8 +178,9 @@ pub(crate) struct AccessRecord<'a> {
     pub(crate) took: Duration,
     /// When it ended.
     pub(crate) finished: Instant,
-    /// The request id.
-    pub(crate) request_id: &'a str,
+    /// The request id: visible ASCII, as [`crate::request_id::RequestId`] makes sure, so
+    /// written as it is.
+    pub(crate) request_id: &'a [u8],
     /// Who the bearer token said the caller is, when a token was checked.
     pub(crate) subject: Option<&'a str>,
     /// The trace of the request, when tracing is on.
@@ -148,17 +195,17 @@ pub(crate) struct AccessRecord<'a> {
 /// were counted and freed on the writer's thread, cache lines taken from the worker at
 /// every request: greeting v1 ran 0.80 × the floor with the access log on, 0.87 with it
 /// off (wrk, paired rounds). A shelf's lock is taken by its own thread at each line and by the writer
-/// once per poll, for a swap: it is never waited on for longer.
+/// once per poll, for a swap: the swap waits for one line's formatting at most.
 #[derive(Default)]
 struct Shelf {
-    lines: Mutex<String>,
+    lines: Mutex<Vec<u8>>,
 }
 
 /// Every thread's shelf; the writer drops those whose thread has ended, once emptied.
 static SHELVES: Mutex<Vec<Arc<Shelf>>> = Mutex::new(Vec::new());
 
-/// The most a shelf holds: beyond, lines are dropped and counted. About a fifth of a
-/// second of one worker's lines at full speed.
+/// The most a shelf holds (give or take its last line): beyond, lines are dropped and
+/// counted. About a fifth of a second of one worker's lines at full speed.
 const SHELF_CAP: usize = 1024 * 1024;
 
 /// What an emptied shelf starts with: about a poll's lines of one worker at full speed.
@@ -167,8 +214,8 @@ const SHELF_START: usize = 64 * 1024;
 /// This thread's shelf and clock, made at its first access line.
 struct Local {
     shelf: Arc<Shelf>,
+    /// Its text is a line's start: the stamp, the level and the target.
     clock: Clock,
-    line: String,
 }
 
 thread_local! {
@@ -245,23 +292,22 @@ pub(crate) fn access(record: &AccessRecord<'_>) {
             lock(&SHELVES).push(shelf.clone());
             Local {
                 shelf,
-                clock: Clock::default(),
-                line: String::with_capacity(256),
+                clock: Clock::new(ACCESS_START),
             }
         });
-        // Formatted outside the lock: the writer never waits for a line's formatting.
-        local.line.clear();
-        format_access(&mut local.line, local.clock.stamp(record.finished), record);
+        let start = local.clock.stamp(record.finished);
         let mut lines = lock(&local.shelf.lines);
+        if lines.len() >= SHELF_CAP {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if lines.capacity() == 0 {
             // Room for a poll's lines at once, not grown line by line after each take.
             lines.reserve(SHELF_START);
         }
-        if lines.len() + local.line.len() > SHELF_CAP {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
-        } else {
-            lines.push_str(&local.line);
-        }
+        // Formatted onto the shelf itself, not into a line copied there after: the copy
+        // and its call cost more than the writer's rare wait for one line (callgrind).
+        format_access(&mut lines, start, record);
     });
 }
 
@@ -359,9 +405,9 @@ const POLL: Duration = Duration::from_millis(10);
 
 /// The writer: takes what is queued and shelved, writes it in one system call per batch.
 fn write_loop(entries: &Receiver<Entry>) {
-    let mut buffer = String::with_capacity(BATCH);
-    let mut shelved = String::new();
-    let mut clock = Clock::default();
+    let mut buffer = Vec::with_capacity(BATCH);
+    let mut shelved = Vec::new();
+    let mut clock = Clock::new("");
     let mut stderr = std::io::stderr();
     loop {
         let mut flushes = Vec::new();
@@ -372,8 +418,8 @@ fn write_loop(entries: &Receiver<Entry>) {
         loop {
             match entries.try_recv() {
                 Ok(Entry::Line(line)) => {
-                    buffer.push_str(&line);
-                    buffer.push('\n');
+                    buffer.extend_from_slice(line.as_bytes());
+                    buffer.push(b'\n');
                 }
                 Ok(Entry::Flush(done)) => flushes.push(done),
                 Err(TryRecvError::Empty) => break,
@@ -387,8 +433,7 @@ fn write_loop(entries: &Receiver<Entry>) {
             // What was shelved before the flush was asked for.
             take_shelves(&mut shelved);
         }
-        buffer.push_str(&shelved);
-        shelved.clear();
+        buffer.append(&mut shelved);
         let dropped = DROPPED.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             let _ = writeln!(
@@ -402,7 +447,7 @@ fn write_loop(entries: &Receiver<Entry>) {
             continue;
         }
         // A failed write (stderr closed) loses the batch; there is nowhere to say so.
-        let _ = stderr.write_all(buffer.as_bytes());
+        let _ = stderr.write_all(&buffer);
         buffer.clear();
         for done in flushes {
             let _ = done.send(());
@@ -412,7 +457,7 @@ fn write_loop(entries: &Receiver<Entry>) {
 
 /// Appends every shelf's lines to `into`, emptying the shelves; forgets the shelves of
 /// threads that have ended.
-fn take_shelves(into: &mut String) {
+fn take_shelves(into: &mut Vec<u8>) {
     let mut shelves = lock(&SHELVES);
     shelves.retain(|shelf| {
         // Asked before the take: when the last handle is this list's, the thread has
@@ -421,24 +466,35 @@ fn take_shelves(into: &mut String) {
         let ended = Arc::strong_count(shelf) == 1;
         // Taken, not copied under the lock: the shelf's thread waits for nothing longer.
         let lines = std::mem::take(&mut *lock(&shelf.lines));
-        into.push_str(&lines);
+        into.extend_from_slice(&lines);
         !ended
     });
 }
 
-/// A timestamp, formatted once per second.
+/// A timestamp, formatted once per second, and what follows it on every line the clock
+/// starts.
 ///
 /// Asked with the instant a line is for: the request took it already, and the system
 /// clock is read only when the second turns. A clock read costs about 40 ns on this
 /// machine's virtual TSC (perf), a fifth of formatting the line.
-#[derive(Default)]
 struct Clock {
     /// When the second of `text` ends, by the monotonic clock.
     next_second: Option<Instant>,
     text: String,
+    /// Written after the stamp: an access line's level and target.
+    then: &'static str,
 }
 
 impl Clock {
+    fn new(then: &'static str) -> Self {
+        Self {
+            next_second: None,
+            text: String::new(),
+            then,
+        }
+    }
+
+    /// `[2026-12-01T21:26:45Z` and what the clock was made with.
     fn stamp(&mut self, at: Instant) -> &str {
         if self.next_second.is_none_or(|next| at >= next) {
             let wall = SystemTime::now();
@@ -448,24 +504,57 @@ impl Clock {
                     Duration::from_nanos(u64::from(d.subsec_nanos()))
                 });
             self.next_second = Some(Instant::now() + (Duration::from_secs(1) - into_second));
-            self.text = chrono::DateTime::<chrono::Utc>::from(wall)
-                .format("[%Y-%m-%dT%H:%M:%SZ")
-                .to_string();
+            self.text.clear();
+            let _ = write!(
+                self.text,
+                "{}",
+                chrono::DateTime::<chrono::Utc>::from(wall).format("[%Y-%m-%dT%H:%M:%SZ")
+            );
+            self.text.push_str(self.then);
         }
         &self.text
     }
 }
 
+/// What follows the stamp on an access line: its level and target, as on every line.
+const ACCESS_START: &str = " INFO  mrmat_api::access] ";
+
 /// `bytes` in lower-case hex: a third of the instructions of `{:032x}` on a u128.
-fn push_hex(buffer: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+fn push_hex(buffer: &mut Vec<u8>, bytes: &[u8]) {
     for byte in bytes {
-        buffer.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        buffer.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        buffer.extend_from_slice(&[
+            HEX_DIGITS[usize::from(byte >> 4)],
+            HEX_DIGITS[usize::from(byte & 0x0f)],
+        ]);
     }
 }
 
-/// `[ts INFO  mrmat_api::access] CLIENT "METHOD PATH" STATUS 1.2ms request_id=ID [trace_id=T] [subject=S]`
+/// `a.b.c.d`, each octet's digits from a table: `itoa` for each, and a copy of each into
+/// the line, cost three times the instructions (callgrind).
+fn push_ipv4(buffer: &mut Vec<u8>, addr: std::net::Ipv4Addr) {
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in addr.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            text[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            text[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        text[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    buffer.extend_from_slice(&text[..len]);
+}
+
+/// `[ts INFO  mrmat_api::access] CLIENT "METHOD PATH" STATUS 1.2ms request_id=ID [trace_id=T] [subject=S]`,
+/// after `start`, the [`Clock`]'s text up to the client.
 ///
 /// Every field from outside is escaped as a field (see [`push_escaped`]): the client (a
 /// proxy's header may name it), the path (the server answers 404 to any path outside
@@ -474,53 +563,54 @@ fn push_hex(buffer: &mut String, bytes: &[u8]) {
 /// can hold a space. So the line splits on spaces, and on the quotes, the same whatever a
 /// client or provider sends.
 ///
-/// Written piece by piece, numbers with `itoa`: through `write!` and `{:.1}` of a float,
-/// the line cost about 1,500 instructions a request more (callgrind).
-fn format_access(buffer: &mut String, stamp: &str, record: &AccessRecord) {
+/// Written as bytes, piece by piece, numbers by hand or with `itoa`: through `write!` and
+/// `{:.1}` of a float the line cost about 1,500 instructions a request more, and as a
+/// `String` (the id's UTF-8 check, a line copied onto the shelf) about 700 more
+/// (callgrind).
+fn format_access(buffer: &mut Vec<u8>, start: &str, record: &AccessRecord) {
     let mut digits = itoa::Buffer::new();
-    buffer.push_str(stamp);
-    buffer.push_str(" INFO  ");
-    buffer.push_str(ACCESS_TARGET);
-    buffer.push_str("] ");
+    buffer.extend_from_slice(start.as_bytes());
     match record.client {
-        Client::Addr(IpAddr::V4(v4)) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buffer.push('.');
-                }
-                buffer.push_str(digits.format(octet));
-            }
-        }
+        Client::Addr(IpAddr::V4(v4)) => push_ipv4(buffer, *v4),
         Client::Addr(addr) => {
             let _ = write!(buffer, "{addr}");
         }
         Client::Named(name) => push_escaped(buffer, name, true),
     }
-    buffer.push_str(" \"");
-    buffer.push_str(record.method.as_str());
-    buffer.push(' ');
+    buffer.extend_from_slice(b" \"");
+    buffer.extend_from_slice(record.method.as_str().as_bytes());
+    buffer.push(b' ');
     push_escaped(buffer, record.path, true);
-    buffer.push_str("\" ");
-    buffer.push_str(digits.format(record.status));
-    buffer.push(' ');
+    buffer.extend_from_slice(b"\" ");
+    if (100..1000).contains(&record.status) {
+        let status = record.status;
+        buffer.extend_from_slice(&[
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+            b' ',
+        ]);
+    } else {
+        buffer.extend_from_slice(digits.format(record.status).as_bytes());
+        buffer.push(b' ');
+    }
     // Milliseconds to a tenth, rounded half up; in 64 bits (584 years of nanoseconds),
     // as a 128-bit division and its digits cost 20 ns a request (perf).
     let nanos = u64::try_from(record.took.as_nanos()).unwrap_or(u64::MAX);
     let tenths = nanos.saturating_add(50_000) / 100_000;
-    buffer.push_str(digits.format(tenths / 10));
-    buffer.push('.');
-    buffer.push_str(digits.format(tenths % 10));
-    buffer.push_str("ms request_id=");
-    buffer.push_str(record.request_id);
+    buffer.extend_from_slice(digits.format(tenths / 10).as_bytes());
+    buffer.extend_from_slice(&[b'.', b'0' + (tenths % 10) as u8]);
+    buffer.extend_from_slice(b"ms request_id=");
+    buffer.extend_from_slice(record.request_id);
     if let Some(trace_id) = &record.trace_id {
-        buffer.push_str(" trace_id=");
+        buffer.extend_from_slice(b" trace_id=");
         push_hex(buffer, &trace_id.to_bytes());
     }
     if let Some(subject) = record.subject {
-        buffer.push_str(" subject=");
+        buffer.extend_from_slice(b" subject=");
         push_escaped(buffer, subject, true);
     }
-    buffer.push('\n');
+    buffer.push(b'\n');
 }
 
 #[cfg(test)]
@@ -547,7 +637,7 @@ mod tests {
 
     #[test]
     fn a_stamp_is_kept_until_its_second_ends() {
-        let mut clock = Clock::default();
+        let mut clock = Clock::new("");
         let first = clock.stamp(Instant::now()).to_owned();
         let next = clock.next_second.expect("the end of the second");
         assert!(next <= Instant::now() + Duration::from_secs(1));
@@ -568,14 +658,15 @@ mod tests {
     fn the_writer_takes_every_threads_shelf_and_forgets_those_of_ended_threads() {
         let shelf = |text: &str| {
             let shelf = Arc::new(Shelf::default());
-            lock(&shelf.lines).push_str(text);
+            lock(&shelf.lines).extend_from_slice(text.as_bytes());
             shelf
         };
         let alive = shelf("a\n");
         let ended = shelf("b\n");
         lock(&SHELVES).extend([alive.clone(), ended]);
-        let mut taken = String::new();
+        let mut taken = Vec::new();
         take_shelves(&mut taken);
+        let taken = String::from_utf8_lossy(&taken);
         assert!(taken.contains("a\n") && taken.contains("b\n"), "{taken:?}");
         assert!(lock(&alive.lines).is_empty());
         let shelves = lock(&SHELVES);
@@ -583,26 +674,31 @@ mod tests {
         assert!(shelves.iter().all(|s| Arc::strong_count(s) > 1));
     }
 
+    /// The access line of `record`, stamped `[2026-12-01T21:00:00Z`.
+    fn access_line(record: &AccessRecord) -> String {
+        let mut clock = Clock::new(ACCESS_START);
+        clock.text = format!("[2026-12-01T21:00:00Z{ACCESS_START}");
+        clock.next_second = Some(record.finished + Duration::from_secs(1));
+        let mut buffer = Vec::new();
+        format_access(&mut buffer, clock.stamp(record.finished), record);
+        String::from_utf8(buffer).expect("an access line is UTF-8")
+    }
+
     #[test]
     fn access_lines_keep_their_shape() {
-        let mut buffer = String::new();
-        format_access(
-            &mut buffer,
-            "[2026-12-01T21:00:00Z",
-            &AccessRecord {
-                client: &Client::Addr("127.0.0.1".parse().unwrap()),
-                method: &Method::GET,
-                path: "/api/",
-                status: 200,
-                took: Duration::from_micros(1234),
-                finished: Instant::now(),
-                request_id: "abc",
-                subject: Some("alice\n"),
-                trace_id: Some(opentelemetry::trace::TraceId::from_bytes([0xab; 16])),
-            },
-        );
+        let line = access_line(&AccessRecord {
+            client: &Client::Addr("127.0.0.1".parse().unwrap()),
+            method: &Method::GET,
+            path: "/api/",
+            status: 200,
+            took: Duration::from_micros(1234),
+            finished: Instant::now(),
+            request_id: b"abc",
+            subject: Some("alice\n"),
+            trace_id: Some(opentelemetry::trace::TraceId::from_bytes([0xab; 16])),
+        });
         assert_eq!(
-            buffer,
+            line,
             "[2026-12-01T21:00:00Z INFO  mrmat_api::access] 127.0.0.1 \"GET /api/\" 200 1.2ms request_id=abc trace_id=abababababababababababababababab subject=alice\\u{a}\n"
         );
     }
@@ -610,26 +706,22 @@ mod tests {
     #[test]
     fn access_lines_give_the_client_address_and_milliseconds_to_a_tenth() {
         let line = |client: &str, took: Duration| {
-            let mut buffer = String::new();
-            format_access(
-                &mut buffer,
-                "[t",
-                &AccessRecord {
-                    client: &Client::Addr(client.parse().unwrap()),
-                    method: &Method::DELETE,
-                    path: "/x",
-                    status: 404,
-                    took,
-                    finished: Instant::now(),
-                    request_id: "r",
-                    subject: None,
-                    trace_id: None,
-                },
-            );
-            buffer
+            access_line(&AccessRecord {
+                client: &Client::Addr(client.parse().unwrap()),
+                method: &Method::DELETE,
+                path: "/x",
+                status: 404,
+                took,
+                finished: Instant::now(),
+                request_id: b"r",
+                subject: None,
+                trace_id: None,
+            })
         };
         let expect = |client: &str, ms: &str| {
-            format!("[t INFO  mrmat_api::access] {client} \"DELETE /x\" 404 {ms} request_id=r\n")
+            format!(
+                "[2026-12-01T21:00:00Z INFO  mrmat_api::access] {client} \"DELETE /x\" 404 {ms} request_id=r\n"
+            )
         };
         assert_eq!(
             line("10.0.255.1", Duration::ZERO),
@@ -647,28 +739,27 @@ mod tests {
             line("192.168.1.20", Duration::from_secs(75)),
             expect("192.168.1.20", "75000.0ms")
         );
+        assert_eq!(
+            line("0.9.99.100", Duration::from_micros(949)),
+            expect("0.9.99.100", "0.9ms")
+        );
     }
 
     #[test]
     fn outside_text_cannot_forge_or_split_an_access_line() {
-        let mut buffer = String::new();
-        format_access(
-            &mut buffer,
-            "[2026-12-01T21:00:00Z",
-            &AccessRecord {
-                client: &Client::Named("a b\"\n[x".to_owned()),
-                method: &Method::GET,
-                path: "/x\"y",
-                status: 200,
-                took: Duration::from_micros(1234),
-                finished: Instant::now(),
-                request_id: "abc",
-                subject: Some("eve\u{202e}\n[2026 INFO  mrmat_api::access] x \\u{a}"),
-                trace_id: None,
-            },
-        );
+        let line = access_line(&AccessRecord {
+            client: &Client::Named("a b\"\n[x".to_owned()),
+            method: &Method::GET,
+            path: "/x\"y",
+            status: 200,
+            took: Duration::from_micros(1234),
+            finished: Instant::now(),
+            request_id: b"abc",
+            subject: Some("eve\u{202e}\n[2026 INFO  mrmat_api::access] x \\u{a}"),
+            trace_id: None,
+        });
         assert_eq!(
-            buffer,
+            line,
             concat!(
                 "[2026-12-01T21:00:00Z INFO  mrmat_api::access] a\\u{20}b\\u{22}\\u{a}[x ",
                 "\"GET /x\\u{22}y\" 200 1.2ms request_id=abc ",

@@ -231,7 +231,7 @@ impl Ledger {
                 status: status.as_u16(),
                 took,
                 finished,
-                request_id: self.id.as_str(),
+                request_id: self.id.0.as_bytes(),
                 subject: extensions
                     .as_ref()
                     .and_then(|e| e.get::<Subject>())
