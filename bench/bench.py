@@ -121,6 +121,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s, 3 cold starts; writes no docs/BENCHMARKS.md")
     p.add_argument("--rounds", type=int, default=4, help="interleaved rounds, every other one in the reverse order (default 4)")
     p.add_argument("--duration", type=float, default=5, help="seconds per wrk run (default 5)")
+    p.add_argument(
+        "--pairs",
+        type=int,
+        default=3,
+        help=f"the floor and greeting v1 side by side this many times a round at c={JUDGE_C}, the judged ratio (default 3)",
+    )
     p.add_argument("--threads", type=int, default=2, help="wrk -t (default 2; at most the connections)")
     p.add_argument("--workers", type=int, default=2, help="--workers of the servers and the floor (default 2)")
     p.add_argument("--cold-runs", type=int, default=10, help="cold starts to time (default 10)")
@@ -138,8 +144,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (server logs, wrk output)")
     p.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
     a = p.parse_args(argv)
+    if a.pairs < 1:
+        p.error("--pairs must be at least 1")
     if a.quick:
-        a.rounds, a.duration, a.cold_runs, a.idle_seconds, a.distinct_jwts = 1, 2, 3, 1, 2000
+        a.rounds, a.pairs, a.duration, a.cold_runs, a.idle_seconds, a.distinct_jwts = 1, 1, 2, 3, 1, 2000
         a.no_doc = True
     elif a.rounds % 2:
         # Odd rounds run the floor first, even ones v1 first: an odd count gives one order
@@ -308,16 +316,29 @@ def main(argv: list[str]) -> int:
     return h.main(run, parse_args(argv))
 
 
-def schedule(targets: list[Target]) -> list[tuple[Target, int]]:
-    """A round's runs: the floor and greeting v1 side by side at each concurrency (their
-    ratio is judged, and this machine's speed drifts by a third within seconds: the floor
-    alone measured 126,000 to 182,000 req/s round by round at c=32), then every other
-    target at each of its concurrencies."""
+def schedule(targets: list[Target], pairs: int) -> list[tuple[Target, int, int]]:
+    """A round's runs, each as (target, concurrency, pair): the floor and greeting v1 side
+    by side at each concurrency (their ratio is judged, and this machine's speed drifts by a
+    third within seconds: the floor alone measured 126,000 to 182,000 req/s round by round
+    at c=32), `pairs` times at c=32, every other pair in the reverse order; then every other
+    target at each of its concurrencies, once.
+
+    Several pairs a round at c=32 because each pair's ratio is a coin toss between two
+    regimes: with wrk's two threads and the server's two workers on two cores, a run of
+    the floor lands at about 125,000 or about 160,000 req/s (a run of greeting v1 at about
+    112,000 or 132,000), fixed for the run, one run in three fast, while with one wrk
+    thread it does not split (docs/BENCHMARKS.md, "Two regimes"). With one pair a round,
+    the run of record at cc3c748 had ratios from 0.63 to 1.05 (median 0.82 of six), while
+    paired runs of the same binaries outside the benchmark had medians of 0.84 to 0.92."""
     paired = ("floor", "v1")
     pair = [t for t in targets if t.key in paired]
     concs = sorted({c for t in pair for c in t.concs})
-    side_by_side = [(t, c) for c in concs for t in pair if c in t.concs]
-    rest = [(t, c) for t in targets if t.key not in paired for c in t.concs]
+    side_by_side = []
+    for c in concs:
+        both = [t for t in pair if c in t.concs]
+        for n in range(pairs if c == JUDGE_C else 1):
+            side_by_side += [(t, c, n) for t in (both if n % 2 == 0 else both[::-1])]
+    rest = [(t, c, 0) for t in targets if t.key not in paired for c in t.concs]
     return side_by_side + rest
 
 
@@ -473,10 +494,10 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
                 last_auth["SQLite DPoP"] = time.monotonic()
 
     runs: list[h.Run] = []
-    order = schedule(targets)
+    order = schedule(targets, args.pairs)
     for rnd in range(1, args.rounds + 1):
         # Every other round in the reverse order: the two runs of a pair trade places.
-        for t, c in order if rnd % 2 else order[::-1]:
+        for t, c, pair in order if rnd % 2 else order[::-1]:
             if t.key == "v3dpop":
                 r = dpop_run(args, t, c, rnd, dp, tmp)
                 runs.append(r)
@@ -520,6 +541,7 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
                 headers=headers,
                 script_args=sargs,
                 out_dir=tmp,
+                pair=pair,
             )
             runs.append(r)
             if t.token:
@@ -558,16 +580,27 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
 
     def round_ratios(name: str, base: str, c: int, attr: str = "rps") -> list[float]:
         """`name`'s figure ÷ `base`'s req/s, run by run in the same round, in the order of
-        the rounds: each run is compared with the one of its own round, never with another
-        round's machine. Rounds missing either run are left out, and the log says so."""
-        of_base = {r.round: r.rps for r in runs if r.target == base and r.conc == c}
-        ratios = [
-            getattr(r, attr) / of_base[r.round]
-            for r in sorted(runs, key=lambda r: r.round)
-            if r.target == name and r.conc == c and of_base.get(r.round)
-        ]
-        if len(ratios) < args.rounds:
-            h.log(f"{name} ÷ {base} at c={c}: {len(ratios)} of {args.rounds} rounds have both runs")
+        the rounds (and pairs): each run is compared with a run of its own round, never with
+        another round's machine. Where both ran several pairs (the floor and v1 at c=32), a
+        run is compared with its pair's; else with the median of the base's runs in its
+        round (v3 against v1's pairs). Rounds missing either run are left out, and the log
+        says so."""
+        of_base: dict[int, dict[int, float]] = {}
+        for r in runs:
+            if r.target == base and r.conc == c and r.rps:
+                of_base.setdefault(r.round, {})[r.pair] = r.rps
+        mine = sorted((r for r in runs if r.target == name and r.conc == c), key=lambda r: (r.round, r.pair))
+        pairs_of = {rnd: sum(1 for r in mine if r.round == rnd) for rnd in {r.round for r in mine}}
+        ratios = []
+        for r in mine:
+            in_round = of_base.get(r.round)
+            if not in_round:
+                continue
+            base_rps = in_round[r.pair] if pairs_of[r.round] > 1 and r.pair in in_round else h.median(in_round.values())
+            ratios.append(getattr(r, attr) / base_rps)
+        rounds = len({r.round for r in mine if of_base.get(r.round)})
+        if rounds < args.rounds:
+            h.log(f"{name} ÷ {base} at c={c}: {rounds} of {args.rounds} rounds have both runs")
         return ratios
 
     def paired(name: str, base: str, c: int, attr: str = "rps") -> float:
@@ -577,7 +610,7 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
         return h.median(ratios) if ratios else math.nan
 
     def by_round(name: str, base: str, c: int) -> str:
-        """`name` ÷ `base` in each round, in the order of the rounds."""
+        """`name` ÷ `base` in each round (and pair), in the order they ran."""
         return ", ".join(f"{x:.2f}" for x in round_ratios(name, base, c))
 
     rows, text_rows = [], []
@@ -824,7 +857,7 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
                     LABELS[r.target.split("@")[0]],
                     r.target.split("@")[1] if "@" in r.target else "-",
                     str(r.conc),
-                    str(r.round),
+                    f"{r.round}" + (f" (pair {r.pair + 1})" if r.pair else ""),
                     h.thousands(r.rps),
                     f"{r.p50_ms:.2f}",
                     f"{r.p99_ms:.2f}",
@@ -845,8 +878,10 @@ before the run {box['load']}. Release build, `--workers {args.workers}` for the 
 floor, `wrk -t{args.threads}` (one thread at c=1) on the same cores, {args.duration:g} s per run,
 {args.rounds} interleaved rounds (every target once per round, every other round in the
 reverse order, so drifting machine load hits all alike; the floor and greeting v1 side by
-side at each concurrency), medians over the rounds. Each ratio is the median of its
-round-by-round ratios: a run is only ever compared with the other run of its own round. Default server settings: `RUST_LOG` {'unset, so the access log writes one line per request at info' if not args.rust_log else '`' + args.rust_log + '`'};
+side at each concurrency, {args.pairs} {'time' if args.pairs == 1 else 'times'} a round at c={JUDGE_C}, every other pair in the
+reverse order), medians over the runs. Each ratio is the median of its run-by-run ratios:
+a run is only ever compared with a run of its own round (the floor's and v1's at c={JUDGE_C}
+with their own pair's; the others with the median of the base's runs in the round). Default server settings: `RUST_LOG` {'unset, so the access log writes one line per request at info' if not args.rust_log else '`' + args.rust_log + '`'};
 introspection cache life {cache_ttl} s. The test provider issues JWT access tokens
 (`IDP_JWT_ACCESS_TOKENS=1`) to requests naming a resource (RFC 8707), opaque ones to the
 others; the SQLite server has `--public-url {public_url}` (so it checks JWTs naming it
@@ -882,8 +917,8 @@ server and wrk as it does with pgbench. The PostgreSQL list ÷ greeting v1 is co
 
 ## Throughput and latency
 
-Median of {args.rounds} rounds; "ratio" is the median of the ratios round by round. It is
-greeting v1 to the floor ({by_round("v1@SQLite", "floor", JUDGE_C)} at c={JUDGE_C}, round by round); greeting v3 with DPoP to
+Median of {args.rounds} rounds' runs; "ratio" is the median of the ratios run by run. It is
+greeting v1 to the floor ({by_round("v1@SQLite", "floor", JUDGE_C)} at c={JUDGE_C}, pair by pair, {args.pairs} a round); greeting v3 with DPoP to
 greeting v3 with a bearer token (and to v1); greeting v3 (opaque
 token or JWT) and the resource reads to greeting v1 (of the SQLite server; greeting does
 not touch the database); creates as 201 answers per second. The last row is the one run

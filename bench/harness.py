@@ -653,6 +653,7 @@ class Run:
     target: str
     conc: int
     round: int
+    pair: int = 0  # which of the round's runs of this target at this concurrency
     requests: int = 0
     duration_s: float = 0.0
     non2xx: int = 0
@@ -691,8 +692,10 @@ def wrk(
     out_dir: Path,
     until_threads_done: bool = False,
     poll: float | None = None,
+    pair: int = 0,
 ) -> Run:
     """Runs wrk --latency against url, sampling the server's RSS and the machine's CPU.
+    `pair`: which of the round's runs of `target` at `conc` this is.
 
     `until_threads_done`: for a script whose threads stop by themselves, each printing a
     `BENCH_THREAD_DONE` line (wrk/tokens.lua): wrk is interrupted (SIGINT: it then reports
@@ -707,8 +710,9 @@ def wrk(
     if script_args:
         args += ["--", *script_args]
     shown = " ".join(re.sub(r"(Bearer|DPoP) \S+", r"\1 <token>", a) for a in args[:-1 - (len(script_args) + 1 if script_args else 0)])
-    log(f"[round {round_no}] {target} c={conc}: {shown} {url}")
-    out_path = out_dir / f"wrk-{target}-c{conc}-r{round_no}.txt".replace("/", "_")
+    nth = f" pair {pair + 1}" if pair else ""
+    log(f"[round {round_no}{nth}] {target} c={conc}: {shown} {url}")
+    out_path = out_dir / f"wrk-{target}-c{conc}-r{round_no}-p{pair}.txt".replace("/", "_")
     busy0, srv0 = busy_ticks(), proc_ticks(server_pid)
     t0 = time.monotonic()
     with open(out_path, "wb") as f:
@@ -746,7 +750,7 @@ def wrk(
     if not m:
         raise BenchError(f"no result from wrk ({target} c={conc}): {text[-2000:]}")
     kv = dict(item.split("=", 1) for item in m.group(1).split())
-    run = Run(target, conc, round_no)
+    run = Run(target, conc, round_no, pair)
     run.requests = int(kv["requests"])
     run.duration_s = int(kv["duration_us"]) / 1e6
     run.non2xx = int(kv["non2xx"])
