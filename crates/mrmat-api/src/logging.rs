@@ -204,8 +204,8 @@ struct Shelf {
 /// Every thread's shelf; the writer drops those whose thread has ended, once emptied.
 static SHELVES: Mutex<Vec<Arc<Shelf>>> = Mutex::new(Vec::new());
 
-/// The most a shelf holds (give or take its last line): beyond, lines are dropped and
-/// counted. About a fifth of a second of one worker's lines at full speed.
+/// The most a shelf holds: a line that could take it past this is dropped and counted.
+/// About a fifth of a second of one worker's lines at full speed.
 const SHELF_CAP: usize = 1024 * 1024;
 
 /// What an emptied shelf starts with: about a poll's lines of one worker at full speed.
@@ -297,7 +297,9 @@ pub(crate) fn access(record: &AccessRecord<'_>) {
         });
         let start = local.clock.stamp(record.finished);
         let mut lines = lock(&local.shelf.lines);
-        if lines.len() >= SHELF_CAP {
+        // Asked of the line's longest form, before it is written: so the shelf, and the
+        // buffer under it, never pass the cap.
+        if lines.len() + longest_line(start, record) > SHELF_CAP {
             DROPPED.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -305,8 +307,9 @@ pub(crate) fn access(record: &AccessRecord<'_>) {
             // Room for a poll's lines at once, not grown line by line after each take.
             lines.reserve(SHELF_START);
         }
-        // Formatted onto the shelf itself, not into a line copied there after: the copy
-        // and its call cost more than the writer's rare wait for one line (callgrind).
+        // Formatted onto the shelf itself, under its lock, not into a line copied there
+        // after: each request saves a copy and a call, and the writer's swap, once a
+        // poll, may wait for one line's formatting.
         format_access(&mut lines, start, record);
     });
 }
@@ -516,8 +519,27 @@ impl Clock {
     }
 }
 
-/// What follows the stamp on an access line: its level and target, as on every line.
+/// What follows the stamp on an access line: its level and [`ACCESS_TARGET`], as on every
+/// line (a test holds the two together).
 const ACCESS_START: &str = " INFO  mrmat_api::access] ";
+
+/// The most bytes an access line has beyond its start and its fields of variable length:
+/// an IPv6 address (45), the quotes and spaces, a five-digit status, twenty digits of
+/// milliseconds and a tenth, the names `request_id=`, `trace_id=` (with its 32 digits) and
+/// `subject=`, the newline; rounded up.
+const LINE_FIXED: usize = 160;
+
+/// The most bytes [`format_access`] writes for `record` after `start`: each byte of text
+/// from outside escapes to six at most (`\u{20}` for a space; a longer character's escape
+/// is shorter than six a byte).
+fn longest_line(start: &str, record: &AccessRecord) -> usize {
+    let named = match record.client {
+        Client::Named(name) => name.len(),
+        Client::Addr(_) => 0,
+    };
+    let outside = named + record.path.len() + record.subject.map_or(0, str::len);
+    start.len() + LINE_FIXED + record.method.as_str().len() + record.request_id.len() + 6 * outside
+}
 
 /// `bytes` in lower-case hex: a third of the instructions of `{:032x}` on a u128.
 fn push_hex(buffer: &mut Vec<u8>, bytes: &[u8]) {
@@ -529,8 +551,8 @@ fn push_hex(buffer: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// `a.b.c.d`, each octet's digits from a table: `itoa` for each, and a copy of each into
-/// the line, cost three times the instructions (callgrind).
+/// `a.b.c.d`, its digits by division, copied into the line at once rather than an `itoa`
+/// buffer and a copy for each octet.
 fn push_ipv4(buffer: &mut Vec<u8>, addr: std::net::Ipv4Addr) {
     let mut text = [0u8; 15];
     let mut len = 0;
@@ -565,7 +587,7 @@ fn push_ipv4(buffer: &mut Vec<u8>, addr: std::net::Ipv4Addr) {
 ///
 /// Written as bytes, piece by piece, numbers by hand or with `itoa`: through `write!` and
 /// `{:.1}` of a float the line cost about 1,500 instructions a request more, and as a
-/// `String` (the id's UTF-8 check, a line copied onto the shelf) about 700 more
+/// `String` (the id's UTF-8 check, a line copied onto the shelf) about 500 more
 /// (callgrind).
 fn format_access(buffer: &mut Vec<u8>, start: &str, record: &AccessRecord) {
     let mut digits = itoa::Buffer::new();
@@ -652,6 +674,62 @@ mod tests {
             second,
             chrono::Utc::now().format("[%Y-%m-%dT%H:%M:%SZ").to_string()
         );
+    }
+
+    #[test]
+    fn an_access_clock_starts_lines_with_the_stamp_the_level_and_the_access_target() {
+        assert_eq!(ACCESS_START, format!(" INFO  {ACCESS_TARGET}] "));
+        let mut clock = Clock::new(ACCESS_START);
+        let start = clock.stamp(Instant::now()).to_owned();
+        let stamp = start
+            .strip_suffix(ACCESS_START)
+            .expect("the level and target");
+        assert_eq!(stamp.len(), "[2026-12-01T21:26:45Z".len(), "{stamp}");
+        assert!(chrono::NaiveDateTime::parse_from_str(stamp, "[%Y-%m-%dT%H:%M:%SZ").is_ok());
+    }
+
+    #[test]
+    fn no_access_line_is_longer_than_its_bound() {
+        let quotes = "\"".repeat(1000);
+        let controls = "\u{80}".repeat(500);
+        let records = [
+            AccessRecord {
+                client: &Client::Addr(
+                    "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+                        .parse()
+                        .unwrap(),
+                ),
+                method: &Method::OPTIONS,
+                path: &quotes,
+                status: u16::MAX,
+                took: Duration::MAX,
+                finished: Instant::now(),
+                request_id: &[b'x'; 128],
+                subject: None,
+                trace_id: Some(opentelemetry::trace::TraceId::from_bytes([0xff; 16])),
+            },
+            AccessRecord {
+                client: &Client::Named(" \u{1b}\u{10ffff}".repeat(300)),
+                method: &Method::GET,
+                path: "/",
+                status: 200,
+                took: Duration::ZERO,
+                finished: Instant::now(),
+                request_id: b"r",
+                subject: Some(&controls),
+                trace_id: None,
+            },
+        ];
+        for record in &records {
+            let start = format!("[2026-12-01T21:00:00Z{ACCESS_START}");
+            let mut line = Vec::new();
+            format_access(&mut line, &start, record);
+            assert!(
+                line.len() <= longest_line(&start, record),
+                "{} > bound",
+                line.len()
+            );
+        }
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl Ledger {
                 status: status.as_u16(),
                 took,
                 finished,
-                request_id: self.id.0.as_bytes(),
+                request_id: self.id.as_bytes(),
                 subject: extensions
                     .as_ref()
                     .and_then(|e| e.get::<Subject>())
@@ -239,7 +239,7 @@ impl Ledger {
                 trace_id: self.span.as_ref().map(ServerSpan::trace_id),
             });
         }
-        self.id.0
+        self.id.into_header_value()
     }
 }
 

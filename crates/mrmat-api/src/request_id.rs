@@ -11,9 +11,10 @@ use bytes::BytesMut;
 /// The request id header.
 pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The id of a request: echoed on its answer and named in its log lines.
+/// The id of a request: echoed on its answer and named in its log lines. Always 1 to 128
+/// visible ASCII characters: the access log writes it as it is, unescaped.
 #[derive(Debug, Clone)]
-pub(crate) struct RequestId(pub HeaderValue);
+pub(crate) struct RequestId(HeaderValue);
 
 impl RequestId {
     /// The caller's id when acceptable, else a fresh one.
@@ -54,6 +55,16 @@ impl RequestId {
     /// The id as text, for logs.
     pub(crate) fn as_str(&self) -> &str {
         self.0.to_str().unwrap_or("-")
+    }
+
+    /// The id's bytes: visible ASCII, so text as they are.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// The id as the header value of the answer.
+    pub(crate) fn into_header_value(self) -> HeaderValue {
+        self.0
     }
 }
 
