@@ -118,7 +118,7 @@ PGBENCH_OF = {"list": "pgb-list", "get": "pgb-get", "create": "pgb-create"}
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s, 3 cold starts; writes no docs/BENCHMARKS.md")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s, 1 pair, 3 cold starts; writes no docs/BENCHMARKS.md")
     p.add_argument("--rounds", type=int, default=4, help="interleaved rounds, every other one in the reverse order (default 4)")
     p.add_argument("--duration", type=float, default=5, help="seconds per wrk run (default 5)")
     p.add_argument(
@@ -323,13 +323,9 @@ def schedule(targets: list[Target], pairs: int) -> list[tuple[Target, int, int]]
     at c=32), `pairs` times at c=32, every other pair in the reverse order; then every other
     target at each of its concurrencies, once.
 
-    Several pairs a round at c=32 because each pair's ratio is a coin toss between two
-    regimes: with wrk's two threads and the server's two workers on two cores, a run of
-    the floor lands at about 125,000 or about 160,000 req/s (a run of greeting v1 at about
-    112,000 or 132,000), fixed for the run, one run in three fast, while with one wrk
-    thread it does not split (docs/BENCHMARKS.md, "Two regimes"). With one pair a round,
-    the run of record at cc3c748 had ratios from 0.63 to 1.05 (median 0.82 of six), while
-    paired runs of the same binaries outside the benchmark had medians of 0.84 to 0.92."""
+    Several pairs a round at c=32 because each run there falls into one of two regimes for
+    its whole length, and a pair whose runs fall apart gives a ratio far from the others
+    (docs/BENCHMARKS.md, "Two regimes, and three pairs a round")."""
     paired = ("floor", "v1")
     pair = [t for t in targets if t.key in paired]
     concs = sorted({c for t in pair for c in t.concs})
@@ -596,7 +592,13 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
             in_round = of_base.get(r.round)
             if not in_round:
                 continue
-            base_rps = in_round[r.pair] if pairs_of[r.round] > 1 and r.pair in in_round else h.median(in_round.values())
+            if pairs_of[r.round] > 1:
+                if r.pair not in in_round:
+                    h.log(f"{name} ÷ {base} at c={c}: round {r.round} pair {r.pair + 1} has no {base} run; left out")
+                    continue
+                base_rps = in_round[r.pair]
+            else:
+                base_rps = h.median(in_round.values())
             ratios.append(getattr(r, attr) / base_rps)
         rounds = len({r.round for r in mine if of_base.get(r.round)})
         if rounds < args.rounds:
@@ -610,7 +612,7 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
         return h.median(ratios) if ratios else math.nan
 
     def by_round(name: str, base: str, c: int) -> str:
-        """`name` ÷ `base` in each round (and pair), in the order they ran."""
+        """`name` ÷ `base`, round by round and pair by pair."""
         return ", ".join(f"{x:.2f}" for x in round_ratios(name, base, c))
 
     rows, text_rows = [], []
@@ -876,7 +878,7 @@ def run(args: argparse.Namespace, procs: h.Procs, tmp: Path, stack: contextlib.E
 Machine: {box['cpu']}, {box['cores']} cores, {box['mem']}, Linux {box['kernel']}; load average
 before the run {box['load']}. Release build, `--workers {args.workers}` for the servers and the
 floor, `wrk -t{args.threads}` (one thread at c=1) on the same cores, {args.duration:g} s per run,
-{args.rounds} interleaved rounds (every target once per round, every other round in the
+{args.rounds} interleaved rounds (every target once per round but the pair below, every other round in the
 reverse order, so drifting machine load hits all alike; the floor and greeting v1 side by
 side at each concurrency, {args.pairs} {'time' if args.pairs == 1 else 'times'} a round at c={JUDGE_C}, every other pair in the
 reverse order), medians over the runs. Each ratio is the median of its run-by-run ratios:
@@ -957,7 +959,7 @@ calls from its `/__stats`, cache hits and misses from the server's `/metrics`
 | figure | value |
 |---|---|
 | tokens sent / answered 200 / other / socket errors | {dj['sent']:,} / {dj['ok']:,} / {dj['bad']} / {dj_run.errors} ({dj['fillers']} untokened v1 fillers after a thread's last token, not counted) |
-| throughput, every token a cache miss | {dj['rps']:,.0f}/s = {ratio['distinct']:.2f} × greeting v1 at c={JUDGE_C} ({h.thousands(v1_judged)}/s, median of the rounds); p50 {dj_run.p50_ms:.2f} ms, p99 {dj_run.p99_ms:.2f} ms; other CPU {dj_run.cpu_other:.0f}% |
+| throughput, every token a cache miss | {dj['rps']:,.0f}/s = {ratio['distinct']:.2f} × greeting v1 at c={JUDGE_C} ({h.thousands(v1_judged)}/s, median of its runs); p50 {dj_run.p50_ms:.2f} ms, p99 {dj_run.p99_ms:.2f} ms; other CPU {dj_run.cpu_other:.0f}% |
 | introspections during the phase | {dj['introspections']} (goal {GOAL_DISTINCT_INTROSPECTIONS}) |
 | JWKS fetches during the phase | {dj['jwks']} (goal ≤ {GOAL_DISTINCT_JWKS}); {jwks_total} in the whole run, {jwks_rounds} of them by the end of the rounds: the keys are fetched at the first JWT (the warm-up) and kept for 15 min, so a phase within that costs none |
 | server cache during the phase | misses +{dj['misses']:,.0f}, hits +{dj['hits']:,.0f} (every token judged once, against the cached keys) |
