@@ -12,6 +12,7 @@ pub(crate) mod migrate;
 pub(crate) mod owned;
 pub(crate) mod resources;
 pub mod schema;
+pub(crate) mod stamp;
 #[cfg(test)]
 mod testing;
 pub(crate) mod transaction;

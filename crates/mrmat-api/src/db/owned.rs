@@ -321,8 +321,10 @@ macro_rules! owned_store {
             /// Name, unique per owner.
             pub(crate) name: String,
             /// Creation time (UTC).
+            #[diesel(deserialize_as = $crate::db::stamp::Stamp)]
             pub(crate) created_at: chrono::NaiveDateTime,
             /// Last change (UTC).
+            #[diesel(deserialize_as = $crate::db::stamp::Stamp)]
             pub(crate) updated_at: chrono::NaiveDateTime,
         }
 

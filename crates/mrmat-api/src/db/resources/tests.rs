@@ -199,3 +199,58 @@ backend_tests! {
         assert_eq!(owner_rows(&mut conn, "frank"), vec![(legacy, Some(PRIMARY.to_owned()))]);
     }
 }
+
+backend_tests! {
+    async fn timestamps_read_back_exactly_as_they_were_written(backend) {
+        let db = TestDb::new(backend);
+        let mut conn = migrated(&db);
+        let (made, _) = create(&mut conn, Deadline::NONE, &identity(PRIMARY, "alice"), "note").unwrap();
+        done(update(&mut conn, Deadline::NONE, &identity(PRIMARY, "alice"), made.id, "renamed"));
+        let (read, _) = get(&mut conn, made.id).unwrap();
+        assert_eq!(read.created_at, made.created_at);
+        assert!(read.updated_at >= read.created_at);
+        let listed = list(&mut conn, 0, 10, 0).unwrap();
+        assert_eq!((listed[0].0.created_at, listed[0].0.updated_at), (read.created_at, read.updated_at));
+    }
+}
+
+/// Text SQLite holds in a form Diesel does not write (by hand, or by SQLite's own date
+/// functions) still reads: the hand-written reading gives way to Diesel's.
+#[test]
+fn sqlite_timestamps_written_in_other_forms_still_read() {
+    let db = TestDb::new(mrmat_api_testkit::Backend::Sqlite);
+    let mut conn = migrated(&db);
+    let (made, _) = create(
+        &mut conn,
+        Deadline::NONE,
+        &identity(PRIMARY, "alice"),
+        "note",
+    )
+    .unwrap();
+    let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 7)
+        .unwrap()
+        .and_hms_opt(8, 43, 15)
+        .unwrap();
+    for value in [
+        "'2026-12-07T08:43:15Z'",
+        "'2026-12-07 08:43:15'",
+        "'2026-12-07T08:43:15.000'",
+        "datetime('2026-12-07 08:43:15')",
+    ] {
+        diesel::sql_query(format!(
+            "UPDATE resources SET created_at = {value} WHERE id = {}",
+            made.id
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        assert_eq!(get(&mut conn, made.id).unwrap().0.created_at, at, "{value}");
+    }
+    diesel::sql_query(format!(
+        "UPDATE resources SET created_at = julianday('2026-12-07 08:43:15') WHERE id = {}",
+        made.id
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    let read = get(&mut conn, made.id).unwrap().0.created_at;
+    assert!((read - at).num_milliseconds().abs() < 5, "{read}");
+}
