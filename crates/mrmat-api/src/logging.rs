@@ -585,10 +585,10 @@ fn push_ipv4(buffer: &mut Vec<u8>, addr: std::net::Ipv4Addr) {
 /// can hold a space. So the line splits on spaces, and on the quotes, the same whatever a
 /// client or provider sends.
 ///
-/// Written as bytes, piece by piece, numbers by hand or with `itoa`: through `write!` and
-/// `{:.1}` of a float the line cost about 1,500 instructions a request more, and as a
-/// `String` (the id's UTF-8 check, a line copied onto the shelf) about 500 more
-/// (callgrind).
+/// Written as bytes, piece by piece, numbers with `itoa` (an IPv4 address by hand):
+/// through `write!` and `{:.1}` of a float the line cost about 1,500 instructions a
+/// request more, and as a `String` (the id's UTF-8 check, a line copied onto the shelf)
+/// about 500 more (callgrind).
 fn format_access(buffer: &mut Vec<u8>, start: &str, record: &AccessRecord) {
     let mut digits = itoa::Buffer::new();
     buffer.extend_from_slice(start.as_bytes());
@@ -604,18 +604,8 @@ fn format_access(buffer: &mut Vec<u8>, start: &str, record: &AccessRecord) {
     buffer.push(b' ');
     push_escaped(buffer, record.path, true);
     buffer.extend_from_slice(b"\" ");
-    if (100..1000).contains(&record.status) {
-        let status = record.status;
-        buffer.extend_from_slice(&[
-            b'0' + (status / 100) as u8,
-            b'0' + (status / 10 % 10) as u8,
-            b'0' + (status % 10) as u8,
-            b' ',
-        ]);
-    } else {
-        buffer.extend_from_slice(digits.format(record.status).as_bytes());
-        buffer.push(b' ');
-    }
+    buffer.extend_from_slice(digits.format(record.status).as_bytes());
+    buffer.push(b' ');
     // Milliseconds to a tenth, rounded half up; in 64 bits (584 years of nanoseconds),
     // as a 128-bit division and its digits cost 20 ns a request (perf).
     let nanos = u64::try_from(record.took.as_nanos()).unwrap_or(u64::MAX);
